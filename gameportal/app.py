@@ -1,0 +1,97 @@
+"""create_app(): routers, middleware, error handlers, operational endpoints."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from gameportal import __version__
+from gameportal.config import Settings, get_settings
+from gameportal.db import Database
+from gameportal.errors import Problem, problem_response, register_error_handlers
+from gameportal.identity.admin_router import admin_router
+from gameportal.identity.router import auth_router, me_router
+from gameportal.identity.service import Identity
+from gameportal.kit.net import parse_networks
+from gameportal.migrations import current_revision, head_revision
+from gameportal.observability import RequestContextMiddleware, configure_logging, metrics_endpoint
+
+DESCRIPTION = """
+The backend a game publisher self-hosts for its player portal and live operations.
+
+Errors are RFC 9457 `application/problem+json` documents with a stable `type`; field
+problems are listed in `errors`, each naming its `field`. Authenticated routes take the
+`accessToken` from login, register or refresh as `Authorization: Bearer …`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.db = await Database.connect(settings)
+        try:
+            yield
+        finally:
+            await app.state.db.close()
+
+    app = FastAPI(
+        title="gameportal",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        responses={500: {"model": Problem, "description": "Internal server error"}},
+    )
+    app.state.settings = settings
+    app.state.identity = Identity.from_settings(settings)
+    app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
+
+    register_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_json_body_bytes)
+
+    app.include_router(auth_router)
+    app.include_router(me_router)
+    app.include_router(admin_router)
+    _operations(app)
+    return app
+
+
+def _operations(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["operations"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="The database answers and its schema is at the latest migration",
+        responses={503: {"model": Problem, "description": "Not ready"}},
+    )
+    async def readyz(request: Request) -> Any:
+        db: Database = request.app.state.db
+        head = head_revision()
+        try:
+            async with db.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+                current = await conn.run_sync(current_revision)
+        except Exception as exc:  # any failure to reach the database means "not ready"
+            return problem_response(
+                503, "not-ready", "Not ready", f"database unreachable: {type(exc).__name__}"
+            )
+        if current != head:
+            return problem_response(
+                503,
+                "not-ready",
+                "Not ready",
+                f"database schema is at {current}, expected {head}; run `gameportal migrate`",
+            )
+        return JSONResponse({"status": "ready", "migration": current})
+
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)

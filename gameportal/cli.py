@@ -1,0 +1,146 @@
+"""The `gameportal` command."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from gameportal.config import Settings, get_settings
+
+cli = typer.Typer(
+    help="gameportal: player portal and live-operations backend", no_args_is_help=True
+)
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        typer.echo(f"configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes")] = 1,
+    migrate: Annotated[bool, typer.Option(help="Apply pending migrations first")] = True,
+) -> None:
+    """Serve the API (starting the embedded PostgreSQL when no database URL is set)."""
+    import uvicorn
+
+    from gameportal.db import DataDirInUse, database_url_for
+    from gameportal.migrations import upgrade
+
+    settings = _settings()
+    try:
+        with database_url_for(settings) as url:
+            if not settings.database_url:
+                typer.echo(
+                    f"embedded PostgreSQL running with data in {settings.embedded_pgdata}", err=True
+                )
+            # Workers are separate processes: they read the URL from the environment.
+            os.environ["GAMEPORTAL_DATABASE_URL"] = url
+            get_settings.cache_clear()
+            if migrate:
+                upgrade(url)
+            uvicorn.run(
+                "gameportal.app:create_app",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                access_log=False,  # our middleware logs each request with its request id
+                proxy_headers=False,  # X-Forwarded-For is judged by GAMEPORTAL_TRUSTED_PROXIES
+                loop="uvloop",
+                http="httptools",
+                log_level=settings.log_level.lower(),
+            )
+    except DataDirInUse as exc:
+        raise _fail(str(exc)) from None
+
+
+@cli.command()
+def migrate(
+    sql: Annotated[bool, typer.Option("--sql", help="Print the SQL instead of running it")] = False,
+) -> None:
+    """Upgrade the database schema to the latest migration."""
+    from gameportal.db import DataDirInUse, database_url_for
+    from gameportal.migrations import upgrade
+
+    settings = _settings()
+    try:
+        with database_url_for(settings) as url:
+            upgrade(url, sql=sql)
+    except DataDirInUse as exc:
+        raise _fail(str(exc)) from None
+
+
+@cli.command("db-url")
+def db_url() -> None:
+    """Print the URL of the database in use, embedded or not."""
+    from gameportal.db import DataDirInUse, database_url_for, running_embedded_url
+
+    settings = _settings()
+    if settings.database_url:
+        typer.echo(settings.database_url)
+        return
+    running = running_embedded_url(settings.embedded_pgdata)
+    if running:
+        typer.echo(running)
+        return
+    try:
+        with database_url_for(settings) as url:
+            typer.echo(url)
+    except DataDirInUse as exc:
+        raise _fail(str(exc)) from None
+
+
+@cli.command("create-admin")
+def create_admin(
+    email: Annotated[str, typer.Option(help="The administrator's email")],
+    name: Annotated[str, typer.Option(help="Display name")] = "Administrator",
+) -> None:
+    """Create an administrator (or promote an existing account). The password is read from
+    a prompt, or from standard input when it is not a terminal."""
+    from gameportal.db import DataDirInUse, database_url_for
+    from gameportal.identity.admin_cli import create_or_promote_admin
+    from gameportal.migrations import upgrade
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat: ") != password:
+            raise _fail("the passwords differ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    settings = _settings()
+    try:
+        with database_url_for(settings) as url:
+            upgrade(url)
+            message = asyncio.run(
+                create_or_promote_admin(settings, url, email=email, name=name, password=password)
+            )
+    except DataDirInUse as exc:
+        raise _fail(str(exc)) from None
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(message)
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

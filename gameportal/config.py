@@ -1,0 +1,90 @@
+"""Settings, read once from the environment (prefix ``GAMEPORTAL_``).
+
+Defaults are safe for a laptop; ``GAMEPORTAL_ENV=production`` refuses to start with
+anything that is only fit for one (a default or short secret).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Known publicly so a forgotten secret is recognisable; production refuses it.
+DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-0123456789"  # noqa: S105
+MIN_SECRET_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GAMEPORTAL_", extra="ignore")
+
+    env: Literal["development", "production", "test"] = "development"
+
+    # Database. Unset: the CLI starts an embedded PostgreSQL with its data in data_dir.
+    database_url: str | None = None
+    data_dir: Path = Path("./var")
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+
+    # Tokens
+    secret_key: str = DEV_SECRET_KEY
+    jwt_issuer: str = "gameportal"
+    jwt_audience: str = "gameportal-api"
+    access_token_ttl_seconds: int = Field(default=15 * 60, ge=30, le=24 * 3600)
+    session_ttl_days: int = Field(default=30, ge=1, le=365)
+    session_idle_days: int = Field(default=14, ge=1, le=365)
+
+    # Passwords (argon2id; OWASP: m=19 MiB, t=2, p=1)
+    argon2_memory_kib: int = Field(default=19456, ge=8192)
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_parallelism: int = Field(default=1, ge=1)
+    password_min_length: int = Field(default=8, ge=8)
+    password_max_length: int = Field(default=128, ge=64, le=1024)
+    password_min_score: int = Field(default=3, ge=0, le=4)
+
+    # Login throttling (kept in PostgreSQL so it holds across instances)
+    login_max_failures_per_account: int = Field(default=10, ge=1)
+    login_max_failures_per_ip: int = Field(default=100, ge=1)
+    login_failure_window_seconds: int = Field(default=15 * 60, ge=1)
+    login_lockout_seconds: int = Field(default=15 * 60, ge=1)
+
+    # HTTP
+    trusted_proxies: list[str] = Field(default_factory=list)
+    max_json_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    cors_origins: list[str] = Field(default_factory=list)
+    log_level: str = "INFO"
+    log_json: bool | None = None  # None: JSON unless stderr is a terminal
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            ipaddress.ip_network(cidr, strict=False)
+        return value
+
+    @model_validator(mode="after")
+    def _production_guard(self) -> Settings:
+        weak = self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < MIN_SECRET_LENGTH
+        if self.env == "production" and weak:
+            raise ValueError(
+                "GAMEPORTAL_SECRET_KEY must be set to a random value of at least "
+                f"{MIN_SECRET_LENGTH} characters in production"
+            )
+        if self.session_idle_days > self.session_ttl_days:
+            raise ValueError(
+                "GAMEPORTAL_SESSION_IDLE_DAYS cannot exceed GAMEPORTAL_SESSION_TTL_DAYS"
+            )
+        return self
+
+    @property
+    def embedded_pgdata(self) -> Path:
+        return (self.data_dir / "postgres").resolve()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,252 @@
+"""One error base rendered as RFC 9457 problem+json, and the handlers that render it all."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_TYPE_PREFIX = "urn:gameportal:problem:"
+
+log = structlog.get_logger(__name__)
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(description="Dotted path of the field at fault, e.g. `preferences.theme`")
+    location: str = Field(description="body, query, path, header or cookie")
+    message: str
+    code: str = Field(description="Machine-readable reason, e.g. `missing`, `string_too_long`")
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "type": "urn:gameportal:problem:validation-error",
+                "title": "Request validation failed",
+                "status": 422,
+                "detail": "1 field is invalid",
+                "errors": [
+                    {
+                        "field": "email",
+                        "location": "body",
+                        "message": "value is not a valid email address",
+                        "code": "value_error",
+                    }
+                ],
+            }
+        }
+    )
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[FieldProblem] | None = None
+
+
+class PortalError(Exception):
+    """Base of every domain error. Subclasses set a status, a stable slug and a title."""
+
+    status: ClassVar[int] = 400
+    slug: ClassVar[str] = "bad-request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        errors: Sequence[FieldProblem] | None = None,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.headers = dict(headers or {})
+        self.errors = list(errors) if errors else None
+
+
+class NotFound(PortalError):
+    status = 404
+    slug = "not-found"
+    title = "Not found"
+
+
+class Conflict(PortalError):
+    status = 409
+    slug = "conflict"
+    title = "Conflict"
+
+
+class Unauthorized(PortalError):
+    status = 401
+    slug = "unauthorized"
+    title = "Authentication required"
+
+    def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"WWW-Authenticate": "Bearer"})
+        super().__init__(detail, **kwargs)
+
+
+class Forbidden(PortalError):
+    status = 403
+    slug = "forbidden"
+    title = "Forbidden"
+
+
+class PayloadTooLarge(PortalError):
+    status = 413
+    slug = "payload-too-large"
+    title = "Request body too large"
+
+
+class InvalidField(PortalError):
+    """A field that parses but breaks a rule only the service can check (e.g. a weak
+    password). Rendered like a validation error so clients handle both alike."""
+
+    status = 422
+    slug = "validation-error"
+    title = "Request validation failed"
+
+    def __init__(self, field: str, message: str, code: str = "invalid") -> None:
+        super().__init__(
+            message,
+            errors=[FieldProblem(field=field, location="body", message=message, code=code)],
+        )
+
+
+def problem_response(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str | None = None,
+    *,
+    instance: str | None = None,
+    errors: Sequence[FieldProblem] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    body = Problem(
+        type=PROBLEM_TYPE_PREFIX + slug,
+        title=title,
+        status=status,
+        detail=detail,
+        instance=instance,
+        errors=list(errors) if errors else None,
+    )
+    return JSONResponse(
+        body.model_dump(exclude_none=True),
+        status_code=status,
+        media_type=PROBLEM_CONTENT_TYPE,
+        headers=dict(headers) if headers else None,
+    )
+
+
+_HTTP_SLUGS = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthorized", "Authentication required"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    406: ("not-acceptable", "Not acceptable"),
+    413: ("payload-too-large", "Request body too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+    429: ("too-many-requests", "Too many requests"),
+}
+
+
+def _field_problems(exc: RequestValidationError) -> list[FieldProblem]:
+    problems = []
+    for err in exc.errors():
+        loc = [str(part) for part in err.get("loc", ())]
+        location = loc[0] if loc else "body"
+        path = loc[1:] if loc and loc[0] in {"body", "query", "path", "header", "cookie"} else loc
+        code = str(err.get("type", "invalid"))
+        message = str(err.get("msg", "invalid value"))
+        if code == "json_invalid":
+            message = "malformed JSON: " + str(err.get("ctx", {}).get("error", "cannot parse"))
+        problems.append(
+            FieldProblem(
+                field=".".join(path) if path else location,
+                location=location,
+                message=message,
+                code=code,
+            )
+        )
+    return problems
+
+
+async def _portal_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, PortalError)
+    return problem_response(
+        exc.status,
+        exc.slug,
+        exc.title,
+        exc.detail,
+        errors=exc.errors,
+        headers=exc.headers,
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = _field_problems(exc)
+    noun = "field is" if len(problems) == 1 else "fields are"
+    return problem_response(
+        422,
+        "validation-error",
+        "Request validation failed",
+        f"{len(problems)} {noun} invalid",
+        errors=problems,
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    slug, title = _HTTP_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"no route matches {request.method} {request.url.path}"
+    if exc.status_code == 405:
+        detail = f"{request.method} is not allowed on {request.url.path}"
+    return problem_response(exc.status_code, slug, title, detail, headers=exc.headers)
+
+
+async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled_error", path=request.url.path, method=request.method)
+    return problem_response(
+        500,
+        "internal-error",
+        "Internal server error",
+        "the server could not complete the request; it has been logged",
+    )
+
+
+def register_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(PortalError, _portal_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unhandled)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` entry for a route: each status documented as problem+json."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        _, title = _HTTP_SLUGS.get(status, ("", "Error"))
+        if status == 422:
+            title = "Request validation failed"
+        out[status] = {
+            "model": Problem,
+            "description": title,
+            "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+    return out

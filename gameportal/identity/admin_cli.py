@@ -1,0 +1,54 @@
+"""`gameportal create-admin`: the first administrator, made from the command line."""
+
+from __future__ import annotations
+
+from email_validator import EmailNotValidError, validate_email
+
+from gameportal.config import Settings
+from gameportal.db import Database
+from gameportal.errors import InvalidField
+from gameportal.identity import repository as repo
+from gameportal.identity.passwords import Passwords
+from gameportal.kit.ids import new_id
+from gameportal.kit.time import utcnow
+from gameportal.models import User
+
+
+async def create_or_promote_admin(
+    settings: Settings, url: str, *, email: str, name: str, password: str
+) -> str:
+    try:
+        email = validate_email(email, check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise ValueError(f"invalid email: {exc}") from None
+    passwords = Passwords(settings)
+    try:
+        passwords.check_strength(password, field="password", user_inputs=[email, name])
+    except InvalidField as exc:
+        raise ValueError(f"password refused: {exc.detail}") from None
+    db = await Database.connect(settings.model_copy(update={"database_url": url}))
+    try:
+        async with db.sessionmaker() as session, session.begin():
+            existing = await repo.user_by_email(session, email)
+            password_hash = await passwords.hash(password)
+            if existing is not None:
+                existing.roles = sorted(set(existing.roles) | {"user", "admin"})
+                existing.password_hash = password_hash
+                existing.is_blocked = False
+                return f"promoted {email} to admin (password reset)"
+            now = utcnow()
+            session.add(
+                User(
+                    id=new_id(),
+                    email=email,
+                    name=name,
+                    password_hash=password_hash,
+                    created_at=now,
+                    updated_at=now,
+                    roles=["user", "admin"],
+                    preferences={},
+                )
+            )
+            return f"created admin {email}"
+    finally:
+        await db.close()

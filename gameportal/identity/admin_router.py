@@ -1,0 +1,95 @@
+"""Administration of users and their device sessions."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from gameportal.db import DbReadSession, DbSession
+from gameportal.errors import problem_responses
+from gameportal.identity import repository as repo
+from gameportal.identity import service
+from gameportal.identity.deps import AdminUser, IdentityDep
+from gameportal.identity.router import SessionsEnded
+from gameportal.identity.schemas import AdminUserUpdate, Role, SessionRead, UserRead
+from gameportal.kit.pagination import Page, Pagination, encode_cursor
+
+admin_router = APIRouter(prefix="/api/v1/admin/users", tags=["admin"])
+
+_ADMIN = problem_responses(401, 403)
+
+
+@admin_router.get(
+    "", response_model=Page[UserRead], responses=problem_responses(400, 401, 403, 422)
+)
+async def list_users(
+    _: AdminUser,
+    session: DbReadSession,
+    page: Pagination,
+    email: Annotated[str | None, Query(max_length=320, description="Email prefix")] = None,
+    role: Role | None = None,
+    is_blocked: Annotated[bool | None, Query(alias="isBlocked")] = None,
+) -> Page[UserRead]:
+    users = await repo.list_users(
+        session,
+        repo.UserFilter(email_prefix=email, role=role, is_blocked=is_blocked),
+        after=page.after,
+        limit=page.limit + 1,
+    )
+    more = len(users) > page.limit
+    users = users[: page.limit]
+    return Page[UserRead](
+        items=[UserRead.model_validate(u) for u in users],
+        next_cursor=encode_cursor(users[-1].id) if more else None,
+    )
+
+
+@admin_router.get(
+    "/{user_id}", response_model=UserRead, responses=problem_responses(401, 403, 404, 422)
+)
+async def get_user(user_id: uuid.UUID, _: AdminUser, session: DbReadSession) -> UserRead:
+    return UserRead.model_validate(await service.admin_get_user(session, user_id))
+
+
+@admin_router.patch(
+    "/{user_id}",
+    response_model=UserRead,
+    responses=problem_responses(401, 403, 404, 409, 422),
+    summary="Change roles or block; blocking ends every session at once",
+)
+async def update_user(
+    user_id: uuid.UUID, body: AdminUserUpdate, admin: AdminUser, session: DbSession
+) -> UserRead:
+    user = await service.admin_update_user(
+        session,
+        admin,
+        user_id,
+        roles=list(body.roles) if body.roles is not None else None,
+        is_blocked=body.is_blocked,
+    )
+    return UserRead.model_validate(user)
+
+
+@admin_router.get(
+    "/{user_id}/sessions",
+    response_model=list[SessionRead],
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def user_sessions(
+    user_id: uuid.UUID, _: AdminUser, session: DbReadSession, identity: IdentityDep
+) -> list[SessionRead]:
+    rows = await service.admin_user_sessions(session, identity, user_id)
+    return [SessionRead.model_validate(r) for r in rows]
+
+
+@admin_router.delete(
+    "/{user_id}/sessions",
+    response_model=SessionsEnded,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def end_user_sessions(
+    user_id: uuid.UUID, admin: AdminUser, session: DbSession
+) -> SessionsEnded:
+    return SessionsEnded(ended=await service.admin_end_user_sessions(session, admin, user_id))

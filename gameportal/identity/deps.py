@@ -1,0 +1,94 @@
+"""FastAPI dependencies: who is calling (Principal), with which role, from which device."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from gameportal.db import get_database
+from gameportal.errors import Forbidden, Unauthorized
+from gameportal.identity import repository as repo
+from gameportal.identity.devices import MAX_FINGERPRINT, MAX_USER_AGENT, device_type
+from gameportal.identity.service import ClientInfo, Identity, Principal
+from gameportal.identity.tokens import InvalidAccessToken
+from gameportal.kit.net import client_ip
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="AccessToken",
+    description="The `accessToken` from login, register or refresh: `Authorization: Bearer …`",
+)
+
+
+def get_identity(request: Request) -> Identity:
+    identity: Identity = request.app.state.identity
+    return identity
+
+
+IdentityDep = Annotated[Identity, Depends(get_identity)]
+
+
+def get_client_info(request: Request) -> ClientInfo:
+    peer = request.client.host if request.client else None
+    ip = client_ip(peer, request.headers.get("x-forwarded-for"), request.app.state.trusted_proxies)
+    user_agent = request.headers.get("user-agent")
+    if user_agent is not None:
+        user_agent = user_agent[:MAX_USER_AGENT]
+    fingerprint = request.headers.get("x-device-fingerprint")
+    if fingerprint is not None:
+        fingerprint = fingerprint[:MAX_FINGERPRINT] or None
+    return ClientInfo(
+        ip=ip, user_agent=user_agent, device_type=device_type(user_agent), fingerprint=fingerprint
+    )
+
+
+Client = Annotated[ClientInfo, Depends(get_client_info)]
+
+
+async def get_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("send an access token as `Authorization: Bearer <token>`")
+    identity = get_identity(request)
+    try:
+        claims = identity.tokens.decode(credentials.credentials)
+    except InvalidAccessToken as exc:
+        raise Unauthorized(str(exc)) from None
+    row = await repo.live_session_user(
+        get_database(request).pool,
+        session_id=claims.session_id,
+        user_id=claims.user_id,
+        idle=identity.idle_timeout,
+    )
+    if row is None:
+        raise Unauthorized("the session has ended; log in again")
+    user = dict(row)
+    return Principal(
+        user_id=claims.user_id,
+        session_id=claims.session_id,
+        roles=tuple(user["roles"]),  # the database's roles, not the token's: changes apply now
+        user=user,
+    )
+
+
+CurrentUser = Annotated[Principal, Depends(get_principal)]
+
+
+def require_role(role: str) -> Callable[[Principal], Awaitable[Principal]]:
+    async def dependency(principal: CurrentUser) -> Principal:
+        if not principal.has_role(role):
+            raise Forbidden(f"this needs the `{role}` role")
+        return principal
+
+    dependency.__name__ = f"require_{role}"
+    return dependency
+
+
+AdminUser = Annotated[Principal, Depends(require_role("admin"))]
+EditorUser = Annotated[Principal, Depends(require_role("editor"))]
+MarketerUser = Annotated[Principal, Depends(require_role("marketer"))]

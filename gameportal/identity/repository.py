@@ -1,0 +1,295 @@
+"""All identity SQL. ORM statements for writes and admin paths; single Core/asyncpg
+statements for the hot paths (the per-request session check, refresh rotation, login
+throttling), which must also commit on their own when the request answers with an error."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gameportal.models import SecurityEvent, Session, User
+
+# --- hot paths (asyncpg) -------------------------------------------------------------------
+
+_PRINCIPAL_SQL = """
+SELECT u.id, u.email, u.name, u.created_at, u.last_login_at, u.is_blocked, u.country,
+       u.roles, u.preferences
+FROM sessions s JOIN users u ON u.id = s.user_id
+WHERE s.id = $1 AND s.user_id = $2
+  AND s.revoked_at IS NULL AND s.expires_at > now()
+  AND s.last_used_at > now() - $3::interval
+  AND NOT u.is_blocked
+"""
+
+
+async def live_session_user(
+    pool: asyncpg.Pool, *, session_id: uuid.UUID, user_id: uuid.UUID, idle: timedelta
+) -> asyncpg.Record | None:
+    """The user behind a live session, or None when the session ended or the user is
+    blocked. Run on every authenticated request, so revocation takes effect at once."""
+    row: asyncpg.Record | None = await pool.fetchrow(_PRINCIPAL_SQL, session_id, user_id, idle)
+    return row
+
+
+_ROTATE_SQL = """
+WITH rotated AS (
+    UPDATE sessions SET refresh_token_hash = $2, last_used_at = now()
+    WHERE refresh_token_hash = $1
+      AND revoked_at IS NULL AND expires_at > now()
+      AND last_used_at > now() - $3::interval
+    RETURNING id, user_id, ip, user_agent, device_type, fingerprint, country,
+              created_at, last_used_at, expires_at
+), spent AS (
+    INSERT INTO spent_refresh_tokens (token_hash, session_id)
+    SELECT $1, id FROM rotated
+)
+SELECT r.*, u.roles, u.is_blocked
+FROM rotated r JOIN users u ON u.id = r.user_id
+"""
+
+
+async def rotate_refresh_token(
+    pool: asyncpg.Pool, *, old_hash: str, new_hash: str, idle: timedelta
+) -> asyncpg.Record | None:
+    """Spend a refresh token and install its successor in one conditional UPDATE: of any
+    number of concurrent callers with the same token, exactly one gets a row."""
+    row: asyncpg.Record | None = await pool.fetchrow(_ROTATE_SQL, old_hash, new_hash, idle)
+    return row
+
+
+_REUSE_SQL = """
+WITH hit AS (
+    SELECT session_id FROM spent_refresh_tokens WHERE token_hash = $1
+)
+UPDATE sessions s SET revoked_at = coalesce(s.revoked_at, now()),
+                      revoked_reason = coalesce(s.revoked_reason, 'refresh_token_reuse')
+FROM hit WHERE s.id = hit.session_id
+RETURNING s.id, s.user_id
+"""
+
+
+async def revoke_session_of_spent_token(
+    pool: asyncpg.Pool, *, token_hash: str
+) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await pool.fetchrow(_REUSE_SQL, token_hash)
+    return row
+
+
+async def record_security_event(
+    pool: asyncpg.Pool,
+    *,
+    event_id: uuid.UUID,
+    kind: str,
+    user_id: uuid.UUID | None,
+    session_id: uuid.UUID | None,
+    ip: str | None,
+    detail: dict[str, Any],
+) -> None:
+    await pool.execute(
+        "INSERT INTO security_events (id, kind, user_id, session_id, ip, detail) "
+        "VALUES ($1, $2, $3, $4, $5::inet, $6::jsonb)",
+        event_id,
+        kind,
+        user_id,
+        session_id,
+        ip,
+        detail,
+    )
+
+
+async def user_for_login(pool: asyncpg.Pool, email: str) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await pool.fetchrow(
+        "SELECT id, password_hash, is_blocked FROM users WHERE lower(email) = lower($1)", email
+    )
+    return row
+
+
+# Throttle: one upsert per failure. Reaching the limit locks for `lockout` and starts a
+# fresh window, so a locked-out user always gets new attempts once the lock passes.
+_FAILURE_SQL = """
+INSERT INTO login_throttle AS t (scope, key, failures, window_started_at, locked_until)
+VALUES ($1, $2, 1, now(), CASE WHEN $3 <= 1 THEN now() + $5::interval END)
+ON CONFLICT (scope, key) DO UPDATE SET
+    failures = CASE
+        WHEN t.window_started_at < now() - $4::interval THEN 1
+        WHEN t.failures + 1 >= $3 THEN 0
+        ELSE t.failures + 1 END,
+    window_started_at = CASE
+        WHEN t.window_started_at < now() - $4::interval OR t.failures + 1 >= $3 THEN now()
+        ELSE t.window_started_at END,
+    locked_until = CASE
+        WHEN t.window_started_at >= now() - $4::interval AND t.failures + 1 >= $3
+            THEN now() + $5::interval
+        ELSE t.locked_until END
+RETURNING locked_until
+"""
+
+
+async def record_login_failure(
+    pool: asyncpg.Pool,
+    *,
+    scope: str,
+    key: str,
+    max_failures: int,
+    window: timedelta,
+    lockout: timedelta,
+) -> datetime | None:
+    locked: datetime | None = await pool.fetchval(
+        _FAILURE_SQL, scope, key, max_failures, window, lockout
+    )
+    return locked
+
+
+async def lockout_until(pool: asyncpg.Pool, keys: list[tuple[str, str]]) -> datetime | None:
+    scopes = [s for s, _ in keys]
+    values = [k for _, k in keys]
+    until: datetime | None = await pool.fetchval(
+        "SELECT max(locked_until) FROM login_throttle t "
+        "JOIN unnest($1::text[], $2::text[]) AS k(scope, key) "
+        "ON t.scope = k.scope AND t.key = k.key WHERE t.locked_until > now()",
+        scopes,
+        values,
+    )
+    return until
+
+
+async def clear_login_failures(pool: asyncpg.Pool, *, scope: str, key: str) -> None:
+    await pool.execute("DELETE FROM login_throttle WHERE scope = $1 AND key = $2", scope, key)
+
+
+# --- ORM (writes, admin) -------------------------------------------------------------------
+
+
+async def email_taken(session: AsyncSession, email: str) -> bool:
+    found = await session.scalar(
+        select(User.id).where(func.lower(User.email) == email.lower()).limit(1)
+    )
+    return found is not None
+
+
+async def user_by_email(session: AsyncSession, email: str) -> User | None:
+    user: User | None = await session.scalar(
+        select(User).where(func.lower(User.email) == email.lower()).with_for_update()
+    )
+    return user
+
+
+async def get_user(session: AsyncSession, user_id: uuid.UUID, *, lock: bool = False) -> User | None:
+    stmt = select(User).where(User.id == user_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    user: User | None = await session.scalar(stmt)
+    return user
+
+
+async def get_session(session: AsyncSession, session_id: uuid.UUID) -> Session | None:
+    row: Session | None = await session.get(Session, session_id)
+    return row
+
+
+def live_sessions_of(user_id: uuid.UUID, *, idle: timedelta) -> Select[Session]:
+    return (
+        select(Session)
+        .where(
+            Session.user_id == user_id,
+            Session.revoked_at.is_(None),
+            Session.expires_at > func.now(),
+            Session.last_used_at > func.now() - idle,
+        )
+        .order_by(Session.created_at.desc(), Session.id.desc())
+    )
+
+
+async def list_live_sessions(
+    session: AsyncSession, user_id: uuid.UUID, *, idle: timedelta
+) -> list[Session]:
+    return list((await session.scalars(live_sessions_of(user_id, idle=idle))).all())
+
+
+async def revoke_sessions(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    reason: str,
+    only: uuid.UUID | None = None,
+    keep: uuid.UUID | None = None,
+) -> int:
+    stmt = (
+        update(Session)
+        .where(Session.user_id == user_id, Session.revoked_at.is_(None))
+        .values(revoked_at=func.now(), revoked_reason=reason)
+    )
+    if only is not None:
+        stmt = stmt.where(Session.id == only)
+    if keep is not None:
+        stmt = stmt.where(Session.id != keep)
+    result = await session.execute(stmt.returning(Session.id))
+    return len(result.all())
+
+
+async def lock_unblocked_admins(session: AsyncSession) -> list[uuid.UUID]:
+    """Row-lock every active admin so two concurrent demotions cannot both pass the
+    last-admin check."""
+    rows = await session.scalars(
+        select(User.id)
+        .where(User.roles.any_() == "admin", User.is_blocked.is_(False))
+        .order_by(User.id)
+        .with_for_update()
+    )
+    return list(rows.all())
+
+
+@dataclass(frozen=True)
+class UserFilter:
+    email_prefix: str | None = None
+    role: str | None = None
+    is_blocked: bool | None = None
+
+
+def users_page(filters: UserFilter, *, after: uuid.UUID | None, limit: int) -> Select[User]:
+    stmt = select(User).order_by(User.id).limit(limit)
+    if after is not None:
+        stmt = stmt.where(User.id > after)
+    if filters.email_prefix:
+        escaped = (
+            filters.email_prefix.lower()
+            .replace("\\", "\\\\")
+            .replace("%", "\\%")
+            .replace("_", "\\_")
+        )
+        stmt = stmt.where(func.lower(User.email).like(escaped + "%", escape="\\"))
+    if filters.role:
+        stmt = stmt.where(User.roles.any_() == filters.role)
+    if filters.is_blocked is not None:
+        stmt = stmt.where(User.is_blocked.is_(filters.is_blocked))
+    return stmt
+
+
+async def list_users(
+    session: AsyncSession, filters: UserFilter, *, after: uuid.UUID | None, limit: int
+) -> list[User]:
+    return list((await session.scalars(users_page(filters, after=after, limit=limit))).all())
+
+
+async def delete_user(session: AsyncSession, user_id: uuid.UUID) -> None:
+    await session.execute(delete(User).where(User.id == user_id))
+
+
+def add_security_event(
+    session: AsyncSession,
+    *,
+    kind: str,
+    user_id: uuid.UUID | None,
+    session_id: uuid.UUID | None = None,
+    ip: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    session.add(
+        SecurityEvent(kind=kind, user_id=user_id, session_id=session_id, ip=ip, detail=detail or {})
+    )

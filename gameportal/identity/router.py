@@ -1,0 +1,213 @@
+"""Routes of a player's own identity: auth and /me. HTTP only; the rules live in service."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Response, status
+
+from gameportal.db import DbPool, DbSession
+from gameportal.errors import problem_responses
+from gameportal.identity import service
+from gameportal.identity.deps import Client, CurrentUser, IdentityDep
+from gameportal.identity.schemas import (
+    AccountDelete,
+    AuthResponse,
+    LoginRequest,
+    MeUpdate,
+    PasswordChange,
+    RefreshRequest,
+    RegisterRequest,
+    SessionRead,
+    TokenResponse,
+    UserRead,
+)
+from gameportal.kit.schemas import Schema
+
+auth_router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+me_router = APIRouter(prefix="/api/v1/me", tags=["me"])
+
+_AUTHED = problem_responses(401, 422)
+
+
+class SessionsEnded(Schema):
+    ended: int
+
+
+def _auth_response(result: service.AuthResult) -> AuthResponse:
+    session = SessionRead.model_validate(result.session)
+    return AuthResponse(
+        access_token=result.tokens.access_token,
+        refresh_token=result.tokens.refresh_token,
+        expires_in=result.tokens.expires_in,
+        user=UserRead.model_validate(result.user),
+        session=session.model_copy(update={"current": True}),
+    )
+
+
+def _with_fingerprint(client: service.ClientInfo, fingerprint: str | None) -> service.ClientInfo:
+    if fingerprint is None:
+        return client
+    return service.ClientInfo(
+        ip=client.ip,
+        user_agent=client.user_agent,
+        device_type=client.device_type,
+        fingerprint=fingerprint,
+    )
+
+
+@auth_router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AuthResponse,
+    responses=problem_responses(409, 413, 422),
+    summary="Create an account and its first device session",
+)
+async def register(
+    body: RegisterRequest, session: DbSession, identity: IdentityDep, client: Client
+) -> AuthResponse:
+    result = await service.register(
+        session,
+        identity,
+        email=body.email,
+        password=body.password,
+        name=body.name,
+        preferences=body.preferences.model_dump(exclude_none=True) if body.preferences else {},
+        client=_with_fingerprint(client, body.fingerprint),
+    )
+    return _auth_response(result)
+
+
+@auth_router.post(
+    "/login",
+    response_model=AuthResponse,
+    responses=problem_responses(401, 403, 422, 429),
+    summary="Log in: a new device session with an access and a refresh token",
+)
+async def login(
+    body: LoginRequest, session: DbSession, db: DbPool, identity: IdentityDep, client: Client
+) -> AuthResponse:
+    result = await service.login(
+        session,
+        db.pool,
+        identity,
+        email=body.email,
+        password=body.password,
+        client=_with_fingerprint(client, body.fingerprint),
+    )
+    return _auth_response(result)
+
+
+@auth_router.post(
+    "/refresh",
+    response_model=TokenResponse,
+    responses=problem_responses(401, 403, 422),
+    summary="Rotate a refresh token; a replayed one ends its session",
+)
+async def refresh(
+    body: RefreshRequest, db: DbPool, identity: IdentityDep, client: Client
+) -> TokenResponse:
+    _, tokens = await service.refresh(
+        db.pool, identity, refresh_token=body.refresh_token, client=client
+    )
+    return TokenResponse(
+        access_token=tokens.access_token,
+        refresh_token=tokens.refresh_token,
+        expires_in=tokens.expires_in,
+    )
+
+
+@auth_router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401),
+    summary="End the current device session",
+)
+async def logout(principal: CurrentUser, session: DbSession) -> Response:
+    await service.logout(session, principal)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@me_router.get("", response_model=UserRead, responses=problem_responses(401))
+async def get_me(principal: CurrentUser) -> UserRead:
+    # The session check already read the user: no second query.
+    return UserRead.model_validate(principal.user)
+
+
+@me_router.patch("", response_model=UserRead, responses=_AUTHED)
+async def update_me(body: MeUpdate, principal: CurrentUser, session: DbSession) -> UserRead:
+    preferences = None
+    if body.preferences is not None:
+        preferences = body.preferences.model_dump(include=body.preferences.model_fields_set)
+    user = await service.update_me(session, principal, name=body.name, preferences=preferences)
+    return UserRead.model_validate(user)
+
+
+@me_router.post(
+    "/password",
+    response_model=SessionsEnded,
+    responses=problem_responses(401, 422),
+    summary="Change the password; every other device session ends",
+)
+async def change_password(
+    body: PasswordChange, principal: CurrentUser, session: DbSession, identity: IdentityDep
+) -> SessionsEnded:
+    ended = await service.change_password(
+        session,
+        identity,
+        principal,
+        current_password=body.current_password,
+        new_password=body.new_password,
+    )
+    return SessionsEnded(ended=ended)
+
+
+@me_router.delete(
+    "",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 409, 422),
+    summary="Erase the account and all its sessions",
+)
+async def delete_me(
+    body: Annotated[AccountDelete, Body()],
+    principal: CurrentUser,
+    session: DbSession,
+    identity: IdentityDep,
+) -> Response:
+    await service.delete_me(session, identity, principal, password=body.password)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@me_router.get("/sessions", response_model=list[SessionRead], responses=problem_responses(401))
+async def list_my_sessions(
+    principal: CurrentUser, session: DbSession, identity: IdentityDep
+) -> list[SessionRead]:
+    rows = await service.my_sessions(session, identity, principal)
+    return [
+        SessionRead.model_validate(r).model_copy(update={"current": r.id == principal.session_id})
+        for r in rows
+    ]
+
+
+@me_router.delete(
+    "/sessions/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 404, 422),
+    summary="End one of the caller's device sessions",
+)
+async def end_my_session(
+    session_id: uuid.UUID, principal: CurrentUser, session: DbSession
+) -> Response:
+    await service.end_my_session(session, principal, session_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@me_router.delete(
+    "/sessions",
+    response_model=SessionsEnded,
+    responses=problem_responses(401),
+    summary="End every device session but the current one",
+)
+async def end_my_other_sessions(principal: CurrentUser, session: DbSession) -> SessionsEnded:
+    return SessionsEnded(ended=await service.end_my_other_sessions(session, principal))

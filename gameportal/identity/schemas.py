@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+import langcodes
+from pydantic import AfterValidator, EmailStr, Field, StringConstraints
+
+from gameportal.kit.schemas import InputSchema, IpAddress, Schema, UtcDatetime
+
+Role = Literal["user", "editor", "marketer", "admin"]
+Theme = Literal["light", "dark", "system"]
+DeviceType = Literal["MOBILE", "DESKTOP", "OTHER"]
+
+# The service applies the configured bounds; this one only keeps hostile input bounded.
+PasswordField = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Email = Annotated[EmailStr, StringConstraints(max_length=320)]
+Fingerprint = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+def _language_tag(value: str) -> str:
+    if not langcodes.tag_is_valid(value):
+        raise ValueError("must be a valid BCP 47 language tag, e.g. `en` or `pt-BR`")
+    return str(langcodes.standardize_tag(value))
+
+
+LanguageTag = Annotated[
+    str, StringConstraints(min_length=2, max_length=35), AfterValidator(_language_tag)
+]
+
+
+class Preferences(InputSchema):
+    language: LanguageTag | None = Field(default=None, examples=["en"])
+    theme: Theme | None = Field(default=None, examples=["dark"])
+
+
+class PreferencesRead(Schema):
+    language: str | None = None
+    theme: Theme | None = None
+
+
+class UserRead(Schema):
+    id: uuid.UUID
+    email: str
+    name: str
+    created_at: UtcDatetime
+    last_login_at: UtcDatetime | None
+    is_blocked: bool
+    country: str | None = Field(description="ISO 3166-1 alpha-2, from the registration IP")
+    roles: list[Role]
+    preferences: PreferencesRead
+
+
+class SessionRead(Schema):
+    id: uuid.UUID
+    ip: IpAddress | None
+    country: str | None
+    user_agent: str | None
+    device_type: DeviceType
+    fingerprint: str | None
+    created_at: UtcDatetime
+    last_used_at: UtcDatetime
+    expires_at: UtcDatetime
+    current: bool = Field(default=False, description="True for the session of this request")
+
+
+class RegisterRequest(InputSchema):
+    email: Email = Field(examples=["player@example.com"])
+    password: PasswordField = Field(examples=["correct horse battery staple"])
+    name: Name = Field(examples=["Ada"])
+    preferences: Preferences | None = None
+    fingerprint: Fingerprint | None = None
+
+
+class LoginRequest(InputSchema):
+    email: Email = Field(examples=["player@example.com"])
+    password: PasswordField = Field(examples=["correct horse battery staple"])
+    fingerprint: Fingerprint | None = Field(
+        default=None, description="Device fingerprint; the X-Device-Fingerprint header also works"
+    )
+
+
+class RefreshRequest(InputSchema):
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class TokenResponse(Schema):
+    access_token: str
+    refresh_token: str = Field(description="Opaque; spent on use, keep only the newest")
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105
+    expires_in: int = Field(description="Seconds until the access token expires")
+
+
+class AuthResponse(TokenResponse):
+    user: UserRead
+    session: SessionRead
+
+
+class MeUpdate(InputSchema):
+    name: Name | None = None
+    preferences: Preferences | None = Field(
+        default=None, description="Merged into the stored preferences; null clears a key"
+    )
+
+
+class PasswordChange(InputSchema):
+    current_password: PasswordField
+    new_password: PasswordField
+
+
+class AccountDelete(InputSchema):
+    password: PasswordField
+
+
+class AdminUserUpdate(InputSchema):
+    roles: Annotated[list[Role], Field(min_length=1, max_length=4)] | None = Field(
+        default=None, description="`user` is always kept"
+    )
+    is_blocked: bool | None = None

@@ -1,0 +1,534 @@
+"""Identity rules: registration, login, refresh rotation, device sessions, admin changes.
+
+Services flush, never commit; the request's session commits. The few writes that must
+survive an error answer (a failed login, a replayed refresh token) go through the pool in
+their own statement, by design.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import structlog
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gameportal.config import Settings
+from gameportal.errors import Conflict, Forbidden, NotFound, PortalError, Unauthorized
+from gameportal.identity import repository as repo
+from gameportal.identity.devices import country_for
+from gameportal.identity.metrics import LOGINS, REFRESHES, REGISTRATIONS
+from gameportal.identity.passwords import Passwords
+from gameportal.identity.tokens import (
+    AccessTokens,
+    hash_refresh_token,
+    new_refresh_token,
+)
+from gameportal.kit.ids import new_id
+from gameportal.kit.time import utcnow
+from gameportal.models import Session, User
+
+log = structlog.get_logger(__name__)
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+class InvalidCredentials(Unauthorized):
+    slug = "invalid-credentials"
+    title = "Invalid email or password"
+
+
+class AccountBlocked(Forbidden):
+    slug = "account-blocked"
+    title = "This account is blocked"
+
+
+class TooManyAttempts(PortalError):
+    status = 429
+    slug = "too-many-login-attempts"
+    title = "Too many failed login attempts"
+
+
+class InvalidRefreshToken(Unauthorized):
+    slug = "invalid-refresh-token"
+    title = "Invalid refresh token"
+
+
+class EmailTaken(Conflict):
+    slug = "email-taken"
+    title = "Email already registered"
+
+
+class LastAdmin(Conflict):
+    slug = "last-admin"
+    title = "The last administrator cannot lose the role"
+
+
+class SessionNotFound(NotFound):
+    slug = "session-not-found"
+    title = "Session not found"
+
+
+class UserNotFound(NotFound):
+    slug = "user-not-found"
+    title = "User not found"
+
+
+# --- context -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    """What the request tells about the device it came from."""
+
+    ip: str | None
+    user_agent: str | None
+    device_type: str
+    fingerprint: str | None
+
+    @property
+    def country(self) -> str | None:
+        return country_for(self.ip)
+
+
+@dataclass
+class Identity:
+    """The pieces identity needs, built once per app."""
+
+    settings: Settings
+    passwords: Passwords
+    tokens: AccessTokens
+    session_ttl: timedelta = field(init=False)
+    idle_timeout: timedelta = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.session_ttl = timedelta(days=self.settings.session_ttl_days)
+        self.idle_timeout = timedelta(days=self.settings.session_idle_days)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Identity:
+        return cls(settings=settings, passwords=Passwords(settings), tokens=AccessTokens(settings))
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller of an authenticated request, as the database sees it right now."""
+
+    user_id: uuid.UUID
+    session_id: uuid.UUID
+    roles: tuple[str, ...]
+    user: dict[str, Any]
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles or "admin" in self.roles
+
+
+@dataclass(frozen=True)
+class IssuedTokens:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class AuthResult:
+    user: User | dict[str, Any]
+    session: Session | dict[str, Any]
+    tokens: IssuedTokens
+
+
+# --- registration and login ----------------------------------------------------------------
+
+
+def _issue(
+    identity: Identity,
+    *,
+    user_id: uuid.UUID,
+    session_id: uuid.UUID,
+    roles: list[str],
+    refresh_token: str,
+) -> IssuedTokens:
+    access = identity.tokens.issue(
+        user_id=user_id, session_id=session_id, roles=roles, now=utcnow()
+    )
+    return IssuedTokens(
+        access_token=access,
+        refresh_token=refresh_token,
+        expires_in=int(identity.tokens.ttl.total_seconds()),
+    )
+
+
+def _new_session(identity: Identity, user_id: uuid.UUID, client: ClientInfo) -> tuple[Session, str]:
+    token = new_refresh_token()
+    now = utcnow()
+    row = Session(
+        id=new_id(),
+        user_id=user_id,
+        ip=client.ip,
+        user_agent=client.user_agent,
+        device_type=client.device_type,
+        fingerprint=client.fingerprint,
+        country=client.country,
+        refresh_token_hash=hash_refresh_token(token),
+        created_at=now,
+        last_used_at=now,
+        expires_at=now + identity.session_ttl,
+    )
+    return row, token
+
+
+async def register(
+    session: AsyncSession,
+    identity: Identity,
+    *,
+    email: str,
+    password: str,
+    name: str,
+    preferences: dict[str, Any],
+    client: ClientInfo,
+) -> AuthResult:
+    email = email.lower()
+    identity.passwords.check_strength(password, field="password", user_inputs=[email, name])
+    if await repo.email_taken(session, email):
+        raise EmailTaken(f"{email} is already registered; log in or reset the password")
+    password_hash = await identity.passwords.hash(password)
+    now = utcnow()
+    user = User(
+        id=new_id(),
+        email=email,
+        name=name,
+        password_hash=password_hash,
+        created_at=now,
+        updated_at=now,
+        last_login_at=now,
+        is_blocked=False,
+        country=client.country,
+        roles=["user"],
+        preferences=preferences,
+    )
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError:
+        # Lost a race with a concurrent registration of the same address.
+        raise EmailTaken(f"{email} is already registered; log in or reset the password") from None
+    row, token = _new_session(identity, user.id, client)
+    session.add(row)
+    await session.flush()
+    REGISTRATIONS.inc()
+    log.info("user_registered", user_id=str(user.id), session_id=str(row.id))
+    tokens = _issue(
+        identity, user_id=user.id, session_id=row.id, roles=user.roles, refresh_token=token
+    )
+    return AuthResult(user=user, session=row, tokens=tokens)
+
+
+def _throttle_keys(email: str, ip: str | None) -> list[tuple[str, str]]:
+    keys = [("account", email.lower())]
+    if ip:
+        keys.append(("ip", ip))
+    return keys
+
+
+async def _check_lockout(pool: asyncpg.Pool, keys: list[tuple[str, str]]) -> None:
+    until = await repo.lockout_until(pool, keys)
+    if until is not None:
+        seconds = max(1, math.ceil((until - utcnow()).total_seconds()))
+        LOGINS.labels("throttled").inc()
+        raise TooManyAttempts(
+            f"too many failed attempts; try again in {seconds} seconds",
+            headers={"Retry-After": str(seconds)},
+        )
+
+
+async def _record_failure(
+    pool: asyncpg.Pool,
+    identity: Identity,
+    email: str,
+    ip: str | None,
+    user_id: uuid.UUID | None,
+) -> None:
+    s = identity.settings
+    window = timedelta(seconds=s.login_failure_window_seconds)
+    lockout = timedelta(seconds=s.login_lockout_seconds)
+    limits = {"account": s.login_max_failures_per_account, "ip": s.login_max_failures_per_ip}
+    for scope, key in _throttle_keys(email, ip):
+        locked = await repo.record_login_failure(
+            pool, scope=scope, key=key, max_failures=limits[scope], window=window, lockout=lockout
+        )
+        if locked is not None and locked > utcnow() and user_id is not None and scope == "account":
+            await repo.record_security_event(
+                pool,
+                event_id=new_id(),
+                kind="login_lockout",
+                user_id=user_id,
+                session_id=None,
+                ip=ip,
+                detail={"until": locked.isoformat()},
+            )
+
+
+async def login(
+    session: AsyncSession,
+    pool: asyncpg.Pool,
+    identity: Identity,
+    *,
+    email: str,
+    password: str,
+    client: ClientInfo,
+) -> AuthResult:
+    keys = _throttle_keys(email, client.ip)
+    await _check_lockout(pool, keys)
+    found = await repo.user_for_login(pool, email)
+    # No connection is held while argon2 runs: it is the slow part of a login.
+    result = await identity.passwords.verify(found["password_hash"] if found else None, password)
+    if found is None or not result.ok:
+        await _record_failure(pool, identity, email, client.ip, found["id"] if found else None)
+        LOGINS.labels("invalid").inc()
+        raise InvalidCredentials("the email or password is wrong")
+    if found["is_blocked"]:
+        LOGINS.labels("blocked").inc()
+        raise AccountBlocked("contact support to have the account reviewed")
+
+    await repo.clear_login_failures(pool, scope="account", key=email.lower())
+    user = await repo.get_user(session, found["id"])
+    if user is None:  # erased between the two reads
+        raise InvalidCredentials("the email or password is wrong")
+    user.last_login_at = utcnow()
+    if result.new_hash is not None:
+        user.password_hash = result.new_hash
+    row, token = _new_session(identity, user.id, client)
+    session.add(row)
+    await session.flush()
+    LOGINS.labels("success").inc()
+    log.info("login", user_id=str(user.id), session_id=str(row.id), device=client.device_type)
+    tokens = _issue(
+        identity, user_id=user.id, session_id=row.id, roles=user.roles, refresh_token=token
+    )
+    return AuthResult(user=user, session=row, tokens=tokens)
+
+
+async def refresh(
+    pool: asyncpg.Pool, identity: Identity, *, refresh_token: str, client: ClientInfo
+) -> tuple[dict[str, Any], IssuedTokens]:
+    old_hash = hash_refresh_token(refresh_token)
+    new_token = new_refresh_token()
+    row = await repo.rotate_refresh_token(
+        pool, old_hash=old_hash, new_hash=hash_refresh_token(new_token), idle=identity.idle_timeout
+    )
+    if row is None:
+        replayed = await repo.revoke_session_of_spent_token(pool, token_hash=old_hash)
+        if replayed is not None:
+            REFRESHES.labels("replayed").inc()
+            log.warning(
+                "refresh_token_reuse",
+                user_id=str(replayed["user_id"]),
+                session_id=str(replayed["id"]),
+                ip=client.ip,
+            )
+            await repo.record_security_event(
+                pool,
+                event_id=new_id(),
+                kind="refresh_token_reuse",
+                user_id=replayed["user_id"],
+                session_id=replayed["id"],
+                ip=client.ip,
+                detail={"userAgent": client.user_agent},
+            )
+            raise InvalidRefreshToken(
+                "this refresh token was already used; the session has been ended for safety"
+            )
+        REFRESHES.labels("invalid").inc()
+        raise InvalidRefreshToken("the refresh token is unknown, expired or revoked")
+    if row["is_blocked"]:
+        REFRESHES.labels("blocked").inc()
+        raise AccountBlocked("contact support to have the account reviewed")
+    REFRESHES.labels("success").inc()
+    tokens = _issue(
+        identity,
+        user_id=row["user_id"],
+        session_id=row["id"],
+        roles=list(row["roles"]),
+        refresh_token=new_token,
+    )
+    return dict(row), tokens
+
+
+# --- the caller's own account --------------------------------------------------------------
+
+
+async def logout(session: AsyncSession, principal: Principal) -> None:
+    await repo.revoke_sessions(
+        session, user_id=principal.user_id, only=principal.session_id, reason="logout"
+    )
+
+
+async def _load_self(session: AsyncSession, principal: Principal, *, lock: bool = False) -> User:
+    user = await repo.get_user(session, principal.user_id, lock=lock)
+    if user is None:
+        raise Unauthorized("the account no longer exists")
+    return user
+
+
+async def update_me(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    name: str | None,
+    preferences: dict[str, Any] | None,
+) -> User:
+    user = await _load_self(session, principal, lock=True)
+    if name is not None:
+        user.name = name
+    if preferences is not None:
+        merged = {**user.preferences, **preferences}
+        user.preferences = {k: v for k, v in merged.items() if v is not None}
+    await session.flush()
+    return user
+
+
+async def change_password(
+    session: AsyncSession,
+    identity: Identity,
+    principal: Principal,
+    *,
+    current_password: str,
+    new_password: str,
+) -> int:
+    user = await _load_self(session, principal)
+    result = await identity.passwords.verify(user.password_hash, current_password)
+    if not result.ok:
+        raise InvalidCredentials("the current password is wrong")
+    identity.passwords.check_strength(
+        new_password, field="newPassword", user_inputs=[user.email, user.name]
+    )
+    user.password_hash = await identity.passwords.hash(new_password)
+    ended = await repo.revoke_sessions(
+        session, user_id=user.id, keep=principal.session_id, reason="password_changed"
+    )
+    repo.add_security_event(
+        session, kind="password_changed", user_id=user.id, session_id=principal.session_id
+    )
+    await session.flush()
+    return ended
+
+
+async def delete_me(
+    session: AsyncSession, identity: Identity, principal: Principal, *, password: str
+) -> None:
+    user = await _load_self(session, principal)
+    result = await identity.passwords.verify(user.password_hash, password)
+    if not result.ok:
+        raise InvalidCredentials("the password is wrong")
+    if "admin" in user.roles and not user.is_blocked:
+        admins = await repo.lock_unblocked_admins(session)
+        if admins == [user.id]:
+            raise LastAdmin("appoint another administrator before erasing this account")
+    await repo.delete_user(session, user.id)
+    log.info("account_erased", user_id=str(user.id))
+
+
+async def my_sessions(
+    session: AsyncSession, identity: Identity, principal: Principal
+) -> list[Session]:
+    return await repo.list_live_sessions(session, principal.user_id, idle=identity.idle_timeout)
+
+
+async def end_my_session(
+    session: AsyncSession, principal: Principal, session_id: uuid.UUID
+) -> None:
+    ended = await repo.revoke_sessions(
+        session, user_id=principal.user_id, only=session_id, reason="ended_by_user"
+    )
+    if not ended:
+        # Another user's session, an unknown id and an ended one look the same.
+        raise SessionNotFound(f"no live session {session_id} on this account")
+
+
+async def end_my_other_sessions(session: AsyncSession, principal: Principal) -> int:
+    return await repo.revoke_sessions(
+        session, user_id=principal.user_id, keep=principal.session_id, reason="ended_by_user"
+    )
+
+
+# --- administration ------------------------------------------------------------------------
+
+
+async def admin_get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
+    user = await repo.get_user(session, user_id)
+    if user is None:
+        raise UserNotFound(f"no user {user_id}")
+    return user
+
+
+async def admin_update_user(
+    session: AsyncSession,
+    admin: Principal,
+    user_id: uuid.UUID,
+    *,
+    roles: list[str] | None,
+    is_blocked: bool | None,
+) -> User:
+    user = await repo.get_user(session, user_id, lock=True)
+    if user is None:
+        raise UserNotFound(f"no user {user_id}")
+    new_roles = sorted(set(roles) | {"user"}, key=_ROLE_ORDER.index) if roles is not None else None
+    loses_admin = (
+        "admin" in user.roles
+        and not user.is_blocked
+        and ((new_roles is not None and "admin" not in new_roles) or is_blocked is True)
+    )
+    if loses_admin:
+        admins = await repo.lock_unblocked_admins(session)
+        if admins == [user.id]:
+            raise LastAdmin("appoint another administrator first")
+    if new_roles is not None and new_roles != user.roles:
+        repo.add_security_event(
+            session,
+            kind="roles_changed",
+            user_id=user.id,
+            detail={"from": user.roles, "to": new_roles, "by": str(admin.user_id)},
+        )
+        user.roles = new_roles
+    if is_blocked is not None and is_blocked != user.is_blocked:
+        user.is_blocked = is_blocked
+        repo.add_security_event(
+            session,
+            kind="blocked" if is_blocked else "unblocked",
+            user_id=user.id,
+            detail={"by": str(admin.user_id)},
+        )
+        if is_blocked:
+            await repo.revoke_sessions(session, user_id=user.id, reason="blocked")
+    await session.flush()
+    return user
+
+
+_ROLE_ORDER = ["user", "editor", "marketer", "admin"]
+
+
+async def admin_user_sessions(
+    session: AsyncSession, identity: Identity, user_id: uuid.UUID
+) -> list[Session]:
+    await admin_get_user(session, user_id)
+    return await repo.list_live_sessions(session, user_id, idle=identity.idle_timeout)
+
+
+async def admin_end_user_sessions(
+    session: AsyncSession, admin: Principal, user_id: uuid.UUID
+) -> int:
+    await admin_get_user(session, user_id)
+    ended = await repo.revoke_sessions(session, user_id=user_id, reason="ended_by_admin")
+    repo.add_security_event(
+        session,
+        kind="sessions_ended_by_admin",
+        user_id=user_id,
+        detail={"by": str(admin.user_id), "count": ended},
+    )
+    return ended

@@ -1,0 +1,82 @@
+"""Access tokens (JWT, one algorithm, strict claims) and opaque refresh tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import jwt
+
+from gameportal.config import Settings
+
+ALGORITHM = "HS256"  # the only one accepted; "none" and asymmetric confusions are refused
+_REQUIRED_CLAIMS = ["sub", "sid", "roles", "iat", "exp", "iss", "aud"]
+
+
+def new_refresh_token() -> str:
+    return secrets.token_urlsafe(32)  # 256 bits
+
+
+def hash_refresh_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    user_id: uuid.UUID
+    session_id: uuid.UUID
+    roles: list[str]
+
+
+class InvalidAccessToken(Exception):
+    pass
+
+
+class AccessTokens:
+    def __init__(self, settings: Settings) -> None:
+        self._key = settings.secret_key
+        self._issuer = settings.jwt_issuer
+        self._audience = settings.jwt_audience
+        self.ttl = timedelta(seconds=settings.access_token_ttl_seconds)
+
+    def issue(
+        self, *, user_id: uuid.UUID, session_id: uuid.UUID, roles: list[str], now: datetime
+    ) -> str:
+        payload = {
+            "sub": str(user_id),
+            "sid": str(session_id),
+            "roles": roles,
+            "iat": int(now.timestamp()),
+            "exp": int((now + self.ttl).timestamp()),
+            "iss": self._issuer,
+            "aud": self._audience,
+            "jti": secrets.token_hex(8),
+        }
+        return jwt.encode(payload, self._key, algorithm=ALGORITHM)
+
+    def decode(self, token: str) -> AccessClaims:
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=[ALGORITHM],
+                audience=self._audience,
+                issuer=self._issuer,
+                options={"require": _REQUIRED_CLAIMS},
+                leeway=5,
+            )
+            roles = claims["roles"]
+            if not isinstance(roles, list):
+                raise InvalidAccessToken("malformed roles claim")
+            return AccessClaims(
+                user_id=uuid.UUID(str(claims["sub"])),
+                session_id=uuid.UUID(str(claims["sid"])),
+                roles=[str(r) for r in roles],
+            )
+        except jwt.ExpiredSignatureError:
+            raise InvalidAccessToken("the access token has expired") from None
+        except (jwt.InvalidTokenError, ValueError, TypeError):
+            raise InvalidAccessToken("the access token is invalid") from None

@@ -1,0 +1,58 @@
+"""Cursor pagination over time-ordered ids: `?limit=&cursor=` → `{items, nextCursor}`."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from typing import Annotated, Generic, TypeVar
+
+from fastapi import Depends, Query
+from pydantic import BaseModel, Field
+
+from gameportal.errors import PortalError
+from gameportal.kit.schemas import Schema
+
+T = TypeVar("T")
+
+MAX_LIMIT = 200
+
+
+class InvalidCursor(PortalError):
+    status = 400
+    slug = "invalid-cursor"
+    title = "Invalid pagination cursor"
+
+
+def encode_cursor(last_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(last_id.bytes).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> uuid.UUID:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        return uuid.UUID(bytes=raw)
+    except (binascii.Error, ValueError):
+        raise InvalidCursor("the cursor is not one this API returned") from None
+
+
+class PageParams(BaseModel):
+    limit: int
+    after: uuid.UUID | None
+
+
+def _page_params(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=64, description="`nextCursor` of the previous page")
+    ] = None,
+) -> PageParams:
+    return PageParams(limit=limit, after=decode_cursor(cursor) if cursor else None)
+
+
+Pagination = Annotated[PageParams, Depends(_page_params)]
+
+
+class Page(Schema, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(default=None, description="Pass as `cursor` for the next page")

@@ -1,0 +1,7 @@
+from datetime import UTC, datetime
+
+__all__ = ["UTC", "utcnow"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,15 @@
+"""Every ORM table, one module per seed collection."""
+
+from gameportal.models.base import Base
+from gameportal.models.session import LoginThrottle, SecurityEvent, Session, SpentRefreshToken
+from gameportal.models.user import ROLES, User
+
+__all__ = [
+    "ROLES",
+    "Base",
+    "LoginThrottle",
+    "SecurityEvent",
+    "Session",
+    "SpentRefreshToken",
+    "User",
+]

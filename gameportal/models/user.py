@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, Index, String, Text, func, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gameportal.models.base import Base, CreatedAtMixin, IdMixin
+
+ROLES = ("user", "editor", "marketer", "admin")
+
+
+class User(IdMixin, CreatedAtMixin, Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        # Emails are unique whatever their case; lookups go through lower(email).
+        Index("uq_users_email_lower", func.lower(text("email")), unique=True),
+        CheckConstraint(
+            "roles <@ ARRAY['user','editor','marketer','admin']::text[]", name="roles_known"
+        ),
+        CheckConstraint("country ~ '^[A-Z]{2}$'", name="country_iso"),
+    )
+
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(100))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    last_login_at: Mapped[datetime | None]
+    is_blocked: Mapped[bool] = mapped_column(server_default=text("false"), default=False)
+    country: Mapped[str | None] = mapped_column(String(2))
+    roles: Mapped[list[str]] = mapped_column(
+        ARRAY(Text()), server_default=text("ARRAY['user']::text[]"), default=lambda: ["user"]
+    )
+    preferences: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, server_default=text("'{}'::jsonb"), default=dict
+    )
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
