@@ -109,19 +109,27 @@ class RequestContextMiddleware:
             return
 
         received = 0
+        too_large = False
+        started_response = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+                    # Tell the app the client went away; we answer 413 ourselves below.
+                    # (An exception raised here would surface as FastAPI's generic 400.)
+                    too_large = True
+                    return {"type": "http.disconnect"}
             return message
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_response
+            if too_large:
+                return  # the app's answer to a body it never fully got is dropped
             if message["type"] == "http.response.start":
+                started_response = True
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
@@ -129,7 +137,21 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, send_with_id)
+            try:
+                await self.app(scope, limited_receive, send_with_id)
+            except Exception:
+                if not too_large:
+                    raise
+            if too_large and not started_response:
+                status = 413
+                response = problem_response(
+                    413,
+                    PayloadTooLarge.slug,
+                    PayloadTooLarge.title,
+                    f"the request body is larger than {limit} bytes",
+                    headers={"X-Request-ID": request_id},
+                )
+                await response(scope, receive, send)
         finally:
             self._record(scope, status, started)
             structlog.contextvars.unbind_contextvars("request_id")

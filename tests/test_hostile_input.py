@@ -1,0 +1,158 @@
+"""Bad input and hostile clients: each gets a clear problem+json answer, never a 500, never
+a partial write."""
+
+from __future__ import annotations
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tests.conftest import make_settings
+from tests.factories import STRONG_PASSWORD, bearer, register, unique_email
+
+PROBLEM = "application/problem+json"
+
+
+def _is_problem(response: httpx.Response, status: int) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body: dict[str, object] = response.json()
+    assert body["status"] == status
+    assert str(body["type"]).startswith("urn:gameportal:problem:")
+    assert body["title"]
+    return body
+
+
+async def test_malformed_json(client: httpx.AsyncClient, db: asyncpg.Pool) -> None:
+    response = await client.post(
+        "/api/v1/auth/register",
+        content=b'{"email": "a@example.com", "password": ',
+        headers={"Content-Type": "application/json"},
+    )
+    body = _is_problem(response, 422)
+    assert "malformed JSON" in str(body["errors"])
+    assert await db.fetchval("SELECT count(*) FROM users") == 0
+
+
+async def test_wrong_types_name_each_field(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/v1/auth/register", json={"email": 42, "password": ["x"], "name": {"a": 1}}
+    )
+    body = _is_problem(response, 422)
+    fields = {e["field"] for e in body["errors"]}  # type: ignore[attr-defined]
+    assert fields == {"email", "password", "name"}
+
+
+async def test_unknown_fields_are_refused(client: httpx.AsyncClient, db: asyncpg.Pool) -> None:
+    response = await client.post(
+        "/api/v1/auth/register",
+        json={
+            "email": unique_email(),
+            "password": STRONG_PASSWORD,
+            "name": "X",
+            "roles": ["admin"],
+        },
+    )
+    body = _is_problem(response, 422)
+    assert body["errors"] == [  # the classic privilege-escalation field is named, not ignored
+        {
+            "field": "roles",
+            "location": "body",
+            "message": "Extra inputs are not permitted",
+            "code": "extra_forbidden",
+        }
+    ]
+    assert await db.fetchval("SELECT count(*) FROM users") == 0
+
+
+async def test_overlong_strings_and_invalid_email(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/v1/auth/register",
+        json={"email": "not-an-email", "password": STRONG_PASSWORD, "name": "n" * 101},
+    )
+    body = _is_problem(response, 422)
+    codes = {e["field"]: e["code"] for e in body["errors"]}  # type: ignore[attr-defined]
+    assert codes == {"email": "value_error", "name": "string_too_long"}
+    huge_token = await client.post("/api/v1/auth/refresh", json={"refreshToken": "x" * 5000})
+    _is_problem(huge_token, 422)
+
+
+async def test_oversized_body_is_413(client: httpx.AsyncClient) -> None:
+    blob = "a" * (1024 * 1024 + 10)
+    response = await client.post(
+        "/api/v1/auth/register",
+        json={"email": unique_email(), "password": STRONG_PASSWORD, "name": blob},
+    )
+    _is_problem(response, 413)
+
+
+async def test_oversized_chunked_body_is_413(client: httpx.AsyncClient) -> None:
+    async def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(20):
+            yield b"x" * 100_000
+
+    response = await client.post(
+        "/api/v1/auth/login", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    _is_problem(response, 413)
+
+
+async def test_unknown_route_and_wrong_method(client: httpx.AsyncClient) -> None:
+    _is_problem(await client.get("/api/v1/nothing-here"), 404)
+    body = _is_problem(await client.get("/api/v1/auth/login"), 405)
+    assert "GET" in str(body["detail"])
+
+
+async def test_missing_or_wrong_auth_is_401(client: httpx.AsyncClient) -> None:
+    _is_problem(await client.get("/api/v1/me"), 401)
+    _is_problem(await client.get("/api/v1/me", headers={"Authorization": "Basic abc"}), 401)
+
+
+async def test_unhandled_error_is_500_without_internals(database_url: str) -> None:
+    app = _app_with_failing_route(database_url)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            response = await c.get("/boom")
+    body = _is_problem(response, 500)
+    text = response.text
+    assert "Traceback" not in text and "secret-internal-detail" not in text
+    assert body["detail"]
+
+
+def _app_with_failing_route(database_url: str) -> FastAPI:
+    from gameportal.app import create_app
+
+    app = create_app(make_settings(database_url))
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret-internal-detail")
+
+    return app
+
+
+async def test_spoofed_forwarded_for_from_untrusted_peer_is_ignored(
+    client: httpx.AsyncClient,
+) -> None:
+    data = await register(client, headers={"X-Forwarded-For": "1.1.1.1"})
+    assert data["session"]["ip"] == "8.8.8.8"  # the real peer, not the claim
+    assert data["user"]["country"] == "US"
+
+
+@pytest.mark.parametrize("settings_overrides", [{"trusted_proxies": ["8.8.8.0/24"]}])
+async def test_forwarded_for_from_trusted_proxy_is_honoured(client: httpx.AsyncClient) -> None:
+    # The right-most untrusted hop is the client; what it claims further left is ignored.
+    data = await register(client, headers={"X-Forwarded-For": "9.9.9.9, 81.2.69.160"})
+    assert data["session"]["ip"] == "81.2.69.160"
+    assert data["session"]["country"] == "GB"
+
+
+async def test_other_users_ids_are_404_not_403(client: httpx.AsyncClient) -> None:
+    alice = await register(client)
+    bob = await register(client)
+    response = await client.delete(
+        f"/api/v1/me/sessions/{alice['session']['id']}", headers=bearer(bob)
+    )
+    _is_problem(response, 404)
