@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import os
+import signal
 import sys
 from typing import Annotated
 
@@ -13,7 +14,9 @@ import typer
 from gameportal.config import Settings, get_settings
 
 cli = typer.Typer(
-    help="gameportal: player portal and live-operations backend", no_args_is_help=True
+    help="gameportal: player portal and live-operations backend",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
 )
 
 
@@ -23,6 +26,10 @@ def _settings() -> Settings:
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         typer.echo(f"configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -45,7 +52,7 @@ def serve(
 
     settings = _settings()
     try:
-        with database_url_for(settings) as url:
+        with database_url_for(settings, exclusive=True) as url:
             if not settings.database_url:
                 typer.echo(
                     f"embedded PostgreSQL running with data in {settings.embedded_pgdata}", err=True
@@ -55,6 +62,9 @@ def serve(
             get_settings.cache_clear()
             if migrate:
                 upgrade(url)
+            # uvicorn re-raises SIGTERM after its graceful shutdown; by default that kills the
+            # process before the embedded PostgreSQL is stopped. Turn it into an exit instead.
+            signal.signal(signal.SIGTERM, _exit_on_signal)
             uvicorn.run(
                 "gameportal.app:create_app",
                 factory=True,
@@ -90,18 +100,10 @@ def migrate(
 @cli.command("db-url")
 def db_url() -> None:
     """Print the URL of the database in use, embedded or not."""
-    from gameportal.db import DataDirInUse, database_url_for, running_embedded_url
+    from gameportal.db import DataDirInUse, database_url_for
 
-    settings = _settings()
-    if settings.database_url:
-        typer.echo(settings.database_url)
-        return
-    running = running_embedded_url(settings.embedded_pgdata)
-    if running:
-        typer.echo(running)
-        return
     try:
-        with database_url_for(settings) as url:
+        with database_url_for(_settings()) as url:
             typer.echo(url)
     except DataDirInUse as exc:
         raise _fail(str(exc)) from None

@@ -7,7 +7,7 @@ import fcntl
 import json
 import os
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, NewType
@@ -187,18 +187,27 @@ class EmbeddedPostgres:
 
 
 @contextmanager
-def database_url_for(settings: Settings) -> Iterator[str]:
-    """The configured URL, or an embedded server's for the duration of the block."""
+def database_url_for(settings: Settings, *, exclusive: bool = False) -> Iterator[str]:
+    """The configured URL, or an embedded server's for the duration of the block.
+
+    `exclusive` (the API server) refuses a data folder another gameportal process holds;
+    otherwise (migrate, create-admin, db-url) that process's running server is used.
+    """
     if settings.database_url:
         yield settings.database_url
         return
-    with _data_dir_lock(settings.data_dir):
-        server = EmbeddedPostgres(settings.embedded_pgdata)
-        url = server.start()
+    with ExitStack() as stack:
         try:
-            yield url
-        finally:
-            server.stop()
+            stack.enter_context(_data_dir_lock(settings.data_dir))
+        except DataDirInUse:
+            running = None if exclusive else running_embedded_url(settings.embedded_pgdata)
+            if running is None:
+                raise
+        else:
+            server = EmbeddedPostgres(settings.embedded_pgdata)
+            running = server.start()
+            stack.callback(server.stop)
+        yield running
 
 
 def running_embedded_url(pgdata: Path) -> str | None:

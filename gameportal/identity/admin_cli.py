@@ -11,7 +11,7 @@ from gameportal.identity import repository as repo
 from gameportal.identity.passwords import Passwords
 from gameportal.kit.ids import new_id
 from gameportal.kit.time import utcnow
-from gameportal.models import User
+from gameportal.models import User, normalize_roles
 
 
 async def create_or_promote_admin(
@@ -32,7 +32,7 @@ async def create_or_promote_admin(
             existing = await repo.user_by_email(session, email)
             password_hash = await passwords.hash(password)
             if existing is not None:
-                existing.roles = sorted(set(existing.roles) | {"user", "admin"})
+                existing.roles = normalize_roles([*existing.roles, "admin"])
                 existing.password_hash = password_hash
                 existing.is_blocked = False
                 return f"promoted {email} to admin (password reset)"

@@ -31,7 +31,7 @@ from gameportal.identity.tokens import (
 )
 from gameportal.kit.ids import new_id
 from gameportal.kit.time import utcnow
-from gameportal.models import Session, User
+from gameportal.models import Session, User, normalize_roles
 
 log = structlog.get_logger(__name__)
 
@@ -478,7 +478,7 @@ async def admin_update_user(
     user = await repo.get_user(session, user_id, lock=True)
     if user is None:
         raise UserNotFound(f"no user {user_id}")
-    new_roles = sorted(set(roles) | {"user"}, key=_ROLE_ORDER.index) if roles is not None else None
+    new_roles = normalize_roles(roles) if roles is not None else None
     loses_admin = (
         "admin" in user.roles
         and not user.is_blocked
@@ -508,9 +508,6 @@ async def admin_update_user(
             await repo.revoke_sessions(session, user_id=user.id, reason="blocked")
     await session.flush()
     return user
-
-
-_ROLE_ORDER = ["user", "editor", "marketer", "admin"]
 
 
 async def admin_user_sessions(

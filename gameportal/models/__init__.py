@@ -2,7 +2,7 @@
 
 from gameportal.models.base import Base
 from gameportal.models.session import LoginThrottle, SecurityEvent, Session, SpentRefreshToken
-from gameportal.models.user import ROLES, User
+from gameportal.models.user import ROLES, User, normalize_roles
 
 __all__ = [
     "ROLES",
@@ -12,4 +12,5 @@ __all__ = [
     "Session",
     "SpentRefreshToken",
     "User",
+    "normalize_roles",
 ]

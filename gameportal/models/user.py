@@ -12,6 +12,12 @@ from gameportal.models.base import Base, CreatedAtMixin, IdMixin
 ROLES = ("user", "editor", "marketer", "admin")
 
 
+def normalize_roles(roles: set[str] | list[str]) -> list[str]:
+    """Known roles, `user` always among them, in one canonical order."""
+    wanted = set(roles) | {"user"}
+    return [r for r in ROLES if r in wanted]
+
+
 class User(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "users"
     __table_args__ = (
