@@ -4,7 +4,6 @@ the hot read paths, and the embedded PostgreSQL launcher used when no URL is con
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack, contextmanager
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, NewType
 
 import asyncpg
+import orjson
 from fastapi import Depends, Request
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -80,19 +80,25 @@ class Database:
         await self.engine.dispose()
 
 
+def _json_text(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for name in ("json", "jsonb"):
-        await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+        await conn.set_type_codec(
+            name, encoder=_json_text, decoder=orjson.loads, schema="pg_catalog"
+        )
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
 
 
 async def _write_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One transaction per request: commit when the endpoint returns, roll back on error."""
-    db = get_database(request)
+    db: Database = request.app.state.db
     async with db.sessionmaker() as session:
         try:
             yield session
@@ -104,7 +110,7 @@ async def _write_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 async def _read_session(request: Request) -> AsyncIterator[AsyncSession]:
-    db = get_database(request)
+    db: Database = request.app.state.db
     async with db.sessionmaker() as session:
         yield session
 

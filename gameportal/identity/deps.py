@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from gameportal.db import get_database
 from gameportal.errors import Forbidden, Unauthorized
 from gameportal.identity import repository as repo
 from gameportal.identity.devices import MAX_FINGERPRINT, MAX_USER_AGENT, device_type
@@ -23,7 +22,9 @@ _bearer = HTTPBearer(
 )
 
 
-def get_identity(request: Request) -> Identity:
+# Dependencies are `async def` even when they do not await: FastAPI runs plain functions
+# in its thread pool, which costs more than the work itself on every request.
+async def get_identity(request: Request) -> Identity:
     identity: Identity = request.app.state.identity
     return identity
 
@@ -31,7 +32,7 @@ def get_identity(request: Request) -> Identity:
 IdentityDep = Annotated[Identity, Depends(get_identity)]
 
 
-def get_client_info(request: Request) -> ClientInfo:
+async def get_client_info(request: Request) -> ClientInfo:
     peer = request.client.host if request.client else None
     ip = client_ip(peer, request.headers.get("x-forwarded-for"), request.app.state.trusted_proxies)
     user_agent = request.headers.get("user-agent")
@@ -54,13 +55,13 @@ async def get_principal(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("send an access token as `Authorization: Bearer <token>`")
-    identity = get_identity(request)
+    identity: Identity = request.app.state.identity
     try:
         claims = identity.tokens.decode(credentials.credentials)
     except InvalidAccessToken as exc:
         raise Unauthorized(str(exc)) from None
     row = await repo.live_session_user(
-        get_database(request).pool,
+        request.app.state.db.pool,
         session_id=claims.session_id,
         user_id=claims.user_id,
         idle=identity.idle_timeout,

@@ -41,7 +41,7 @@ class PageParams(BaseModel):
     after: uuid.UUID | None
 
 
-def _page_params(
+async def _page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")] = 50,
     cursor: Annotated[
         str | None, Query(max_length=64, description="`nextCursor` of the previous page")
