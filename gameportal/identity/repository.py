@@ -103,11 +103,82 @@ async def record_security_event(
     )
 
 
-async def user_for_login(pool: asyncpg.Pool, email: str) -> asyncpg.Record | None:
+# Lockout and account in one round trip; the lockout is reported even for an unknown email.
+_LOGIN_LOOKUP_SQL = """
+SELECT (SELECT max(t.locked_until) FROM login_throttle t
+        WHERE t.locked_until > now()
+          AND ((t.scope = 'account' AND t.key = lower($1)) OR (t.scope = 'ip' AND t.key = $2))
+       ) AS locked_until,
+       u.id, u.password_hash, u.is_blocked
+FROM (SELECT 1) AS one LEFT JOIN users u ON lower(u.email) = lower($1)
+"""
+
+
+async def login_lookup(pool: asyncpg.Pool, *, email: str, ip: str | None) -> asyncpg.Record:
+    row: asyncpg.Record = await pool.fetchrow(_LOGIN_LOOKUP_SQL, email, ip)
+    return row
+
+
+# A successful login in one atomic statement: clear the account's failures, stamp the
+# login (and store an upgraded hash), open the device session.
+_LOGIN_SQL = """
+WITH cleared AS (
+    DELETE FROM login_throttle WHERE scope = 'account' AND key = lower($1)
+), u AS (
+    UPDATE users SET last_login_at = now(),
+                     password_hash = coalesce($3, password_hash),
+                     updated_at = CASE WHEN $3 IS NULL THEN updated_at ELSE now() END
+    WHERE id = $2 AND NOT is_blocked
+    RETURNING id, email, name, created_at, last_login_at, is_blocked, country, roles,
+              preferences
+), s AS (
+    INSERT INTO sessions (id, user_id, ip, user_agent, device_type, fingerprint, country,
+                          refresh_token_hash, created_at, last_used_at, expires_at)
+    SELECT $4, u.id, $5::inet, $6, $7, $8, $9, $10, now(), now(), now() + $11::interval
+    FROM u
+    RETURNING id, ip, user_agent, device_type, fingerprint, country, created_at,
+              last_used_at, expires_at
+)
+SELECT to_jsonb(u) AS "user", to_jsonb(s) AS session FROM u, s
+"""
+
+
+async def open_login_session(
+    pool: asyncpg.Pool,
+    *,
+    email: str,
+    user_id: uuid.UUID,
+    new_password_hash: str | None,
+    session: NewSessionRow,
+) -> asyncpg.Record | None:
+    """None when the account was erased or blocked since its password was checked."""
     row: asyncpg.Record | None = await pool.fetchrow(
-        "SELECT id, password_hash, is_blocked FROM users WHERE lower(email) = lower($1)", email
+        _LOGIN_SQL,
+        email,
+        user_id,
+        new_password_hash,
+        session.id,
+        session.ip,
+        session.user_agent,
+        session.device_type,
+        session.fingerprint,
+        session.country,
+        session.refresh_token_hash,
+        session.ttl,
     )
     return row
+
+
+@dataclass(frozen=True)
+class NewSessionRow:
+    id: uuid.UUID
+    ip: str | None
+    user_agent: str | None
+    device_type: str
+    fingerprint: str | None
+    country: str | None
+    refresh_token_hash: str
+    ttl: timedelta
 
 
 # Throttle: one upsert per failure. Reaching the limit locks for `lockout` and starts a
@@ -144,23 +215,6 @@ async def record_login_failure(
         _FAILURE_SQL, scope, key, max_failures, window, lockout
     )
     return locked
-
-
-async def lockout_until(pool: asyncpg.Pool, keys: list[tuple[str, str]]) -> datetime | None:
-    scopes = [s for s, _ in keys]
-    values = [k for _, k in keys]
-    until: datetime | None = await pool.fetchval(
-        "SELECT max(locked_until) FROM login_throttle t "
-        "JOIN unnest($1::text[], $2::text[]) AS k(scope, key) "
-        "ON t.scope = k.scope AND t.key = k.key WHERE t.locked_until > now()",
-        scopes,
-        values,
-    )
-    return until
-
-
-async def clear_login_failures(pool: asyncpg.Pool, *, scope: str, key: str) -> None:
-    await pool.execute("DELETE FROM login_throttle WHERE scope = $1 AND key = $2", scope, key)
 
 
 # --- ORM (writes, admin) -------------------------------------------------------------------

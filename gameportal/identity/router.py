@@ -86,10 +86,9 @@ async def register(
     summary="Log in: a new device session with an access and a refresh token",
 )
 async def login(
-    body: LoginRequest, session: DbSession, db: DbPool, identity: IdentityDep, client: Client
+    body: LoginRequest, db: DbPool, identity: IdentityDep, client: Client
 ) -> AuthResponse:
     result = await service.login(
-        session,
         db.pool,
         identity,
         email=body.email,

@@ -164,23 +164,20 @@ def _issue(
     )
 
 
-def _new_session(identity: Identity, user_id: uuid.UUID, client: ClientInfo) -> tuple[Session, str]:
+def _new_session(identity: Identity, client: ClientInfo) -> tuple[repo.NewSessionRow, str]:
+    """A device session's values and its refresh token (returned once, stored as a hash)."""
     token = new_refresh_token()
-    now = utcnow()
-    row = Session(
+    values = repo.NewSessionRow(
         id=new_id(),
-        user_id=user_id,
         ip=client.ip,
         user_agent=client.user_agent,
         device_type=client.device_type,
         fingerprint=client.fingerprint,
         country=client.country,
         refresh_token_hash=hash_refresh_token(token),
-        created_at=now,
-        last_used_at=now,
-        expires_at=now + identity.session_ttl,
+        ttl=identity.session_ttl,
     )
-    return row, token
+    return values, token
 
 
 async def register(
@@ -218,7 +215,20 @@ async def register(
     except IntegrityError:
         # Lost a race with a concurrent registration of the same address.
         raise EmailTaken(f"{email} is already registered; log in or reset the password") from None
-    row, token = _new_session(identity, user.id, client)
+    values, token = _new_session(identity, client)
+    row = Session(
+        id=values.id,
+        user_id=user.id,
+        ip=values.ip,
+        user_agent=values.user_agent,
+        device_type=values.device_type,
+        fingerprint=values.fingerprint,
+        country=values.country,
+        refresh_token_hash=values.refresh_token_hash,
+        created_at=now,
+        last_used_at=now,
+        expires_at=now + values.ttl,
+    )
     session.add(row)
     await session.flush()
     REGISTRATIONS.inc()
@@ -234,17 +244,6 @@ def _throttle_keys(email: str, ip: str | None) -> list[tuple[str, str]]:
     if ip:
         keys.append(("ip", ip))
     return keys
-
-
-async def _check_lockout(pool: asyncpg.Pool, keys: list[tuple[str, str]]) -> None:
-    until = await repo.lockout_until(pool, keys)
-    if until is not None:
-        seconds = max(1, math.ceil((until - utcnow()).total_seconds()))
-        LOGINS.labels("throttled").inc()
-        raise TooManyAttempts(
-            f"too many failed attempts; try again in {seconds} seconds",
-            headers={"Retry-After": str(seconds)},
-        )
 
 
 async def _record_failure(
@@ -275,7 +274,6 @@ async def _record_failure(
 
 
 async def login(
-    session: AsyncSession,
     pool: asyncpg.Pool,
     identity: Identity,
     *,
@@ -283,33 +281,37 @@ async def login(
     password: str,
     client: ClientInfo,
 ) -> AuthResult:
-    keys = _throttle_keys(email, client.ip)
-    await _check_lockout(pool, keys)
-    found = await repo.user_for_login(pool, email)
-    # No connection is held while argon2 runs: it is the slow part of a login.
-    result = await identity.passwords.verify(found["password_hash"] if found else None, password)
-    if found is None or not result.ok:
-        await _record_failure(pool, identity, email, client.ip, found["id"] if found else None)
+    """Two statements around one argon2 verification, and no connection held while it runs:
+    login is bound by hashing, so everything else has to be cheap."""
+    found = await repo.login_lookup(pool, email=email, ip=client.ip)
+    if found["locked_until"] is not None:
+        seconds = max(1, math.ceil((found["locked_until"] - utcnow()).total_seconds()))
+        LOGINS.labels("throttled").inc()
+        raise TooManyAttempts(
+            f"too many failed attempts; try again in {seconds} seconds",
+            headers={"Retry-After": str(seconds)},
+        )
+    user_id: uuid.UUID | None = found["id"]
+    result = await identity.passwords.verify(found["password_hash"], password)
+    if user_id is None or not result.ok:
+        await _record_failure(pool, identity, email, client.ip, user_id)
         LOGINS.labels("invalid").inc()
         raise InvalidCredentials("the email or password is wrong")
     if found["is_blocked"]:
         LOGINS.labels("blocked").inc()
         raise AccountBlocked("contact support to have the account reviewed")
 
-    await repo.clear_login_failures(pool, scope="account", key=email.lower())
-    user = await repo.get_user(session, found["id"])
-    if user is None:  # erased between the two reads
+    values, token = _new_session(identity, client)
+    opened = await repo.open_login_session(
+        pool, email=email, user_id=user_id, new_password_hash=result.new_hash, session=values
+    )
+    if opened is None:  # erased or blocked between the two statements
         raise InvalidCredentials("the email or password is wrong")
-    user.last_login_at = utcnow()
-    if result.new_hash is not None:
-        user.password_hash = result.new_hash
-    row, token = _new_session(identity, user.id, client)
-    session.add(row)
-    await session.flush()
+    user, row = opened["user"], opened["session"]
     LOGINS.labels("success").inc()
-    log.info("login", user_id=str(user.id), session_id=str(row.id), device=client.device_type)
+    log.info("login", user_id=str(user_id), session_id=str(values.id), device=client.device_type)
     tokens = _issue(
-        identity, user_id=user.id, session_id=row.id, roles=user.roles, refresh_token=token
+        identity, user_id=user_id, session_id=values.id, roles=user["roles"], refresh_token=token
     )
     return AuthResult(user=user, session=row, tokens=tokens)
 
