@@ -68,6 +68,7 @@ class Database:
             min_size=1,
             max_size=settings.db_pool_size,
             init=_init_connection,
+            reset=_reset_connection,
         )
         return cls(
             engine=engine,
@@ -89,6 +90,14 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(
             name, encoder=_json_text, decoder=orjson.loads, schema="pg_catalog"
         )
+
+
+async def _reset_connection(conn: asyncpg.Connection) -> None:
+    """This pool only runs single statements: no LISTEN, advisory lock, cursor or SET ever
+    outlives one. asyncpg's default reset costs a round trip on every release; we only
+    make sure no transaction is left open. (LISTEN belongs on a dedicated connection.)"""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
 
 
 async def get_database(request: Request) -> Database:
