@@ -72,11 +72,15 @@ def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=(
-            structlog.BytesLoggerFactory(sys.stderr.buffer)
+            # Straight to file descriptor 2, one unbuffered write per line: lines from
+            # several workers never interleave mid-line, and nothing waits in a buffer.
+            structlog.BytesLoggerFactory(open(2, "wb", buffering=0, closefd=False))  # noqa: SIM115
             if as_json
             else structlog.PrintLoggerFactory(sys.stderr)
         ),
-        cache_logger_on_first_use=True,
+        # Not cached: create_app() may reconfigure (tests, embedding), and module-level
+        # loggers must follow.
+        cache_logger_on_first_use=False,
     )
 
 

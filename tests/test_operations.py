@@ -1,4 +1,7 @@
 import httpx
+import pytest
+
+from tests.factories import bearer, register
 
 
 async def test_healthz(client: httpx.AsyncClient) -> None:
@@ -36,3 +39,47 @@ async def test_openapi_documents_problems_and_auth(client: httpx.AsyncClient) ->
     login = spec["paths"]["/api/v1/auth/login"]["post"]
     assert {"401", "422", "429"} <= set(login["responses"])
     assert "passwordHash" not in str(spec) and "password_hash" not in str(spec)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"cors_origins": ["https://play.example.com"]}])
+async def test_cors_allows_only_configured_origins(client: httpx.AsyncClient) -> None:
+    preflight = await client.options(
+        "/api/v1/me",
+        headers={
+            "Origin": "https://play.example.com",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "Authorization",
+        },
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "https://play.example.com"
+    other = await client.get("/healthz", headers={"Origin": "https://evil.example.com"})
+    assert "access-control-allow-origin" not in other.headers
+
+
+@pytest.mark.parametrize("settings_overrides", [{"log_level": "INFO"}])
+async def test_logs_never_carry_passwords_or_tokens(
+    client: httpx.AsyncClient, capfd: pytest.CaptureFixture[str]
+) -> None:
+    data = await register(client, password="secret-lantern-ocean-77")
+    await client.post(
+        "/api/v1/auth/login",
+        json={"email": data["user"]["email"], "password": "wrong-lantern-ocean"},
+    )
+    fresh = (
+        await client.post("/api/v1/auth/refresh", json={"refreshToken": data["refreshToken"]})
+    ).json()
+    await client.post("/api/v1/auth/refresh", json={"refreshToken": data["refreshToken"]})
+    await client.get("/api/v1/me", headers=bearer(fresh))
+    out, err = capfd.readouterr()
+    logs = out + err
+    assert "refresh_token_reuse" in logs and '"route":"/api/v1/auth/login"' in logs
+    for secret in (
+        "secret-lantern-ocean-77",
+        "wrong-lantern-ocean",
+        data["refreshToken"],
+        fresh["refreshToken"],
+        fresh["accessToken"],
+        data["accessToken"],
+    ):
+        assert secret not in logs  # ...without the secrets

@@ -28,13 +28,16 @@ async def list_users(
     _: AdminUser,
     session: DbReadSession,
     page: Pagination,
-    email: Annotated[str | None, Query(max_length=320, description="Email prefix")] = None,
+    email_prefix: Annotated[
+        str | None,
+        Query(alias="emailPrefix", max_length=320, description="Case-insensitive email prefix"),
+    ] = None,
     role: Role | None = None,
     is_blocked: Annotated[bool | None, Query(alias="isBlocked")] = None,
 ) -> Page[UserRead]:
     users = await repo.list_users(
         session,
-        repo.UserFilter(email_prefix=email, role=role, is_blocked=is_blocked),
+        repo.UserFilter(email_prefix=email_prefix, role=role, is_blocked=is_blocked),
         after=page.after,
         limit=page.limit + 1,
     )

@@ -23,7 +23,7 @@ async def test_list_users_paginates_and_filters(
     seen: list[str] = []
     cursor = None
     while True:
-        params: dict[str, str | int] = {"limit": 2, "email": "ZED"}
+        params: dict[str, str | int] = {"limit": 2, "emailPrefix": "ZED"}
         if cursor:
             params["cursor"] = cursor
         page = await client.get("/api/v1/admin/users", params=params, headers=bearer(admin))
