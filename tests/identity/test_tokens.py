@@ -113,7 +113,7 @@ async def test_hostile_access_tokens_are_refused(client: httpx.AsyncClient) -> N
         "tampered": data["accessToken"][:-4]
         + ("AAAA" if not data["accessToken"].endswith("AAAA") else "BBBB"),
         "wrong key": jwt.encode(claims, "another-secret-another-secret-123", algorithm="HS256"),
-        "other algorithm": jwt.encode(claims, SECRET, algorithm="HS512"),
+        "other algorithm": jwt.encode(claims, SECRET * 2, algorithm="HS512"),
         "foreign audience": jwt.encode(
             {**claims, "aud": "someone-else"}, SECRET, algorithm="HS256"
         ),
