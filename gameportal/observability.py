@@ -105,23 +105,12 @@ class RequestContextMiddleware:
         status = 500
         limit = self.max_body_bytes
 
+        # A declared length over the limit is refused before reading a byte; a body that
+        # only turns out too long (chunked, or a lying header) is cut off while read.
         declared = _header(scope, b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            response = problem_response(
-                413,
-                PayloadTooLarge.slug,
-                PayloadTooLarge.title,
-                f"the request body is larger than {limit} bytes",
-                headers={"X-Request-ID": request_id},
-            )
-            await response(scope, receive, send)
-            self._record(scope, 413, started)
-            structlog.contextvars.unbind_contextvars("request_id")
-            return
-
-        received = 0
-        too_large = False
+        too_large = declared is not None and (not declared.isdigit() or int(declared) > limit)
         started_response = False
+        received = 0
 
         async def limited_receive() -> Message:
             nonlocal received, too_large
@@ -148,11 +137,12 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            try:
-                await self.app(scope, limited_receive, send_with_id)
-            except Exception:
-                if not too_large:
-                    raise
+            if not too_large:
+                try:
+                    await self.app(scope, limited_receive, send_with_id)
+                except Exception:
+                    if not too_large:
+                        raise
             if too_large and not started_response:
                 status = 413
                 response = problem_response(

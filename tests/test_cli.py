@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -55,8 +57,9 @@ def _postgres_running(pgdata: Path) -> bool:
     return True
 
 
-def test_serve_on_embedded_postgres_then_stop_cleanly(tmp_path: Path) -> None:
-    data_dir = tmp_path / "var"
+@contextmanager
+def _serving(data_dir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`gameportal serve` on a free loopback port; SIGTERM when the block ends."""
     port = _free_port()
     proc = subprocess.Popen(
         [*GAMEPORTAL, "serve", "--port", str(port)],
@@ -66,7 +69,15 @@ def test_serve_on_embedded_postgres_then_stop_cleanly(tmp_path: Path) -> None:
     )
     try:
         _wait_ready(port, proc)
-        base = f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_serve_on_embedded_postgres_then_stop_cleanly(tmp_path: Path) -> None:
+    data_dir = tmp_path / "var"
+    with _serving(data_dir) as (base, proc):
         register = httpx.post(
             f"{base}/api/v1/auth/register",
             json={
@@ -106,30 +117,16 @@ def test_serve_on_embedded_postgres_then_stop_cleanly(tmp_path: Path) -> None:
             json={"email": "cli@example.com", "password": "violet-kettle-harbour-93"},
         )
         assert login.json()["user"]["roles"] == ["user", "admin"]
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
     assert proc.returncode == 0
     assert not _postgres_running(data_dir / "postgres")
 
     # The data is kept across restarts.
-    port = _free_port()
-    proc = subprocess.Popen(
-        [*GAMEPORTAL, "serve", "--port", str(port)],
-        env=_env(data_dir),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        _wait_ready(port, proc)
+    with _serving(data_dir) as (base, _):
         login = httpx.post(
-            f"http://127.0.0.1:{port}/api/v1/auth/login",
+            f"{base}/api/v1/auth/login",
             json={"email": "cli@example.com", "password": "violet-kettle-harbour-93"},
         )
         assert login.status_code == 200
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 def test_production_refuses_a_default_secret(tmp_path: Path) -> None:

@@ -9,9 +9,9 @@ from gameportal.db import Database
 from gameportal.errors import InvalidField
 from gameportal.identity import repository as repo
 from gameportal.identity.passwords import Passwords
-from gameportal.kit.ids import new_id
+from gameportal.identity.service import new_user
 from gameportal.kit.time import utcnow
-from gameportal.models import User, normalize_roles
+from gameportal.models import normalize_roles
 
 
 async def create_or_promote_admin(
@@ -36,17 +36,13 @@ async def create_or_promote_admin(
                 existing.password_hash = password_hash
                 existing.is_blocked = False
                 return f"promoted {email} to admin (password reset)"
-            now = utcnow()
             session.add(
-                User(
-                    id=new_id(),
+                new_user(
                     email=email,
                     name=name,
                     password_hash=password_hash,
-                    created_at=now,
-                    updated_at=now,
-                    roles=["user", "admin"],
-                    preferences={},
+                    roles=["admin"],
+                    now=utcnow(),
                 )
             )
             return f"created admin {email}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -196,19 +196,15 @@ async def register(
         raise EmailTaken(f"{email} is already registered; log in or reset the password")
     password_hash = await identity.passwords.hash(password)
     now = utcnow()
-    user = User(
-        id=new_id(),
+    user = new_user(
         email=email,
         name=name,
         password_hash=password_hash,
-        created_at=now,
-        updated_at=now,
-        last_login_at=now,
-        is_blocked=False,
         country=client.country,
-        roles=["user"],
         preferences=preferences,
+        now=now,
     )
+    user.last_login_at = now
     session.add(user)
     try:
         await session.flush()
@@ -237,6 +233,30 @@ async def register(
         identity, user_id=user.id, session_id=row.id, roles=user.roles, refresh_token=token
     )
     return AuthResult(user=user, session=row, tokens=tokens)
+
+
+def new_user(
+    *,
+    email: str,
+    name: str,
+    password_hash: str,
+    now: datetime,
+    roles: list[str] | None = None,
+    country: str | None = None,
+    preferences: dict[str, Any] | None = None,
+) -> User:
+    return User(
+        id=new_id(),
+        email=email.lower(),
+        name=name,
+        password_hash=password_hash,
+        created_at=now,
+        updated_at=now,
+        is_blocked=False,
+        country=country,
+        roles=normalize_roles(roles or []),
+        preferences=preferences or {},
+    )
 
 
 def _throttle_keys(email: str, ip: str | None) -> list[tuple[str, str]]:
