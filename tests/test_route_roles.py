@@ -34,6 +34,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("PATCH", "/api/v1/admin/users/{user_id}"): "admin",
     ("GET", "/api/v1/admin/users/{user_id}/sessions"): "admin",
     ("DELETE", "/api/v1/admin/users/{user_id}/sessions"): "admin",
+    ("GET", "/api/v1/admin/users/{user_id}/security-events"): "admin",
 }
 
 # Routes whose success would spoil the caller for the next check (logout ends the session).

@@ -9,12 +9,17 @@ from fastapi import APIRouter, Query
 
 from gameportal.db import DbReadSession, DbSession
 from gameportal.errors import problem_responses
-from gameportal.identity import repository as repo
 from gameportal.identity import service
 from gameportal.identity.deps import AdminUser, IdentityDep
 from gameportal.identity.router import SessionsEnded
-from gameportal.identity.schemas import AdminUserUpdate, Role, SessionRead, UserRead
-from gameportal.kit.pagination import Page, Pagination, encode_cursor
+from gameportal.identity.schemas import (
+    AdminUserUpdate,
+    Role,
+    SecurityEventRead,
+    SessionRead,
+    UserRead,
+)
+from gameportal.kit.pagination import Page, Pagination, split_page
 
 admin_router = APIRouter(prefix="/api/v1/admin/users", tags=["admin"])
 
@@ -35,17 +40,17 @@ async def list_users(
     role: Role | None = None,
     is_blocked: Annotated[bool | None, Query(alias="isBlocked")] = None,
 ) -> Page[UserRead]:
-    users = await repo.list_users(
+    users = await service.admin_list_users(
         session,
-        repo.UserFilter(email_prefix=email_prefix, role=role, is_blocked=is_blocked),
+        email_prefix=email_prefix,
+        role=role,
+        is_blocked=is_blocked,
         after=page.after,
         limit=page.limit + 1,
     )
-    more = len(users) > page.limit
-    users = users[: page.limit]
+    users, next_cursor = split_page(users, page.limit)
     return Page[UserRead](
-        items=[UserRead.model_validate(u) for u in users],
-        next_cursor=encode_cursor(users[-1].id) if more else None,
+        items=[UserRead.model_validate(u) for u in users], next_cursor=next_cursor
     )
 
 
@@ -77,14 +82,42 @@ async def update_user(
 
 @admin_router.get(
     "/{user_id}/sessions",
-    response_model=list[SessionRead],
-    responses=problem_responses(401, 403, 404, 422),
+    response_model=Page[SessionRead],
+    responses=problem_responses(400, 401, 403, 404, 422),
+    summary="A user's live device sessions, newest first",
 )
 async def user_sessions(
-    user_id: uuid.UUID, _: AdminUser, session: DbReadSession, identity: IdentityDep
-) -> list[SessionRead]:
-    rows = await service.admin_user_sessions(session, identity, user_id)
-    return [SessionRead.model_validate(r) for r in rows]
+    user_id: uuid.UUID,
+    _: AdminUser,
+    session: DbReadSession,
+    identity: IdentityDep,
+    page: Pagination,
+) -> Page[SessionRead]:
+    rows = await service.admin_user_sessions(
+        session, identity, user_id, before=page.after, limit=page.limit + 1
+    )
+    rows, next_cursor = split_page(rows, page.limit)
+    return Page[SessionRead](
+        items=[SessionRead.model_validate(r) for r in rows], next_cursor=next_cursor
+    )
+
+
+@admin_router.get(
+    "/{user_id}/security-events",
+    response_model=Page[SecurityEventRead],
+    responses=problem_responses(400, 401, 403, 404, 422),
+    summary="What happened to an account: replayed tokens, lockouts, blocks, role changes",
+)
+async def user_security_events(
+    user_id: uuid.UUID, _: AdminUser, session: DbReadSession, page: Pagination
+) -> Page[SecurityEventRead]:
+    rows = await service.admin_security_events(
+        session, user_id, before=page.after, limit=page.limit + 1
+    )
+    rows, next_cursor = split_page(rows, page.limit)
+    return Page[SecurityEventRead](
+        items=[SecurityEventRead.model_validate(r) for r in rows], next_cursor=next_cursor
+    )
 
 
 @admin_router.delete(

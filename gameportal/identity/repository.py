@@ -247,8 +247,11 @@ async def get_session(session: AsyncSession, session_id: uuid.UUID) -> Session |
     return row
 
 
-def live_sessions_of(user_id: uuid.UUID, *, idle: timedelta) -> Select[Session]:
-    return (
+def live_sessions_of(
+    user_id: uuid.UUID, *, idle: timedelta, before: uuid.UUID | None, limit: int
+) -> Select[Session]:
+    """Newest first; ids are time-ordered, so the id is the cursor."""
+    stmt = (
         select(Session)
         .where(
             Session.user_id == user_id,
@@ -256,14 +259,38 @@ def live_sessions_of(user_id: uuid.UUID, *, idle: timedelta) -> Select[Session]:
             Session.expires_at > func.now(),
             Session.last_used_at > func.now() - idle,
         )
-        .order_by(Session.created_at.desc(), Session.id.desc())
+        .order_by(Session.id.desc())
+        .limit(limit)
     )
+    if before is not None:
+        stmt = stmt.where(Session.id < before)
+    return stmt
 
 
 async def list_live_sessions(
-    session: AsyncSession, user_id: uuid.UUID, *, idle: timedelta
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    idle: timedelta,
+    before: uuid.UUID | None,
+    limit: int,
 ) -> list[Session]:
-    return list((await session.scalars(live_sessions_of(user_id, idle=idle))).all())
+    stmt = live_sessions_of(user_id, idle=idle, before=before, limit=limit)
+    return list((await session.scalars(stmt)).all())
+
+
+async def list_security_events(
+    session: AsyncSession, user_id: uuid.UUID, *, before: uuid.UUID | None, limit: int
+) -> list[SecurityEvent]:
+    stmt = (
+        select(SecurityEvent)
+        .where(SecurityEvent.user_id == user_id)
+        .order_by(SecurityEvent.id.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        stmt = stmt.where(SecurityEvent.id < before)
+    return list((await session.scalars(stmt)).all())
 
 
 async def revoke_sessions(

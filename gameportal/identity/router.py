@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Response, status
 
-from gameportal.db import DbPool, DbSession
+from gameportal.db import DbPool, DbReadSession, DbSession
 from gameportal.errors import problem_responses
 from gameportal.identity import service
 from gameportal.identity.deps import Client, CurrentUser, IdentityDep
@@ -23,6 +23,7 @@ from gameportal.identity.schemas import (
     TokenResponse,
     UserRead,
 )
+from gameportal.kit.pagination import Page, Pagination, split_page
 from gameportal.kit.schemas import Schema
 
 auth_router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -178,15 +179,24 @@ async def delete_me(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@me_router.get("/sessions", response_model=list[SessionRead], responses=problem_responses(401))
+@me_router.get(
+    "/sessions",
+    response_model=Page[SessionRead],
+    responses=problem_responses(400, 401, 422),
+    summary="The caller's live device sessions, newest first",
+)
 async def list_my_sessions(
-    principal: CurrentUser, session: DbSession, identity: IdentityDep
-) -> list[SessionRead]:
-    rows = await service.my_sessions(session, identity, principal)
-    return [
+    principal: CurrentUser, session: DbReadSession, identity: IdentityDep, page: Pagination
+) -> Page[SessionRead]:
+    rows = await service.my_sessions(
+        session, identity, principal, before=page.after, limit=page.limit + 1
+    )
+    rows, next_cursor = split_page(rows, page.limit)
+    items = [
         SessionRead.model_validate(r).model_copy(update={"current": r.id == principal.session_id})
         for r in rows
     ]
+    return Page[SessionRead](items=items, next_cursor=next_cursor)
 
 
 @me_router.delete(

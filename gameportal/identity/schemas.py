@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import langcodes
 from pydantic import AfterValidator, EmailStr, Field, StringConstraints
@@ -63,6 +63,18 @@ class SessionRead(Schema):
     last_used_at: UtcDatetime
     expires_at: UtcDatetime
     current: bool = Field(default=False, description="True for the session of this request")
+
+
+class SecurityEventRead(Schema):
+    id: uuid.UUID
+    kind: str = Field(
+        description="refresh_token_reuse, login_lockout, password_changed, blocked, unblocked, "
+        "roles_changed, sessions_ended_by_admin"
+    )
+    session_id: uuid.UUID | None
+    ip: IpAddress | None
+    detail: dict[str, Any]
+    created_at: UtcDatetime
 
 
 class RegisterRequest(InputSchema):

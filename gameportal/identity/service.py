@@ -31,7 +31,7 @@ from gameportal.identity.tokens import (
 )
 from gameportal.kit.ids import new_id
 from gameportal.kit.time import utcnow
-from gameportal.models import Session, User, normalize_roles
+from gameportal.models import SecurityEvent, Session, User, normalize_roles
 
 log = structlog.get_logger(__name__)
 
@@ -457,9 +457,16 @@ async def delete_me(
 
 
 async def my_sessions(
-    session: AsyncSession, identity: Identity, principal: Principal
+    session: AsyncSession,
+    identity: Identity,
+    principal: Principal,
+    *,
+    before: uuid.UUID | None,
+    limit: int,
 ) -> list[Session]:
-    return await repo.list_live_sessions(session, principal.user_id, idle=identity.idle_timeout)
+    return await repo.list_live_sessions(
+        session, principal.user_id, idle=identity.idle_timeout, before=before, limit=limit
+    )
 
 
 async def end_my_session(
@@ -480,6 +487,19 @@ async def end_my_other_sessions(session: AsyncSession, principal: Principal) -> 
 
 
 # --- administration ------------------------------------------------------------------------
+
+
+async def admin_list_users(
+    session: AsyncSession,
+    *,
+    email_prefix: str | None,
+    role: str | None,
+    is_blocked: bool | None,
+    after: uuid.UUID | None,
+    limit: int,
+) -> list[User]:
+    filters = repo.UserFilter(email_prefix=email_prefix, role=role, is_blocked=is_blocked)
+    return await repo.list_users(session, filters, after=after, limit=limit)
 
 
 async def admin_get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
@@ -533,10 +553,24 @@ async def admin_update_user(
 
 
 async def admin_user_sessions(
-    session: AsyncSession, identity: Identity, user_id: uuid.UUID
+    session: AsyncSession,
+    identity: Identity,
+    user_id: uuid.UUID,
+    *,
+    before: uuid.UUID | None,
+    limit: int,
 ) -> list[Session]:
     await admin_get_user(session, user_id)
-    return await repo.list_live_sessions(session, user_id, idle=identity.idle_timeout)
+    return await repo.list_live_sessions(
+        session, user_id, idle=identity.idle_timeout, before=before, limit=limit
+    )
+
+
+async def admin_security_events(
+    session: AsyncSession, user_id: uuid.UUID, *, before: uuid.UUID | None, limit: int
+) -> list[SecurityEvent]:
+    await admin_get_user(session, user_id)
+    return await repo.list_security_events(session, user_id, before=before, limit=limit)
 
 
 async def admin_end_user_sessions(

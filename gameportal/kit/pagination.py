@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from typing import Annotated, Generic, TypeVar
+from collections.abc import Sequence
+from typing import Annotated, Generic, Protocol, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import BaseModel, Field
@@ -56,3 +57,18 @@ Pagination = Annotated[PageParams, Depends(_page_params)]
 class Page(Schema, Generic[T]):
     items: list[T]
     next_cursor: str | None = Field(default=None, description="Pass as `cursor` for the next page")
+
+
+class HasId(Protocol):
+    @property
+    def id(self) -> uuid.UUID: ...
+
+
+R = TypeVar("R", bound=HasId)
+
+
+def split_page(rows: Sequence[R], limit: int) -> tuple[list[R], str | None]:
+    """Rows fetched with `limit + 1` → this page and the cursor of the next, if any."""
+    page = list(rows[:limit])
+    more = len(rows) > limit
+    return page, encode_cursor(page[-1].id) if more and page else None

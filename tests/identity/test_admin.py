@@ -98,7 +98,7 @@ async def test_blocking_ends_every_session_at_once(
     )
     assert live == 0
     sessions = await client.get(f"{url}/sessions", headers=bearer(admin))
-    assert sessions.json() == []
+    assert sessions.json() == {"items": [], "nextCursor": None}
 
 
 async def test_last_admin_cannot_lose_the_role(client: httpx.AsyncClient, db: asyncpg.Pool) -> None:
@@ -145,10 +145,33 @@ async def test_admin_lists_and_ends_user_sessions(
     got = await client.get(url, headers=bearer(admin))
     assert got.status_code == 200 and got.json()["email"] == player["user"]["email"]
     sessions = await client.get(f"{url}/sessions", headers=bearer(admin))
-    assert [s["id"] for s in sessions.json()] == [player["session"]["id"]]
+    assert [s["id"] for s in sessions.json()["items"]] == [player["session"]["id"]]
     ended = await client.delete(f"{url}/sessions", headers=bearer(admin))
     assert ended.json() == {"ended": 1}
     assert (await client.get("/api/v1/me", headers=bearer(player))).status_code == 401
     assert (
         await client.get(f"/api/v1/admin/users/{uuid.uuid4()}/sessions", headers=bearer(admin))
     ).status_code == 404
+
+
+async def test_security_events_tell_what_happened(
+    client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    admin = await user_with_roles(client, db, "admin")
+    player = await register(client)
+    url = f"/api/v1/admin/users/{player['user']['id']}"
+    await client.post("/api/v1/auth/refresh", json={"refreshToken": player["refreshToken"]})
+    await client.post("/api/v1/auth/refresh", json={"refreshToken": player["refreshToken"]})
+    await client.patch(url, json={"isBlocked": True}, headers=bearer(admin))
+    events = await client.get(f"{url}/security-events", params={"limit": 1}, headers=bearer(admin))
+    assert events.status_code == 200, events.text
+    body = events.json()
+    assert [e["kind"] for e in body["items"]] == ["blocked"]  # newest first
+    older = await client.get(
+        f"{url}/security-events", params={"cursor": body["nextCursor"]}, headers=bearer(admin)
+    )
+    reuse = older.json()["items"]
+    assert [e["kind"] for e in reuse] == ["refresh_token_reuse"]
+    assert reuse[0]["sessionId"] == player["session"]["id"]
+    assert reuse[0]["ip"] == "8.8.8.8"
+    assert older.json()["nextCursor"] is None

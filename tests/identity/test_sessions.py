@@ -13,7 +13,9 @@ async def test_sessions_list_marks_the_current_one(client: httpx.AsyncClient) ->
     second = await login(client, first["user"]["email"], **{"X-Device-Fingerprint": "phone"})
     response = await client.get("/api/v1/me/sessions", headers=bearer(second))
     assert response.status_code == 200
-    sessions = response.json()
+    body = response.json()
+    assert body["nextCursor"] is None
+    sessions = body["items"]
     assert len(sessions) == 2
     current = [s for s in sessions if s["current"]]
     assert [s["id"] for s in current] == [second["session"]["id"]]
@@ -129,3 +131,23 @@ async def test_delete_account_erases_user_and_sessions(
         )
         == 0
     )
+
+
+async def test_sessions_are_paginated_newest_first(client: httpx.AsyncClient) -> None:
+    first = await register(client)
+    logins = [await login(client, first["user"]["email"]) for _ in range(4)]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, str | int] = {"limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        page = (
+            await client.get("/api/v1/me/sessions", params=params, headers=bearer(first))
+        ).json()
+        seen += [s["id"] for s in page["items"]]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+    expected = [a["session"]["id"] for a in reversed([first, *logins])]
+    assert seen == expected
