@@ -140,6 +140,25 @@ def create_admin(
     typer.echo(message)
 
 
+@cli.command()
+def prune() -> None:
+    """Delete ended sessions past GAMEPORTAL_SESSION_RETENTION_DAYS and stale login-throttle
+    counters. Safe to run at any time, e.g. daily from cron."""
+    from gameportal.db import DataDirInUse, database_url_for
+    from gameportal.identity.admin_cli import prune_identity
+
+    settings = _settings()
+    try:
+        with database_url_for(settings) as url:
+            pruned = asyncio.run(prune_identity(settings, url))
+    except DataDirInUse as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(
+        f"deleted {pruned.sessions} ended sessions and {pruned.throttle_rows} stale "
+        "login-throttle counters"
+    )
+
+
 def main() -> None:
     cli()
 

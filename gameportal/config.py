@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = Field(default=15 * 60, ge=30, le=24 * 3600)
     session_ttl_days: int = Field(default=30, ge=1, le=365)
     session_idle_days: int = Field(default=14, ge=1, le=365)
+    # Ended sessions (and their spent refresh tokens) are kept this long for support and
+    # forensics, then `gameportal prune` deletes them.
+    session_retention_days: int = Field(default=30, ge=0, le=3650)
 
     # Passwords (argon2id; OWASP: m=19 MiB, t=2, p=1)
     argon2_memory_kib: int = Field(default=19456, ge=8192)

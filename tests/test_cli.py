@@ -112,6 +112,11 @@ def test_serve_on_embedded_postgres_then_stop_cleanly(tmp_path: Path) -> None:
         )
         assert admin.returncode == 0, admin.stderr
         assert b"promoted cli@example.com" in admin.stdout
+        pruned = subprocess.run(
+            [*GAMEPORTAL, "prune"], env=_env(data_dir), capture_output=True, timeout=60
+        )
+        assert pruned.returncode == 0, pruned.stderr
+        assert b"deleted 0 ended sessions" in pruned.stdout
         login = httpx.post(
             f"{base}/api/v1/auth/login",
             json={"email": "cli@example.com", "password": "violet-kettle-harbour-93"},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from email_validator import EmailNotValidError, validate_email
 
 from gameportal.config import Settings
@@ -46,5 +48,18 @@ async def create_or_promote_admin(
                 )
             )
             return f"created admin {email}"
+    finally:
+        await db.close()
+
+
+async def prune_identity(settings: Settings, url: str) -> repo.Pruned:
+    db = await Database.connect(settings.model_copy(update={"database_url": url}))
+    try:
+        async with db.sessionmaker() as session, session.begin():
+            return await repo.prune(
+                session,
+                retention=timedelta(days=settings.session_retention_days),
+                window=timedelta(seconds=settings.login_failure_window_seconds),
+            )
     finally:
         await db.close()

@@ -13,7 +13,7 @@ import asyncpg
 from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gameportal.models import SecurityEvent, Session, User
+from gameportal.models import LoginThrottle, SecurityEvent, Session, User
 
 # --- hot paths (asyncpg) -------------------------------------------------------------------
 
@@ -374,3 +374,32 @@ def add_security_event(
     session.add(
         SecurityEvent(kind=kind, user_id=user_id, session_id=session_id, ip=ip, detail=detail or {})
     )
+
+
+@dataclass(frozen=True)
+class Pruned:
+    sessions: int
+    throttle_rows: int
+
+
+async def prune(session: AsyncSession, *, retention: timedelta, window: timedelta) -> Pruned:
+    """Delete what no rule needs any more: sessions ended (revoked or expired) longer ago
+    than `retention`, with their spent refresh tokens, and throttle counters whose window
+    and lock have both passed."""
+    ended = await session.execute(
+        delete(Session)
+        .where(
+            func.coalesce(Session.revoked_at, Session.expires_at) < func.now() - retention,
+            (Session.revoked_at.is_not(None)) | (Session.expires_at < func.now()),
+        )
+        .returning(Session.id)
+    )
+    stale = await session.execute(
+        delete(LoginThrottle)
+        .where(
+            LoginThrottle.window_started_at < func.now() - window,
+            (LoginThrottle.locked_until.is_(None)) | (LoginThrottle.locked_until < func.now()),
+        )
+        .returning(LoginThrottle.key)
+    )
+    return Pruned(sessions=len(ended.all()), throttle_rows=len(stale.all()))
