@@ -6,6 +6,7 @@ task-per-request wrapper of BaseHTTPMiddleware costs more than everything it doe
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import secrets
@@ -162,9 +163,11 @@ class RequestContextMiddleware:
         elapsed = time.perf_counter() - started
         route = scope.get("route")
         template = getattr(route, "path", None) or "<unmatched>"
-        method = scope["method"]
-        HTTP_REQUESTS.labels(method, template, str(status)).inc()
-        HTTP_LATENCY.labels(method, template).observe(elapsed)
+        # A client picks the method: an unknown one must not mint a new time series.
+        method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
+        counter, histogram = _series(method, template, status)
+        counter.inc()
+        histogram.observe(elapsed)
         access_log.info(
             "request",
             method=method,
@@ -172,6 +175,19 @@ class RequestContextMiddleware:
             status=status,
             duration_ms=round(elapsed * 1000, 2),
         )
+
+
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+@functools.cache
+def _series(method: str, template: str, status: int) -> tuple[Any, Any]:
+    """The labelled children, looked up once: `labels()` costs a lock and a dict build on
+    every call. Bounded: methods are normalised, templates and statuses come from the app."""
+    return (
+        HTTP_REQUESTS.labels(method, template, str(status)),
+        HTTP_LATENCY.labels(method, template),
+    )
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -83,3 +83,12 @@ async def test_logs_never_carry_passwords_or_tokens(
         data["accessToken"],
     ):
         assert secret not in logs  # ...without the secrets
+
+
+async def test_made_up_methods_do_not_mint_metric_series(client: httpx.AsyncClient) -> None:
+    for n in range(3):
+        response = await client.request(f"BOGUS{n}", "/healthz")
+        assert response.status_code == 405
+    text = (await client.get("/metrics")).text
+    assert "BOGUS" not in text
+    assert 'method="OTHER",route="/healthz",status="405"' in text
