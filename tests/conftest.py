@@ -30,7 +30,7 @@ WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
 _counter = itertools.count()
 
 
-def _with_database(url: str, name: str) -> str:
+def with_database(url: str, name: str) -> str:
     return make_url(plain_url(url)).set(database=name).render_as_string(hide_password=False)
 
 
@@ -81,7 +81,7 @@ def template_db(server_url: str) -> Iterator[str]:
             await conn.close()
 
     _run(create)
-    _run(lambda: asyncio.to_thread(upgrade, _with_database(server_url, name)))
+    _run(lambda: asyncio.to_thread(upgrade, with_database(server_url, name)))
     yield name
 
     async def drop() -> None:
@@ -102,7 +102,7 @@ async def database_url(server_url: str, template_db: str) -> AsyncIterator[str]:
         await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
     finally:
         await conn.close()
-    yield _with_database(server_url, name)
+    yield with_database(server_url, name)
     conn = await asyncpg.connect(server_url)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

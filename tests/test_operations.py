@@ -1,6 +1,11 @@
+import uuid
+
+import asyncpg
 import httpx
 import pytest
 
+from gameportal.app import create_app
+from tests.conftest import make_settings, with_database
 from tests.factories import bearer, register
 
 
@@ -92,3 +97,28 @@ async def test_made_up_methods_do_not_mint_metric_series(client: httpx.AsyncClie
     text = (await client.get("/metrics")).text
     assert "BOGUS" not in text
     assert 'method="OTHER",route="/healthz",status="405"' in text
+
+
+async def test_readyz_is_503_until_migrations_are_applied(server_url: str) -> None:
+    name = f"gp_unmigrated_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(server_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        app = create_app(make_settings(with_database(server_url, name)))
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+                response = await c.get("/readyz")
+                assert (await c.get("/healthz")).status_code == 200  # alive, not ready
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+        assert "gameportal migrate" in response.json()["detail"]
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def test_docs_page_is_served(client: httpx.AsyncClient) -> None:
+    response = await client.get("/docs")
+    assert response.status_code == 200
+    assert "swagger" in response.text.lower()
