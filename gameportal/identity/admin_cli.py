@@ -13,14 +13,14 @@ from gameportal.identity import repository as repo
 from gameportal.identity.passwords import Passwords
 from gameportal.identity.service import new_user
 from gameportal.kit.time import utcnow
-from gameportal.models import normalize_roles
+from gameportal.models import normalize_email, normalize_roles
 
 
 async def create_or_promote_admin(
     settings: Settings, url: str, *, email: str, name: str, password: str
 ) -> str:
     try:
-        email = validate_email(email, check_deliverability=False).normalized.lower()
+        email = normalize_email(validate_email(email, check_deliverability=False).normalized)
     except EmailNotValidError as exc:
         raise ValueError(f"invalid email: {exc}") from None
     passwords = Passwords(settings)

@@ -13,7 +13,7 @@ import asyncpg
 from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gameportal.models import LoginThrottle, SecurityEvent, Session, User
+from gameportal.models import LoginThrottle, SecurityEvent, Session, User, normalize_email
 
 # --- hot paths (asyncpg) -------------------------------------------------------------------
 
@@ -103,27 +103,108 @@ async def record_security_event(
     )
 
 
-# Lockout and account in one round trip; the lockout is reported even for an unknown email.
-_LOGIN_LOOKUP_SQL = """
-SELECT (SELECT max(t.locked_until) FROM login_throttle t
-        WHERE t.locked_until > now()
-          AND ((t.scope = 'account' AND t.key = lower($1)) OR (t.scope = 'ip' AND t.key = $2))
-       ) AS locked_until,
+# Every attempt is claimed before its password is checked, so parallel guesses cannot
+# outrun the counter: an attempt past the limit locks the key and is refused unchecked.
+# The account lookup rides along: one round trip. ($3/$4: limits for account/ip,
+# $5: window, $6: lockout.)
+_CLAIM_SQL = """
+WITH keys (scope, key) AS (
+    SELECT v.scope, v.key FROM (VALUES ('account', $1::text), ('ip', $2::text)) AS v (scope, key)
+    WHERE v.key IS NOT NULL
+), claims AS (
+    INSERT INTO login_throttle AS t (scope, key, failures, window_started_at, locked_until)
+    SELECT scope, key, 1, now(), NULL FROM keys
+    ON CONFLICT (scope, key) DO UPDATE SET
+        failures = CASE
+            WHEN t.locked_until > now() THEN t.failures
+            WHEN t.window_started_at < now() - $5::interval THEN 1
+            WHEN t.failures + 1 > (CASE t.scope WHEN 'account' THEN $3::int ELSE $4::int END) THEN 0
+            ELSE t.failures + 1 END,
+        window_started_at = CASE
+            WHEN t.locked_until > now() THEN t.window_started_at
+            WHEN t.window_started_at < now() - $5::interval
+              OR t.failures + 1 > (CASE t.scope WHEN 'account' THEN $3::int ELSE $4::int END)
+                THEN now()
+            ELSE t.window_started_at END,
+        locked_until = CASE
+            WHEN t.locked_until > now() THEN t.locked_until
+            WHEN t.window_started_at >= now() - $5::interval
+             AND t.failures + 1 > (CASE t.scope WHEN 'account' THEN $3::int ELSE $4::int END)
+                THEN now() + $6::interval
+            ELSE t.locked_until END
+    RETURNING t.locked_until
+)
+SELECT (SELECT max(c.locked_until) FROM claims c WHERE c.locked_until > now()) AS locked_until,
        u.id, u.password_hash, u.is_blocked
-FROM (SELECT 1) AS one LEFT JOIN users u ON lower(u.email) = lower($1)
+FROM (SELECT 1) AS one LEFT JOIN users u ON u.email = $1
 """
 
 
-async def login_lookup(pool: asyncpg.Pool, *, email: str, ip: str | None) -> asyncpg.Record:
-    row: asyncpg.Record = await pool.fetchrow(_LOGIN_LOOKUP_SQL, email, ip)
+@dataclass(frozen=True)
+class ThrottleLimits:
+    account: int
+    ip: int
+    window: timedelta
+    lockout: timedelta
+
+
+async def claim_login_attempt(
+    pool: asyncpg.Pool, *, email: str, ip: str | None, limits: ThrottleLimits
+) -> asyncpg.Record:
+    """Count one password attempt against the account and the IP; return the lock (if
+    any, the attempt must be refused) and the account's id, hash and block flag."""
+    row: asyncpg.Record = await pool.fetchrow(
+        _CLAIM_SQL, email, ip, limits.account, limits.ip, limits.window, limits.lockout
+    )
     return row
 
 
-# A successful login in one atomic statement: clear the account's failures, stamp the
+# A wrong password: a key whose claimed attempts reached its limit is locked now, and
+# starts a fresh count once the lock passes, so nobody is locked out for good.
+_FAILED_SQL = """
+UPDATE login_throttle t
+SET locked_until = now() + $5::interval, failures = 0, window_started_at = now()
+FROM (VALUES ('account', $1::text, $3::int), ('ip', $2::text, $4::int)) AS k (scope, key, most)
+WHERE t.scope = k.scope AND t.key = k.key AND t.failures >= k.most
+  AND (t.locked_until IS NULL OR t.locked_until <= now())
+RETURNING t.scope, t.locked_until
+"""
+
+
+async def login_attempt_failed(
+    pool: asyncpg.Pool, *, email: str, ip: str | None, limits: ThrottleLimits
+) -> datetime | None:
+    """When the account got locked by this failure, until when."""
+    rows = await pool.fetch(_FAILED_SQL, email, ip, limits.account, limits.ip, limits.lockout)
+    locked: datetime | None = next(
+        (r["locked_until"] for r in rows if r["scope"] == "account"), None
+    )
+    return locked
+
+
+async def login_attempt_succeeded(pool: asyncpg.Pool, *, email: str, ip: str | None) -> None:
+    await pool.execute(_SUCCEEDED_SQL, email, ip)
+
+
+# The right password clears the account's count and gives the IP its attempt back, so a
+# busy NAT of honest players does not drift into a lockout.
+_SUCCEEDED_SQL = """
+WITH cleared AS (
+    DELETE FROM login_throttle WHERE scope = 'account' AND key = $1
+)
+UPDATE login_throttle SET failures = greatest(failures - 1, 0)
+WHERE scope = 'ip' AND key = $2 AND (locked_until IS NULL OR locked_until <= now())
+"""
+
+
+# A successful login in one atomic statement: settle the throttle as above, stamp the
 # login (and store an upgraded hash), open the device session.
 _LOGIN_SQL = """
 WITH cleared AS (
-    DELETE FROM login_throttle WHERE scope = 'account' AND key = lower($1)
+    DELETE FROM login_throttle WHERE scope = 'account' AND key = $1
+), ip_settled AS (
+    UPDATE login_throttle SET failures = greatest(failures - 1, 0)
+    WHERE scope = 'ip' AND key = $12 AND (locked_until IS NULL OR locked_until <= now())
 ), u AS (
     UPDATE users SET last_login_at = now(),
                      password_hash = coalesce($3, password_hash),
@@ -165,6 +246,7 @@ async def open_login_session(
         session.country,
         session.refresh_token_hash,
         session.ttl,
+        session.ip,
     )
     return row
 
@@ -181,55 +263,17 @@ class NewSessionRow:
     ttl: timedelta
 
 
-# Throttle: one upsert per failure. Reaching the limit locks for `lockout` and starts a
-# fresh window, so a locked-out user always gets new attempts once the lock passes.
-_FAILURE_SQL = """
-INSERT INTO login_throttle AS t (scope, key, failures, window_started_at, locked_until)
-VALUES ($1, $2, 1, now(), CASE WHEN $3 <= 1 THEN now() + $5::interval END)
-ON CONFLICT (scope, key) DO UPDATE SET
-    failures = CASE
-        WHEN t.window_started_at < now() - $4::interval THEN 1
-        WHEN t.failures + 1 >= $3 THEN 0
-        ELSE t.failures + 1 END,
-    window_started_at = CASE
-        WHEN t.window_started_at < now() - $4::interval OR t.failures + 1 >= $3 THEN now()
-        ELSE t.window_started_at END,
-    locked_until = CASE
-        WHEN t.window_started_at >= now() - $4::interval AND t.failures + 1 >= $3
-            THEN now() + $5::interval
-        ELSE t.locked_until END
-RETURNING locked_until
-"""
-
-
-async def record_login_failure(
-    pool: asyncpg.Pool,
-    *,
-    scope: str,
-    key: str,
-    max_failures: int,
-    window: timedelta,
-    lockout: timedelta,
-) -> datetime | None:
-    locked: datetime | None = await pool.fetchval(
-        _FAILURE_SQL, scope, key, max_failures, window, lockout
-    )
-    return locked
-
-
 # --- ORM (writes, admin) -------------------------------------------------------------------
 
 
 async def email_taken(session: AsyncSession, email: str) -> bool:
-    found = await session.scalar(
-        select(User.id).where(func.lower(User.email) == email.lower()).limit(1)
-    )
+    found = await session.scalar(select(User.id).where(User.email == email).limit(1))
     return found is not None
 
 
 async def user_by_email(session: AsyncSession, email: str) -> User | None:
     user: User | None = await session.scalar(
-        select(User).where(func.lower(User.email) == email.lower()).with_for_update()
+        select(User).where(User.email == email).with_for_update()
     )
     return user
 
@@ -339,12 +383,12 @@ def users_page(filters: UserFilter, *, after: uuid.UUID | None, limit: int) -> S
         stmt = stmt.where(User.id > after)
     if filters.email_prefix:
         escaped = (
-            filters.email_prefix.lower()
+            normalize_email(filters.email_prefix)
             .replace("\\", "\\\\")
             .replace("%", "\\%")
             .replace("_", "\\_")
         )
-        stmt = stmt.where(func.lower(User.email).like(escaped + "%", escape="\\"))
+        stmt = stmt.where(User.email.like(escaped + "%", escape="\\"))
     if filters.role:
         stmt = stmt.where(User.roles.any_() == filters.role)
     if filters.is_blocked is not None:

@@ -147,18 +147,25 @@ async def update_me(body: MeUpdate, principal: CurrentUser, session: DbSession) 
 @me_router.post(
     "/password",
     response_model=SessionsEnded,
-    responses=problem_responses(401, 422),
+    responses=problem_responses(401, 403, 422, 429),
     summary="Change the password; every other device session ends",
 )
 async def change_password(
-    body: PasswordChange, principal: CurrentUser, session: DbSession, identity: IdentityDep
+    body: PasswordChange,
+    principal: CurrentUser,
+    session: DbSession,
+    db: DbPool,
+    identity: IdentityDep,
+    client: Client,
 ) -> SessionsEnded:
     ended = await service.change_password(
         session,
+        db.pool,
         identity,
         principal,
         current_password=body.current_password,
         new_password=body.new_password,
+        ip=client.ip,
     )
     return SessionsEnded(ended=ended)
 
@@ -166,16 +173,20 @@ async def change_password(
 @me_router.delete(
     "",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(401, 409, 422),
+    responses=problem_responses(401, 403, 409, 422, 429),
     summary="Erase the account and all its sessions",
 )
 async def delete_me(
     body: Annotated[AccountDelete, Body()],
     principal: CurrentUser,
     session: DbSession,
+    db: DbPool,
     identity: IdentityDep,
+    client: Client,
 ) -> Response:
-    await service.delete_me(session, identity, principal, password=body.password)
+    await service.delete_me(
+        session, db.pool, identity, principal, password=body.password, ip=client.ip
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -23,7 +23,7 @@ from gameportal.errors import Conflict, Forbidden, NotFound, PortalError, Unauth
 from gameportal.identity import repository as repo
 from gameportal.identity.devices import country_for
 from gameportal.identity.metrics import LOGINS, REFRESHES, REGISTRATIONS
-from gameportal.identity.passwords import Passwords
+from gameportal.identity.passwords import Passwords, VerifyResult
 from gameportal.identity.tokens import (
     AccessTokens,
     hash_refresh_token,
@@ -31,7 +31,7 @@ from gameportal.identity.tokens import (
 )
 from gameportal.kit.ids import new_id
 from gameportal.kit.time import utcnow
-from gameportal.models import SecurityEvent, Session, User, normalize_roles
+from gameportal.models import SecurityEvent, Session, User, normalize_email, normalize_roles
 
 log = structlog.get_logger(__name__)
 
@@ -190,7 +190,7 @@ async def register(
     preferences: dict[str, Any],
     client: ClientInfo,
 ) -> AuthResult:
-    email = email.lower()
+    email = normalize_email(email)
     identity.passwords.check_strength(password, field="password", user_inputs=[email, name])
     if await repo.email_taken(session, email):
         raise EmailTaken(f"{email} is already registered; log in or reset the password")
@@ -247,7 +247,7 @@ def new_user(
 ) -> User:
     return User(
         id=new_id(),
-        email=email.lower(),
+        email=normalize_email(email),
         name=name,
         password_hash=password_hash,
         created_at=now,
@@ -259,38 +259,63 @@ def new_user(
     )
 
 
-def _throttle_keys(email: str, ip: str | None) -> list[tuple[str, str]]:
-    keys = [("account", email.lower())]
-    if ip:
-        keys.append(("ip", ip))
-    return keys
+class WrongPassword(Forbidden):
+    """The account's own password, re-entered to confirm a sensitive change, was wrong.
+    Not a 401: the access token is fine and the client must not discard it."""
+
+    slug = "wrong-password"
+    title = "The password is wrong"
 
 
-async def _record_failure(
+def _limits(identity: Identity) -> repo.ThrottleLimits:
+    s = identity.settings
+    return repo.ThrottleLimits(
+        account=s.login_max_failures_per_account,
+        ip=s.login_max_failures_per_ip,
+        window=timedelta(seconds=s.login_failure_window_seconds),
+        lockout=timedelta(seconds=s.login_lockout_seconds),
+    )
+
+
+def _too_many(locked_until: datetime) -> TooManyAttempts:
+    seconds = max(1, math.ceil((locked_until - utcnow()).total_seconds()))
+    LOGINS.labels("throttled").inc()
+    return TooManyAttempts(
+        f"too many failed attempts; try again in {seconds} seconds",
+        headers={"Retry-After": str(seconds)},
+    )
+
+
+async def _checked_password(
     pool: asyncpg.Pool,
     identity: Identity,
+    *,
     email: str,
     ip: str | None,
-    user_id: uuid.UUID | None,
-) -> None:
-    s = identity.settings
-    window = timedelta(seconds=s.login_failure_window_seconds)
-    lockout = timedelta(seconds=s.login_lockout_seconds)
-    limits = {"account": s.login_max_failures_per_account, "ip": s.login_max_failures_per_ip}
-    for scope, key in _throttle_keys(email, ip):
-        locked = await repo.record_login_failure(
-            pool, scope=scope, key=key, max_failures=limits[scope], window=window, lockout=lockout
-        )
-        if locked is not None and locked > utcnow() and user_id is not None and scope == "account":
+    password: str,
+    stored_hash: str | None = None,
+) -> tuple[asyncpg.Record, VerifyResult]:
+    """One throttled password check: the attempt is counted (and refused when over the
+    limit) before argon2 runs, and a failure may lock the account and the IP. No
+    connection is held while argon2 runs."""
+    limits = _limits(identity)
+    claim = await repo.claim_login_attempt(pool, email=email, ip=ip, limits=limits)
+    if claim["locked_until"] is not None:
+        raise _too_many(claim["locked_until"])
+    result = await identity.passwords.verify(stored_hash or claim["password_hash"], password)
+    if not result.ok or claim["id"] is None:
+        locked = await repo.login_attempt_failed(pool, email=email, ip=ip, limits=limits)
+        if locked is not None and claim["id"] is not None:
             await repo.record_security_event(
                 pool,
                 event_id=new_id(),
                 kind="login_lockout",
-                user_id=user_id,
+                user_id=claim["id"],
                 session_id=None,
                 ip=ip,
                 detail={"until": locked.isoformat()},
             )
+    return claim, result
 
 
 async def login(
@@ -301,20 +326,14 @@ async def login(
     password: str,
     client: ClientInfo,
 ) -> AuthResult:
-    """Two statements around one argon2 verification, and no connection held while it runs:
-    login is bound by hashing, so everything else has to be cheap."""
-    found = await repo.login_lookup(pool, email=email, ip=client.ip)
-    if found["locked_until"] is not None:
-        seconds = max(1, math.ceil((found["locked_until"] - utcnow()).total_seconds()))
-        LOGINS.labels("throttled").inc()
-        raise TooManyAttempts(
-            f"too many failed attempts; try again in {seconds} seconds",
-            headers={"Retry-After": str(seconds)},
-        )
+    """Two statements around one argon2 verification: login is bound by hashing, so
+    everything else has to be cheap."""
+    email = normalize_email(email)
+    found, result = await _checked_password(
+        pool, identity, email=email, ip=client.ip, password=password
+    )
     user_id: uuid.UUID | None = found["id"]
-    result = await identity.passwords.verify(found["password_hash"], password)
     if user_id is None or not result.ok:
-        await _record_failure(pool, identity, email, client.ip, user_id)
         LOGINS.labels("invalid").inc()
         raise InvalidCredentials("the email or password is wrong")
     if found["is_blocked"]:
@@ -415,18 +434,31 @@ async def update_me(
     return user
 
 
+async def _confirm_password(
+    pool: asyncpg.Pool, identity: Identity, user: User, password: str, ip: str | None
+) -> None:
+    """Re-entered passwords are throttled like logins: a stolen access token must not
+    become a way to guess the password."""
+    _, result = await _checked_password(
+        pool, identity, email=user.email, ip=ip, password=password, stored_hash=user.password_hash
+    )
+    if not result.ok:
+        raise WrongPassword("the password given to confirm this change is wrong")
+    await repo.login_attempt_succeeded(pool, email=user.email, ip=ip)
+
+
 async def change_password(
     session: AsyncSession,
+    pool: asyncpg.Pool,
     identity: Identity,
     principal: Principal,
     *,
     current_password: str,
     new_password: str,
+    ip: str | None,
 ) -> int:
     user = await _load_self(session, principal)
-    result = await identity.passwords.verify(user.password_hash, current_password)
-    if not result.ok:
-        raise InvalidCredentials("the current password is wrong")
+    await _confirm_password(pool, identity, user, current_password, ip)
     identity.passwords.check_strength(
         new_password, field="newPassword", user_inputs=[user.email, user.name]
     )
@@ -442,12 +474,16 @@ async def change_password(
 
 
 async def delete_me(
-    session: AsyncSession, identity: Identity, principal: Principal, *, password: str
+    session: AsyncSession,
+    pool: asyncpg.Pool,
+    identity: Identity,
+    principal: Principal,
+    *,
+    password: str,
+    ip: str | None,
 ) -> None:
     user = await _load_self(session, principal)
-    result = await identity.passwords.verify(user.password_hash, password)
-    if not result.ok:
-        raise InvalidCredentials("the password is wrong")
+    await _confirm_password(pool, identity, user, password, ip)
     if "admin" in user.roles and not user.is_blocked:
         admins = await repo.lock_unblocked_admins(session)
         if admins == [user.id]:

@@ -2,7 +2,7 @@
 
 from gameportal.models.base import Base
 from gameportal.models.session import LoginThrottle, SecurityEvent, Session, SpentRefreshToken
-from gameportal.models.user import ROLES, User, normalize_roles
+from gameportal.models.user import ROLES, User, normalize_email, normalize_roles
 
 __all__ = [
     "ROLES",
@@ -12,5 +12,6 @@ __all__ = [
     "Session",
     "SpentRefreshToken",
     "User",
+    "normalize_email",
     "normalize_roles",
 ]

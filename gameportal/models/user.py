@@ -12,6 +12,13 @@ from gameportal.models.base import Base, CreatedAtMixin, IdMixin
 ROLES = ("user", "editor", "marketer", "admin")
 
 
+def normalize_email(email: str) -> str:
+    """The one spelling an address is stored, looked up and throttled under. Done in Python
+    only: PostgreSQL's lower() folds some letters differently (`İ`), and two foldings of
+    one address would make two throttle counters."""
+    return email.strip().lower()
+
+
 def normalize_roles(roles: set[str] | list[str]) -> list[str]:
     """Known roles, `user` always among them, in one canonical order."""
     wanted = set(roles) | {"user"}
@@ -21,8 +28,10 @@ def normalize_roles(roles: set[str] | list[str]) -> list[str]:
 class User(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "users"
     __table_args__ = (
-        # Emails are unique whatever their case; lookups go through lower(email).
-        Index("uq_users_email_lower", func.lower(text("email")), unique=True),
+        # Stored normalised (normalize_email), so unique and found whatever their case;
+        # text_pattern_ops serves the admin's prefix search.
+        Index("uq_users_email", "email", unique=True),
+        Index("ix_users_email_pattern", "email", postgresql_ops={"email": "text_pattern_ops"}),
         CheckConstraint(
             "roles <@ ARRAY['user','editor','marketer','admin']::text[]", name="roles_known"
         ),

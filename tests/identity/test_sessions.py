@@ -86,7 +86,9 @@ async def test_password_change_ends_every_other_session(client: httpx.AsyncClien
         json={"currentPassword": "not-my-password", "newPassword": "amber-falcon-orchard-51"},
         headers=bearer(second),
     )
-    assert wrong.status_code == 401
+    assert wrong.status_code == 403
+    assert wrong.json()["type"].endswith("wrong-password")
+    assert "www-authenticate" not in wrong.headers
     weak = await client.post(
         "/api/v1/me/password",
         json={"currentPassword": STRONG_PASSWORD, "newPassword": "password1"},
@@ -118,7 +120,9 @@ async def test_delete_account_erases_user_and_sessions(
     wrong = await client.request(
         "DELETE", "/api/v1/me", json={"password": "wrong-password-9"}, headers=bearer(data)
     )
-    assert wrong.status_code == 401
+    assert wrong.status_code == 403
+    assert wrong.json()["type"].endswith("wrong-password")
+    assert "www-authenticate" not in wrong.headers
     response = await client.request(
         "DELETE", "/api/v1/me", json={"password": STRONG_PASSWORD}, headers=bearer(data)
     )

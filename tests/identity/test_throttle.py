@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import httpx
 import pytest
 
@@ -65,3 +66,53 @@ async def test_one_ip_spraying_many_accounts_is_throttled(client: httpx.AsyncCli
     # The IP is now locked, even for an account that had no failures.
     blocked = await _attempt(client, victim["user"]["email"], STRONG_PASSWORD)
     assert blocked.status_code == 429
+
+
+async def test_parallel_guesses_cannot_outrun_the_counter(
+    client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    data = await register(client)
+    email = data["user"]["email"]
+    guesses = [_attempt(client, email, f"wrong-password-{n}") for n in range(12)]
+    responses = await asyncio.gather(*guesses)
+    statuses = sorted(r.status_code for r in responses)
+    # At most the limit (3) are checked; the rest are refused unchecked.
+    assert statuses.count(401) <= 3, statuses
+    assert statuses.count(429) >= 9, statuses
+    # Even the right password is refused now: the lock holds.
+    assert (await _attempt(client, email, STRONG_PASSWORD)).status_code == 429
+    events = await db.fetchval("SELECT count(*) FROM security_events WHERE kind = 'login_lockout'")
+    assert events <= 1
+
+
+async def test_one_address_one_counter_whatever_its_spelling(client: httpx.AsyncClient) -> None:
+    # Python and PostgreSQL fold "İ" differently; the counter must not split in two.
+    data = await register(client, email="alİce-throttle@example.com")
+    email = data["user"]["email"]
+    for _ in range(3):
+        assert (
+            await _attempt(client, "ALİCE-throttle@example.com", "nope-nope-1")
+        ).status_code == 401
+    assert (await _attempt(client, email, STRONG_PASSWORD)).status_code == 429
+
+
+async def test_exact_registered_spelling_logs_in(client: httpx.AsyncClient) -> None:
+    await register(client, email="İvy-exact@example.com")
+    await login(client, "İvy-exact@example.com")
+
+
+async def test_confirming_passwords_is_throttled_too(client: httpx.AsyncClient) -> None:
+    data = await register(client)
+    headers = {"Authorization": f"Bearer {data['accessToken']}"}
+    for _ in range(3):
+        wrong = await client.post(
+            "/api/v1/me/password",
+            json={"currentPassword": "guess-guess-1", "newPassword": "amber-falcon-orchard-51"},
+            headers=headers,
+        )
+        assert wrong.status_code == 403
+    locked = await client.request(
+        "DELETE", "/api/v1/me", json={"password": STRONG_PASSWORD}, headers=headers
+    )
+    assert locked.status_code == 429
+    assert int(locked.headers["retry-after"]) >= 1

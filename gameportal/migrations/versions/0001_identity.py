@@ -67,8 +67,12 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
     )
+    op.create_index("uq_users_email", "users", ["email"], unique=True)
     op.create_index(
-        "uq_users_email_lower", "users", [sa.literal_column("lower(email)")], unique=True
+        "ix_users_email_pattern",
+        "users",
+        ["email"],
+        postgresql_ops={"email": "text_pattern_ops"},
     )
     op.create_table(
         "security_events",
@@ -176,6 +180,7 @@ def downgrade() -> None:
     op.drop_table("sessions")
     op.drop_index(op.f("ix_security_events_user_id"), table_name="security_events")
     op.drop_table("security_events")
-    op.drop_index("uq_users_email_lower", table_name="users")
+    op.drop_index("ix_users_email_pattern", table_name="users")
+    op.drop_index("uq_users_email", table_name="users")
     op.drop_table("users")
     op.drop_table("login_throttle")
