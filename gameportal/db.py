@@ -61,6 +61,8 @@ class Database:
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             pool_pre_ping=False,
+            # Bound values (password hashes, token hashes) never reach an error message.
+            hide_parameters=True,
             pool_recycle=1800,
         )
         pool = await asyncpg.create_pool(

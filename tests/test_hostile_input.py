@@ -156,3 +156,61 @@ async def test_other_users_ids_are_404_not_403(client: httpx.AsyncClient) -> Non
         f"/api/v1/me/sessions/{alice['session']['id']}", headers=bearer(bob)
     )
     _is_problem(response, 404)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("name", "a\u0000b"),
+        ("fingerprint", "fp\u0000"),
+        ("name", "evil\u202egnp.exe"),  # right-to-left override
+        ("name", "zero\u200bwidth"),
+        ("name", "bell\u0007"),
+    ],
+)
+async def test_nul_and_invisible_characters_are_field_errors(
+    client: httpx.AsyncClient, db: asyncpg.Pool, field: str, value: str
+) -> None:
+    body = {"email": unique_email(), "password": STRONG_PASSWORD, "name": "Fine", field: value}
+    response = await client.post("/api/v1/auth/register", json=body)
+    problem = _is_problem(response, 422)
+    assert [e["field"] for e in problem["errors"]] == [field]  # type: ignore[attr-defined]
+    assert await db.fetchval("SELECT count(*) FROM users") == 0
+
+
+async def test_nul_in_every_text_input_is_422(client: httpx.AsyncClient, db: asyncpg.Pool) -> None:
+    data = await register(client)
+    login = await client.post(
+        "/api/v1/auth/login",
+        json={
+            "email": data["user"]["email"],
+            "password": STRONG_PASSWORD,
+            "fingerprint": "a\u0000",
+        },
+    )
+    _is_problem(login, 422)
+    patch = await client.patch("/api/v1/me", json={"name": "x\u0000"}, headers=bearer(data))
+    _is_problem(patch, 422)
+    await db.execute(
+        "UPDATE users SET roles = ARRAY['user','admin'] WHERE email = $1", data["user"]["email"]
+    )
+    search = await client.get(
+        "/api/v1/admin/users", params={"emailPrefix": "a\u0000"}, headers=bearer(data)
+    )
+    _is_problem(search, 422)
+
+
+async def test_blocking_needs_a_real_boolean(client: httpx.AsyncClient, db: asyncpg.Pool) -> None:
+    admin = await register(client)
+    await db.execute(
+        "UPDATE users SET roles = ARRAY['user','admin'] WHERE email = $1", admin["user"]["email"]
+    )
+    player = await register(client)
+    for value in ("yes", 1, "true"):
+        response = await client.patch(
+            f"/api/v1/admin/users/{player['user']['id']}",
+            json={"isBlocked": value},
+            headers=bearer(admin),
+        )
+        _is_problem(response, 422)
+    assert await db.fetchval("SELECT count(*) FROM users WHERE is_blocked") == 0

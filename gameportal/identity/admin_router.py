@@ -20,6 +20,7 @@ from gameportal.identity.schemas import (
     UserRead,
 )
 from gameportal.kit.pagination import Page, Pagination, split_page
+from gameportal.kit.schemas import QueryText
 
 admin_router = APIRouter(prefix="/api/v1/admin/users", tags=["admin"])
 
@@ -34,7 +35,7 @@ async def list_users(
     session: DbReadSession,
     page: Pagination,
     email_prefix: Annotated[
-        str | None,
+        QueryText | None,
         Query(alias="emailPrefix", max_length=320, description="Case-insensitive email prefix"),
     ] = None,
     role: Role | None = None,

@@ -4,9 +4,9 @@ import uuid
 from typing import Annotated, Any, Literal
 
 import langcodes
-from pydantic import AfterValidator, EmailStr, Field, StringConstraints
+from pydantic import AfterValidator, EmailStr, Field, StrictBool, StringConstraints
 
-from gameportal.kit.schemas import InputSchema, IpAddress, Schema, UtcDatetime
+from gameportal.kit.schemas import InputSchema, IpAddress, Schema, UtcDatetime, printable
 
 Role = Literal["user", "editor", "marketer", "admin"]
 Theme = Literal["light", "dark", "system"]
@@ -14,7 +14,11 @@ DeviceType = Literal["MOBILE", "DESKTOP", "OTHER"]
 
 # The service applies the configured bounds; this one only keeps hostile input bounded.
 PasswordField = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    AfterValidator(printable),
+]
 Email = Annotated[EmailStr, StringConstraints(max_length=320)]
 Fingerprint = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
@@ -129,4 +133,4 @@ class AdminUserUpdate(InputSchema):
     roles: Annotated[list[Role], Field(min_length=1, max_length=4)] | None = Field(
         default=None, description="`user` is always kept"
     )
-    is_blocked: bool | None = None
+    is_blocked: StrictBool | None = None

@@ -553,19 +553,16 @@ async def admin_update_user(
     roles: list[str] | None,
     is_blocked: bool | None,
 ) -> User:
+    new_roles = normalize_roles(roles) if roles is not None else None
+    could_lose_admin = (new_roles is not None and "admin" not in new_roles) or is_blocked is True
+    # Lock order matters: the admins first (by id), then the target. Two admins demoting
+    # each other then queue instead of deadlocking, and the second sees the first's result.
+    admins = await repo.lock_unblocked_admins(session) if could_lose_admin else []
     user = await repo.get_user(session, user_id, lock=True)
     if user is None:
         raise UserNotFound(f"no user {user_id}")
-    new_roles = normalize_roles(roles) if roles is not None else None
-    loses_admin = (
-        "admin" in user.roles
-        and not user.is_blocked
-        and ((new_roles is not None and "admin" not in new_roles) or is_blocked is True)
-    )
-    if loses_admin:
-        admins = await repo.lock_unblocked_admins(session)
-        if admins == [user.id]:
-            raise LastAdmin("appoint another administrator first")
+    if could_lose_admin and user.id in admins and len(admins) == 1:
+        raise LastAdmin("appoint another administrator first")
     if new_roles is not None and new_roles != user.roles:
         repo.add_security_event(
             session,

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    StringConstraints,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from gameportal.kit.time import UTC
@@ -40,3 +49,27 @@ class Schema(BaseModel):
 
 class InputSchema(Schema):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        # PostgreSQL cannot store NUL in text; refuse it here as a field error, not later
+        # as a database error.
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
+
+
+def printable(value: str) -> str:
+    """No control or format characters (escape sequences, zero-width, bidi overrides):
+    text shown to other people must look like what it is."""
+    for char in value:
+        if unicodedata.category(char) in ("Cc", "Cf"):
+            raise ValueError(
+                f"must not contain control or invisible characters (U+{ord(char):04X})"
+            )
+    return value
+
+
+# Any query-string text: NUL cannot reach PostgreSQL.
+QueryText = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
