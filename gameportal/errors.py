@@ -172,7 +172,11 @@ def _field_problems(exc: RequestValidationError) -> list[FieldProblem]:
         code = str(err.get("type", "invalid"))
         message = str(err.get("msg", "invalid value"))
         if code == "json_invalid":
-            message = "malformed JSON: " + str(err.get("ctx", {}).get("error", "cannot parse"))
+            # FastAPI puts the character offset where a field name would go.
+            where = f" at character {path[0]}" if path else ""
+            reason = err.get("ctx", {}).get("error", "cannot parse")
+            message = f"malformed JSON{where}: {reason}"
+            path = []
         problems.append(
             FieldProblem(
                 field=".".join(path) if path else location,
@@ -209,8 +213,29 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# FastAPI's answer when the body cannot even be decoded (bad UTF-8, nesting past the
+# recursion limit, an integer with thousands of digits): the same class of error as
+# malformed JSON, so it gets the same 422 shape.
+_UNPARSABLE_BODY = "There was an error parsing the body"
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == _UNPARSABLE_BODY:
+        return problem_response(
+            422,
+            "validation-error",
+            "Request validation failed",
+            "the body cannot be parsed",
+            errors=[
+                FieldProblem(
+                    field="body",
+                    location="body",
+                    message="not valid JSON: invalid UTF-8, nesting too deep or a number too long",
+                    code="json_invalid",
+                )
+            ],
+        )
     slug, title = _HTTP_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
     if exc.status_code == 404 and detail == "Not Found":
@@ -220,14 +245,21 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc.status_code, slug, title, detail, headers=exc.headers)
 
 
-async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled_error", path=request.url.path, method=request.method)
+def internal_error_response(headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """A 500 that says nothing of the internals; the details go to the log only."""
     return problem_response(
         500,
         "internal-error",
         "Internal server error",
-        "the server could not complete the request; it has been logged",
+        "the server could not complete the request; it has been logged with its request id",
+        headers=headers,
     )
+
+
+async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    # Reached only for errors outside the request middleware, which handles the rest.
+    log.exception("unhandled_error", path=request.url.path, method=request.method)
+    return internal_error_response()
 
 
 def register_error_handlers(app: FastAPI) -> None:

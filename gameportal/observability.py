@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gameportal.errors import PayloadTooLarge, problem_response
+from gameportal.errors import PayloadTooLarge, internal_error_response, problem_response
 
 REQUEST_ID_HEADER = "x-request-id"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -86,6 +86,7 @@ def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
 
 
 access_log = structlog.get_logger("gameportal.access")
+error_log = structlog.get_logger("gameportal.errors")
 
 
 class RequestContextMiddleware:
@@ -142,8 +143,20 @@ class RequestContextMiddleware:
                 try:
                     await self.app(scope, limited_receive, send_with_id)
                 except Exception:
-                    if not too_large:
-                        raise
+                    if too_large:
+                        pass
+                    elif started_response:
+                        raise  # too late for an error response; uvicorn closes the stream
+                    else:
+                        # Here, not in the outer handler: the log line and the answer both
+                        # carry the request id, so a user's report leads to the traceback.
+                        error_log.exception(
+                            "unhandled_error", method=scope["method"], path=scope["path"]
+                        )
+                        status = 500
+                        await internal_error_response({"X-Request-ID": request_id})(
+                            scope, receive, send
+                        )
             if too_large and not started_response:
                 status = 413
                 response = problem_response(

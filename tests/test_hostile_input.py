@@ -7,7 +7,10 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 
+from gameportal.app import create_app
+from gameportal.db import DbSession
 from tests.conftest import make_settings
 from tests.factories import STRONG_PASSWORD, bearer, register, unique_email
 
@@ -31,7 +34,8 @@ async def test_malformed_json(client: httpx.AsyncClient, db: asyncpg.Pool) -> No
         headers={"Content-Type": "application/json"},
     )
     body = _is_problem(response, 422)
-    assert "malformed JSON" in str(body["errors"])
+    assert body["errors"][0]["field"] == "body"  # type: ignore[index]
+    assert "malformed JSON at character" in body["errors"][0]["message"]  # type: ignore[index]
     assert await db.fetchval("SELECT count(*) FROM users") == 0
 
 
@@ -109,26 +113,41 @@ async def test_missing_or_wrong_auth_is_401(client: httpx.AsyncClient) -> None:
     _is_problem(await client.get("/api/v1/me", headers={"Authorization": "Basic abc"}), 401)
 
 
-async def test_unhandled_error_is_500_without_internals(database_url: str) -> None:
-    app = _app_with_failing_route(database_url)
+async def test_unhandled_error_is_500_without_internals(
+    database_url: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    app = _app_with_failing_routes(database_url)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-            response = await c.get("/boom")
-    body = _is_problem(response, 500)
-    text = response.text
-    assert "Traceback" not in text and "secret-internal-detail" not in text
-    assert body["detail"]
+            response = await c.get("/boom", headers={"X-Request-ID": "trace-me-1"})
+            sql = await c.get("/boom-sql", headers={"X-Request-ID": "trace-me-2"})
+    for failed in (response, sql):
+        body = _is_problem(failed, 500)
+        assert "Traceback" not in failed.text and "secret-internal-detail" not in failed.text
+        assert body["detail"]
+    # The answer and the log line carry the same request id, so a report can be traced.
+    assert response.headers["x-request-id"] == "trace-me-1"
+    logs = capfd.readouterr().err
+    lines = [line for line in logs.splitlines() if "unhandled_error" in line]
+    assert any('"request_id":"trace-me-1"' in line for line in lines), logs
+    assert any('"request_id":"trace-me-2"' in line for line in lines), logs
+    # A failing statement's bound values (here standing in for a password hash) stay out.
+    assert "argon2-hash-stand-in" not in logs
 
 
-def _app_with_failing_route(database_url: str) -> FastAPI:
-    from gameportal.app import create_app
-
+def _app_with_failing_routes(database_url: str) -> FastAPI:
     app = create_app(make_settings(database_url))
 
     @app.get("/boom")
     async def boom() -> None:
         raise RuntimeError("secret-internal-detail")
+
+    @app.get("/boom-sql")
+    async def boom_sql(session: DbSession) -> None:
+        await session.execute(
+            text("SELECT 1 / 0 WHERE :h IS NOT NULL"), {"h": "argon2-hash-stand-in"}
+        )
 
     return app
 
@@ -214,3 +233,22 @@ async def test_blocking_needs_a_real_boolean(client: httpx.AsyncClient, db: asyn
         )
         _is_problem(response, 422)
     assert await db.fetchval("SELECT count(*) FROM users WHERE is_blocked") == 0
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"email": "a@example.com", "password": "\xff\xfe", "name": "x"}',  # not UTF-8
+        b"[" * 5000 + b"]" * 5000,  # nesting past the recursion limit
+        b'{"email": ' + b"9" * 5000 + b"}",  # an integer past Python's digit limit
+    ],
+)
+async def test_undecodable_bodies_are_422_like_malformed_json(
+    client: httpx.AsyncClient, raw: bytes
+) -> None:
+    response = await client.post(
+        "/api/v1/auth/register", content=raw, headers={"Content-Type": "application/json"}
+    )
+    body = _is_problem(response, 422)
+    assert body["errors"][0]["field"] == "body"  # type: ignore[index]
+    assert body["errors"][0]["code"] == "json_invalid"  # type: ignore[index]

@@ -59,6 +59,7 @@ async def prune_identity(settings: Settings, url: str) -> repo.Pruned:
             return await repo.prune(
                 session,
                 retention=timedelta(days=settings.session_retention_days),
+                idle=timedelta(days=settings.session_idle_days),
                 window=timedelta(seconds=settings.login_failure_window_seconds),
             )
     finally:

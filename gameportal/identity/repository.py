@@ -426,17 +426,19 @@ class Pruned:
     throttle_rows: int
 
 
-async def prune(session: AsyncSession, *, retention: timedelta, window: timedelta) -> Pruned:
-    """Delete what no rule needs any more: sessions ended (revoked or expired) longer ago
-    than `retention`, with their spent refresh tokens, and throttle counters whose window
-    and lock have both passed."""
+async def prune(
+    session: AsyncSession, *, retention: timedelta, idle: timedelta, window: timedelta
+) -> Pruned:
+    """Delete what no rule needs any more: sessions that ended (revoked, expired or idle)
+    longer ago than `retention`, with their spent refresh tokens, and throttle counters
+    whose window and lock have both passed."""
+    ended_at = func.least(
+        func.coalesce(Session.revoked_at, Session.expires_at),
+        Session.expires_at,
+        Session.last_used_at + idle,
+    )
     ended = await session.execute(
-        delete(Session)
-        .where(
-            func.coalesce(Session.revoked_at, Session.expires_at) < func.now() - retention,
-            (Session.revoked_at.is_not(None)) | (Session.expires_at < func.now()),
-        )
-        .returning(Session.id)
+        delete(Session).where(ended_at < func.now() - retention).returning(Session.id)
     )
     stale = await session.execute(
         delete(LoginThrottle)

@@ -17,6 +17,7 @@ async def test_prune_deletes_only_what_no_rule_needs(
     old_revoked = await login(client, data["user"]["email"])
     recent_revoked = await login(client, data["user"]["email"])
     old_expired = await login(client, data["user"]["email"])
+    old_idle = await login(client, data["user"]["email"])
     await client.post("/api/v1/auth/refresh", json={"refreshToken": old_revoked["refreshToken"]})
     await client.post("/api/v1/auth/logout", headers=bearer(old_revoked))
     await client.post("/api/v1/auth/logout", headers=bearer(recent_revoked))
@@ -28,6 +29,10 @@ async def test_prune_deletes_only_what_no_rule_needs(
         "UPDATE sessions SET expires_at = now() - interval '31 days' WHERE id = $1",
         uuid.UUID(old_expired["session"]["id"]),
     )
+    await db.execute(  # idle for 14 days since day -45: ended 31 days ago
+        "UPDATE sessions SET last_used_at = now() - interval '45 days' WHERE id = $1",
+        uuid.UUID(old_idle["session"]["id"]),
+    )
     await db.execute(
         "INSERT INTO login_throttle VALUES ('ip', '1.2.3.4', 3, now() - interval '1 day', NULL),"
         " ('ip', '5.6.7.8', 0, now() - interval '1 day', now() + interval '1 hour'),"
@@ -36,9 +41,12 @@ async def test_prune_deletes_only_what_no_rule_needs(
 
     async with app.state.db.sessionmaker() as session, session.begin():
         pruned = await repo.prune(
-            session, retention=timedelta(days=30), window=timedelta(minutes=15)
+            session,
+            retention=timedelta(days=30),
+            idle=timedelta(days=14),
+            window=timedelta(minutes=15),
         )
-    assert pruned == repo.Pruned(sessions=2, throttle_rows=1)
+    assert pruned == repo.Pruned(sessions=3, throttle_rows=1)
     left = {str(r["id"]) for r in await db.fetch("SELECT id FROM sessions")}
     assert left == {data["session"]["id"], live["session"]["id"], recent_revoked["session"]["id"]}
     assert await db.fetchval("SELECT count(*) FROM spent_refresh_tokens") == 0
