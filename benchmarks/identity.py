@@ -27,6 +27,12 @@ from gameportal.config import Settings
 PASSWORD = "violet-kettle-harbour-93"
 
 
+def write_lines(lines: list[str]) -> str:
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write("\n".join(lines))
+        return f.name
+
+
 def raw_argon2_rate(seconds: float) -> float:
     s = Settings()
     hasher = PasswordHasher(
@@ -72,8 +78,18 @@ def main() -> None:
         me = wrk(f"{base}/api/v1/me", seconds=secs, headers={"Authorization": f"Bearer {token}"})
         healthz_idle = paced_probe(f"{base}/healthz", seconds=secs)
 
-        # Login under load, and /healthz beside it on its own connections.
-        login_env = {"BENCH_EMAIL": email, "BENCH_PASSWORD": PASSWORD}
+        # Login under load (many accounts), and a light /healthz probe beside it.
+        accounts = [email]
+        with httpx.Client(base_url=base, timeout=30) as client:
+            for n in range(63):
+                other = f"bench-{n}-{email}"
+                client.post(
+                    "/api/v1/auth/register",
+                    json={"email": other, "password": PASSWORD, "name": "Bench"},
+                ).raise_for_status()
+                accounts.append(other)
+        accounts_file = write_lines(accounts)
+        login_env = {"BENCH_ACCOUNTS_FILE": accounts_file, "BENCH_PASSWORD": PASSWORD}
         side: dict[str, object] = {}
 
         def probe() -> None:
@@ -100,18 +116,16 @@ def main() -> None:
                 r = client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
                 r.raise_for_status()
                 tokens.append(r.json()["refreshToken"])
-        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
-            f.write("\n".join(tokens))
-        try:
-            refresh = wrk(
-                f"{base}/api/v1/auth/refresh",
-                seconds=secs,
-                connections=connections,
-                script=HERE / "refresh.lua",
-                env={"BENCH_TOKENS_FILE": f.name},
-            )
-        finally:
-            Path(f.name).unlink()
+        tokens_file = write_lines(tokens)
+        refresh = wrk(
+            f"{base}/api/v1/auth/refresh",
+            seconds=secs,
+            connections=connections,
+            script=HERE / "refresh.lua",
+            env={"BENCH_TOKENS_FILE": tokens_file},
+        )
+        for path in (tokens_file, accounts_file):
+            Path(path).unlink()
 
     print(f"\nidentity benchmark, {secs}s per measurement, wrk on loopback, 1 uvicorn worker\n")
     print(hello_result.line("ceiling: FastAPI hello"))

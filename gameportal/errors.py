@@ -276,6 +276,8 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         _, title = _HTTP_SLUGS.get(status, ("", "Error"))
         if status == 422:
             title = "Request validation failed"
+        elif status == 500:
+            title = "Internal server error"
         out[status] = {
             "model": Problem,
             "description": title,

@@ -22,7 +22,9 @@ from gameportal.identity.schemas import (
 from gameportal.kit.pagination import Page, Pagination, split_page
 from gameportal.kit.schemas import QueryText
 
-admin_router = APIRouter(prefix="/api/v1/admin/users", tags=["admin"])
+admin_router = APIRouter(
+    prefix="/api/v1/admin/users", tags=["admin"], responses=problem_responses(500)
+)
 
 _ADMIN = problem_responses(401, 403)
 

@@ -104,9 +104,10 @@ async def record_security_event(
 
 
 # Every attempt is claimed before its password is checked, so parallel guesses cannot
-# outrun the counter: an attempt past the limit locks the key and is refused unchecked.
+# outrun the counter: a key whose claimed-and-unsettled attempts reached its limit, or
+# that is locked, refuses the attempt unchecked (the WHERE below leaves it uncounted).
 # The account lookup rides along: one round trip. ($3/$4: limits for account/ip,
-# $5: window, $6: lockout.)
+# $5: window.)
 _CLAIM_SQL = """
 WITH keys (scope, key) AS (
     SELECT v.scope, v.key FROM (VALUES ('account', $1::text), ('ip', $2::text)) AS v (scope, key)
@@ -115,26 +116,18 @@ WITH keys (scope, key) AS (
     INSERT INTO login_throttle AS t (scope, key, failures, window_started_at, locked_until)
     SELECT scope, key, 1, now(), NULL FROM keys
     ON CONFLICT (scope, key) DO UPDATE SET
-        failures = CASE
-            WHEN t.locked_until > now() THEN t.failures
-            WHEN t.window_started_at < now() - $5::interval THEN 1
-            WHEN t.failures + 1 > (CASE t.scope WHEN 'account' THEN $3::int ELSE $4::int END) THEN 0
-            ELSE t.failures + 1 END,
-        window_started_at = CASE
-            WHEN t.locked_until > now() THEN t.window_started_at
-            WHEN t.window_started_at < now() - $5::interval
-              OR t.failures + 1 > (CASE t.scope WHEN 'account' THEN $3::int ELSE $4::int END)
-                THEN now()
-            ELSE t.window_started_at END,
-        locked_until = CASE
-            WHEN t.locked_until > now() THEN t.locked_until
-            WHEN t.window_started_at >= now() - $5::interval
-             AND t.failures + 1 > (CASE t.scope WHEN 'account' THEN $3::int ELSE $4::int END)
-                THEN now() + $6::interval
-            ELSE t.locked_until END
-    RETURNING t.locked_until
+        failures = CASE WHEN t.window_started_at < now() - $5::interval THEN 1
+                        ELSE t.failures + 1 END,
+        window_started_at = CASE WHEN t.window_started_at < now() - $5::interval THEN now()
+                                 ELSE t.window_started_at END
+    WHERE NOT coalesce(t.locked_until > now(), false)
+      AND NOT (t.window_started_at >= now() - $5::interval
+               AND t.failures >= (CASE t.scope WHEN 'account' THEN $3::int ELSE $4::int END))
+    RETURNING t.scope
 )
-SELECT (SELECT max(c.locked_until) FROM claims c WHERE c.locked_until > now()) AS locked_until,
+SELECT (SELECT count(*) FROM keys) > (SELECT count(*) FROM claims) AS refused,
+       (SELECT max(t.locked_until) FROM login_throttle t JOIN keys k USING (scope, key)
+        WHERE t.locked_until > now()) AS locked_until,
        u.id, u.password_hash, u.is_blocked
 FROM (SELECT 1) AS one LEFT JOIN users u ON u.email = $1
 """
@@ -151,10 +144,11 @@ class ThrottleLimits:
 async def claim_login_attempt(
     pool: asyncpg.Pool, *, email: str, ip: str | None, limits: ThrottleLimits
 ) -> asyncpg.Record:
-    """Count one password attempt against the account and the IP; return the lock (if
-    any, the attempt must be refused) and the account's id, hash and block flag."""
+    """Count one password attempt against the account and the IP. `refused`: the attempt
+    must be answered 429 unchecked (`locked_until` says until when, if a lock is the
+    reason). Also the account's id, hash and block flag."""
     row: asyncpg.Record = await pool.fetchrow(
-        _CLAIM_SQL, email, ip, limits.account, limits.ip, limits.window, limits.lockout
+        _CLAIM_SQL, email, ip, limits.account, limits.ip, limits.window
     )
     return row
 

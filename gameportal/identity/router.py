@@ -26,8 +26,8 @@ from gameportal.identity.schemas import (
 from gameportal.kit.pagination import Page, Pagination, split_page
 from gameportal.kit.schemas import Schema
 
-auth_router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
-me_router = APIRouter(prefix="/api/v1/me", tags=["me"])
+auth_router = APIRouter(prefix="/api/v1/auth", tags=["auth"], responses=problem_responses(500))
+me_router = APIRouter(prefix="/api/v1/me", tags=["me"], responses=problem_responses(500))
 
 _AUTHED = problem_responses(401, 422)
 

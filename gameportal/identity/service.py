@@ -300,8 +300,10 @@ async def _checked_password(
     connection is held while argon2 runs."""
     limits = _limits(identity)
     claim = await repo.claim_login_attempt(pool, email=email, ip=ip, limits=limits)
-    if claim["locked_until"] is not None:
-        raise _too_many(claim["locked_until"])
+    if claim["refused"]:
+        # Locked, or as many attempts as allowed are still being checked: in the second
+        # case they settle within a second (they lock the key if they all fail).
+        raise _too_many(claim["locked_until"] or utcnow() + timedelta(seconds=1))
     result = await identity.passwords.verify(stored_hash or claim["password_hash"], password)
     if not result.ok or claim["id"] is None:
         locked = await repo.login_attempt_failed(pool, email=email, ip=ip, limits=limits)
