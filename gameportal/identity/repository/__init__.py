@@ -1,0 +1,69 @@
+"""All identity SQL. ORM statements for writes and admin paths; single Core/asyncpg
+statements for the hot paths (the per-request session check, refresh rotation, login
+throttling), which must also commit on their own when the request answers with an error."""
+
+from __future__ import annotations
+
+from gameportal.identity.repository.events import (
+    add_security_event,
+    list_security_events,
+    record_security_event,
+)
+from gameportal.identity.repository.sessions import (
+    NewSessionRow,
+    Pruned,
+    get_session,
+    list_live_sessions,
+    live_session_user,
+    live_sessions_of,
+    open_login_session,
+    prune,
+    revoke_session_of_spent_token,
+    revoke_sessions,
+    rotate_refresh_token,
+)
+from gameportal.identity.repository.throttle import (
+    ThrottleLimits,
+    claim_login_attempt,
+    login_attempt_failed,
+    login_attempt_succeeded,
+)
+from gameportal.identity.repository.users import (
+    UserFilter,
+    delete_user,
+    email_taken,
+    get_user,
+    list_users,
+    lock_unblocked_admins,
+    user_by_email,
+    users_page,
+)
+
+__all__ = [
+    "NewSessionRow",
+    "Pruned",
+    "ThrottleLimits",
+    "UserFilter",
+    "add_security_event",
+    "claim_login_attempt",
+    "delete_user",
+    "email_taken",
+    "get_session",
+    "get_user",
+    "list_live_sessions",
+    "list_security_events",
+    "list_users",
+    "live_session_user",
+    "live_sessions_of",
+    "lock_unblocked_admins",
+    "login_attempt_failed",
+    "login_attempt_succeeded",
+    "open_login_session",
+    "prune",
+    "record_security_event",
+    "revoke_session_of_spent_token",
+    "revoke_sessions",
+    "rotate_refresh_token",
+    "user_by_email",
+    "users_page",
+]

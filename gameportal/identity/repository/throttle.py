@@ -1,0 +1,96 @@
+"""Login throttling, per account and per IP: hot paths (asyncpg), each a single
+statement that commits on its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+
+# Every attempt is claimed before its password is checked, so parallel guesses cannot
+# outrun the counter: a key whose claimed-and-unsettled attempts reached its limit, or
+# that is locked, refuses the attempt unchecked (the WHERE below leaves it uncounted).
+# The account lookup rides along: one round trip. ($3/$4: limits for account/ip,
+# $5: window.)
+_CLAIM_SQL = """
+WITH keys (scope, key) AS (
+    SELECT v.scope, v.key FROM (VALUES ('account', $1::text), ('ip', $2::text)) AS v (scope, key)
+    WHERE v.key IS NOT NULL
+), claims AS (
+    INSERT INTO login_throttle AS t (scope, key, failures, window_started_at, locked_until)
+    SELECT scope, key, 1, now(), NULL FROM keys
+    ON CONFLICT (scope, key) DO UPDATE SET
+        failures = CASE WHEN t.window_started_at < now() - $5::interval THEN 1
+                        ELSE t.failures + 1 END,
+        window_started_at = CASE WHEN t.window_started_at < now() - $5::interval THEN now()
+                                 ELSE t.window_started_at END
+    WHERE NOT coalesce(t.locked_until > now(), false)
+      AND NOT (t.window_started_at >= now() - $5::interval
+               AND t.failures >= (CASE t.scope WHEN 'account' THEN $3::int ELSE $4::int END))
+    RETURNING t.scope
+)
+SELECT (SELECT count(*) FROM keys) > (SELECT count(*) FROM claims) AS refused,
+       (SELECT max(t.locked_until) FROM login_throttle t JOIN keys k USING (scope, key)
+        WHERE t.locked_until > now()) AS locked_until,
+       u.id, u.password_hash, u.is_blocked
+FROM (SELECT 1) AS one LEFT JOIN users u ON u.email = $1
+"""
+
+
+@dataclass(frozen=True)
+class ThrottleLimits:
+    account: int
+    ip: int
+    window: timedelta
+    lockout: timedelta
+
+
+async def claim_login_attempt(
+    pool: asyncpg.Pool, *, email: str, ip: str | None, limits: ThrottleLimits
+) -> asyncpg.Record:
+    """Count one password attempt against the account and the IP. `refused`: the attempt
+    must be answered 429 unchecked (`locked_until` says until when, if a lock is the
+    reason). Also the account's id, hash and block flag."""
+    row: asyncpg.Record = await pool.fetchrow(
+        _CLAIM_SQL, email, ip, limits.account, limits.ip, limits.window
+    )
+    return row
+
+
+# A wrong password: a key whose claimed attempts reached its limit is locked now, and
+# starts a fresh count once the lock passes, so nobody is locked out for good.
+_FAILED_SQL = """
+UPDATE login_throttle t
+SET locked_until = now() + $5::interval, failures = 0, window_started_at = now()
+FROM (VALUES ('account', $1::text, $3::int), ('ip', $2::text, $4::int)) AS k (scope, key, most)
+WHERE t.scope = k.scope AND t.key = k.key AND t.failures >= k.most
+  AND (t.locked_until IS NULL OR t.locked_until <= now())
+RETURNING t.scope, t.locked_until
+"""
+
+
+async def login_attempt_failed(
+    pool: asyncpg.Pool, *, email: str, ip: str | None, limits: ThrottleLimits
+) -> datetime | None:
+    """When the account got locked by this failure, until when."""
+    rows = await pool.fetch(_FAILED_SQL, email, ip, limits.account, limits.ip, limits.lockout)
+    locked: datetime | None = next(
+        (r["locked_until"] for r in rows if r["scope"] == "account"), None
+    )
+    return locked
+
+
+async def login_attempt_succeeded(pool: asyncpg.Pool, *, email: str, ip: str | None) -> None:
+    await pool.execute(_SUCCEEDED_SQL, email, ip)
+
+
+# The right password clears the account's count and gives the IP its attempt back, so a
+# busy NAT of honest players does not drift into a lockout.
+_SUCCEEDED_SQL = """
+WITH cleared AS (
+    DELETE FROM login_throttle WHERE scope = 'account' AND key = $1
+)
+UPDATE login_throttle SET failures = greatest(failures - 1, 0)
+WHERE scope = 'ip' AND key = $2 AND (locked_until IS NULL OR locked_until <= now())
+"""

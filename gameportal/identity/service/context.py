@@ -1,0 +1,75 @@
+"""What the identity rules work with: the client, the app's identity pieces, the caller,
+and what login hands back."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from gameportal.config import Settings
+from gameportal.identity.devices import country_for
+from gameportal.identity.passwords import Passwords
+from gameportal.identity.tokens import AccessTokens
+from gameportal.models import Session, User
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    """What the request tells about the device it came from."""
+
+    ip: str | None
+    user_agent: str | None
+    device_type: str
+    fingerprint: str | None
+
+    @property
+    def country(self) -> str | None:
+        return country_for(self.ip)
+
+
+@dataclass
+class Identity:
+    """The pieces identity needs, built once per app."""
+
+    settings: Settings
+    passwords: Passwords
+    tokens: AccessTokens
+    session_ttl: timedelta = field(init=False)
+    idle_timeout: timedelta = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.session_ttl = timedelta(days=self.settings.session_ttl_days)
+        self.idle_timeout = timedelta(days=self.settings.session_idle_days)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Identity:
+        return cls(settings=settings, passwords=Passwords(settings), tokens=AccessTokens(settings))
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller of an authenticated request, as the database sees it right now."""
+
+    user_id: uuid.UUID
+    session_id: uuid.UUID
+    roles: tuple[str, ...]
+    user: dict[str, Any]
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles or "admin" in self.roles
+
+
+@dataclass(frozen=True)
+class IssuedTokens:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class AuthResult:
+    user: User | dict[str, Any]
+    session: Session | dict[str, Any]
+    tokens: IssuedTokens
