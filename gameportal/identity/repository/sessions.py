@@ -79,8 +79,8 @@ async def revoke_session_of_spent_token(
     return row
 
 
-# A successful login in one atomic statement: settle the throttle as above, stamp the
-# login (and store an upgraded hash), open the device session.
+# A successful login in one atomic statement: settle the throttle (see throttle.py),
+# stamp the login (and store an upgraded hash), open the device session.
 _LOGIN_SQL = """
 WITH cleared AS (
     DELETE FROM login_throttle WHERE scope = 'account' AND key = $1
