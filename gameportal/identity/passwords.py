@@ -29,24 +29,22 @@ def normalize(password: str) -> str:
     return unicodedata.normalize("NFKC", password)
 
 
-def _lower_priority() -> None:
+def _lower_priority(nice: int) -> None:
     # Hashing threads run niced, so under a login storm the event loop thread still gets the
     # CPU first and every other request keeps its latency (Linux: per-thread priority).
     with contextlib.suppress(OSError, AttributeError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _HASH_THREAD_NICE)
-
-
-_HASH_THREAD_NICE = 10
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
 
 
 @functools.cache
-def _executor() -> ThreadPoolExecutor:
+def _executor(nice: int) -> ThreadPoolExecutor:
     """One pool per process, as many threads as cores: argon2 is CPU-bound and releases
     the GIL, so more threads would only queue inside the OS."""
     return ThreadPoolExecutor(
         max_workers=os.cpu_count() or 1,
         thread_name_prefix="argon2",
         initializer=_lower_priority,
+        initargs=(nice,),
     )
 
 
@@ -66,6 +64,7 @@ class Passwords:
         self._min_length = settings.password_min_length
         self._max_length = settings.password_max_length
         self._min_score = settings.password_min_score
+        self._nice = settings.hash_thread_nice
         # Verified against when the account does not exist, so both answers cost the same.
         self._dummy_hash = self._hasher.hash("gameportal-dummy-password-for-timing")
 
@@ -91,11 +90,15 @@ class Passwords:
 
     async def hash(self, password: str) -> str:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(_executor(), self._hasher.hash, normalize(password))
+        return await loop.run_in_executor(
+            _executor(self._nice), self._hasher.hash, normalize(password)
+        )
 
     async def verify(self, stored_hash: str | None, password: str) -> VerifyResult:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(_executor(), self._verify_sync, stored_hash, password)
+        return await loop.run_in_executor(
+            _executor(self._nice), self._verify_sync, stored_hash, password
+        )
 
     def _verify_sync(self, stored_hash: str | None, password: str) -> VerifyResult:
         password = normalize(password)
