@@ -53,6 +53,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Metrics are Prometheus (/metrics) and logs structlog; FastAPI's native
+        # OpenTelemetry would otherwise look up its providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         responses={500: {"model": Problem, "description": "Internal server error"}},
     )
     app.state.settings = settings
