@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated
 
+import asyncpg
 from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
 
@@ -41,6 +43,27 @@ async def get_client_info(request: Request) -> ClientInfo:
 
 
 Client = Annotated[ClientInfo, Depends(get_client_info)]
+
+
+@dataclass(frozen=True)
+class AuthCall:
+    """What login and refresh need, as one dependency: on these hot paths each extra
+    dependency costs FastAPI more than the work it would wrap."""
+
+    identity: Identity
+    pool: asyncpg.Pool
+    client: ClientInfo
+
+
+async def get_auth_call(request: Request) -> AuthCall:
+    return AuthCall(
+        identity=request.app.state.identity,
+        pool=request.app.state.db.pool,
+        client=await get_client_info(request),
+    )
+
+
+AuthCallDep = Annotated[AuthCall, Depends(get_auth_call)]
 
 
 class AccessTokenAuth(HTTPBearer):

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Response, status
 from gameportal.db import DbPool, DbReadSession, DbSession
 from gameportal.errors import problem_responses
 from gameportal.identity import service
-from gameportal.identity.deps import Client, CurrentUser, IdentityDep
+from gameportal.identity.deps import AuthCallDep, Client, CurrentUser, IdentityDep
 from gameportal.identity.schemas import (
     AccountDelete,
     AuthResponse,
@@ -86,15 +86,13 @@ async def register(
     responses=problem_responses(401, 403, 422, 429),
     summary="Log in: a new device session with an access and a refresh token",
 )
-async def login(
-    body: LoginRequest, db: DbPool, identity: IdentityDep, client: Client
-) -> AuthResponse:
+async def login(body: LoginRequest, call: AuthCallDep) -> AuthResponse:
     result = await service.login(
-        db.pool,
-        identity,
+        call.pool,
+        call.identity,
         email=body.email,
         password=body.password,
-        client=_with_fingerprint(client, body.fingerprint),
+        client=_with_fingerprint(call.client, body.fingerprint),
     )
     return _auth_response(result)
 
@@ -105,11 +103,9 @@ async def login(
     responses=problem_responses(401, 403, 422),
     summary="Rotate a refresh token; a replayed one ends its session",
 )
-async def refresh(
-    body: RefreshRequest, db: DbPool, identity: IdentityDep, client: Client
-) -> TokenResponse:
+async def refresh(body: RefreshRequest, call: AuthCallDep) -> TokenResponse:
     _, tokens = await service.refresh(
-        db.pool, identity, refresh_token=body.refresh_token, client=client
+        call.pool, call.identity, refresh_token=body.refresh_token, client=call.client
     )
     return TokenResponse(
         access_token=tokens.access_token,
