@@ -7,6 +7,7 @@ import getpass
 import os
 import signal
 import sys
+from datetime import timedelta
 from typing import Annotated
 
 import typer
@@ -157,6 +158,69 @@ def prune() -> None:
         f"deleted {pruned.sessions} ended sessions and {pruned.throttle_rows} stale "
         "login-throttle counters"
     )
+
+
+@cli.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1, max=1000, help="Messages at once")] = 8,
+    types: Annotated[
+        str | None, typer.Option(help="Comma-separated types; default: all with a handler")
+    ] = None,
+    imports: Annotated[
+        list[str] | None,
+        typer.Option("--import", help="A module that registers more handlers (repeatable)"),
+    ] = None,
+    lease_seconds: Annotated[float, typer.Option(min=1, help="Lease per claimed message")] = 30,
+) -> None:
+    """Deliver queued messages until SIGTERM or Ctrl-C (then finish or give back what it
+    holds). Run as many as you like, on as many machines."""
+    import importlib
+
+    from gameportal.db import DataDirInUse, database_url_for
+    from gameportal.models import MESSAGE_TYPES
+    from gameportal.notifications.registry import handler_for, registered_types
+
+    for module in imports or []:
+        importlib.import_module(module)
+    wanted = [t.strip().upper() for t in types.split(",") if t.strip()] if types else None
+    chosen = wanted if wanted is not None else registered_types()
+    unknown = [t for t in chosen if t not in MESSAGE_TYPES]
+    if unknown:
+        raise _fail(f"unknown message types {unknown}; known: {', '.join(MESSAGE_TYPES)}")
+    missing = [t for t in chosen if handler_for(t) is None]
+    if missing or not chosen:
+        raise _fail(
+            f"no handler is installed for {missing or 'any message type'}; "
+            "load one with --import MODULE"
+        )
+    settings = _settings()
+    try:
+        with database_url_for(settings) as url:
+            asyncio.run(
+                _run_worker(settings, url, chosen, concurrency, timedelta(seconds=lease_seconds))
+            )
+    except DataDirInUse as exc:
+        raise _fail(str(exc)) from None
+
+
+async def _run_worker(
+    settings: Settings, url: str, types: list[str], concurrency: int, lease: timedelta
+) -> None:
+    from gameportal.db import Database, plain_url
+    from gameportal.notifications.worker import Worker, WorkerConfig
+    from gameportal.observability import configure_logging
+
+    configure_logging(settings.log_level, settings.log_json)
+    db = await Database.connect(settings.model_copy(update={"database_url": url}))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        config = WorkerConfig(types=types, concurrency=concurrency, lease=lease)
+        await Worker(db.pool, plain_url(url), config).run(stop)
+    finally:
+        await db.close()
 
 
 def main() -> None:

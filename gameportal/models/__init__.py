@@ -1,13 +1,17 @@
 """Every ORM table, one module per seed collection."""
 
 from gameportal.models.base import Base
+from gameportal.models.message import MESSAGE_STATUSES, MESSAGE_TYPES, Message
 from gameportal.models.session import LoginThrottle, SecurityEvent, Session, SpentRefreshToken
 from gameportal.models.user import ROLES, User, normalize_email, normalize_roles
 
 __all__ = [
+    "MESSAGE_STATUSES",
+    "MESSAGE_TYPES",
     "ROLES",
     "Base",
     "LoginThrottle",
+    "Message",
     "SecurityEvent",
     "Session",
     "SpentRefreshToken",

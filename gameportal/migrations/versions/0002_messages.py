@@ -1,0 +1,112 @@
+"""messages: the durable queue
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-26 10:58:47.829679
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision: str = "0002"
+down_revision: str | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "messages",
+        sa.Column("type", sa.String(length=16), nullable=False),
+        sa.Column("recipient_user_id", sa.UUID(), nullable=True),
+        sa.Column("payload", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column(
+            "status", sa.String(length=10), server_default=sa.text("'PENDING'"), nullable=False
+        ),
+        sa.Column("priority", sa.SmallInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("retry_count", sa.Integer(), server_default=sa.text("0"), nullable=False),
+        sa.Column("max_attempts", sa.Integer(), server_default=sa.text("5"), nullable=False),
+        sa.Column(
+            "scheduled_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("lease_owner", sa.String(length=128), nullable=True),
+        sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("dedupe_key", sa.String(length=200), nullable=True),
+        sa.Column(
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.Column("id", sa.UUID(), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.CheckConstraint(
+            "status IN ('PENDING','PROCESSING','SENT','FAILED')",
+            name=op.f("ck_messages_status_known"),
+        ),
+        sa.CheckConstraint(
+            "type IN ('EMAIL','PUSH','IN_APP','MEDIA_PROCESSING')",
+            name=op.f("ck_messages_type_known"),
+        ),
+        sa.CheckConstraint("max_attempts >= 1", name=op.f("ck_messages_max_attempts_positive")),
+        sa.ForeignKeyConstraint(
+            ["recipient_user_id"],
+            ["users.id"],
+            name=op.f("fk_messages_recipient_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_messages")),
+    )
+    op.create_index(
+        "ix_messages_due",
+        "messages",
+        [sa.literal_column("priority DESC"), "scheduled_at", "id"],
+        unique=False,
+        postgresql_where=sa.text("status = 'PENDING'"),
+    )
+    op.create_index(
+        "ix_messages_lease",
+        "messages",
+        ["lease_expires_at"],
+        unique=False,
+        postgresql_where=sa.text("status = 'PROCESSING'"),
+    )
+    op.create_index("ix_messages_recipient", "messages", ["recipient_user_id", "id"], unique=False)
+    op.create_index(
+        "uq_messages_dedupe_key_open",
+        "messages",
+        ["dedupe_key"],
+        unique=True,
+        postgresql_where=sa.text("status IN ('PENDING','PROCESSING')"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_index(
+        "uq_messages_dedupe_key_open",
+        table_name="messages",
+        postgresql_where=sa.text("status IN ('PENDING','PROCESSING')"),
+    )
+    op.drop_index("ix_messages_recipient", table_name="messages")
+    op.drop_index(
+        "ix_messages_lease",
+        table_name="messages",
+        postgresql_where=sa.text("status = 'PROCESSING'"),
+    )
+    op.drop_index(
+        "ix_messages_due", table_name="messages", postgresql_where=sa.text("status = 'PENDING'")
+    )
+    op.drop_table("messages")

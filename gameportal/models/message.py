@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, SmallInteger, String, Text, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gameportal.models.base import Base, CreatedAtMixin, IdMixin
+
+MESSAGE_TYPES = ("EMAIL", "PUSH", "IN_APP", "MEDIA_PROCESSING")
+MESSAGE_STATUSES = ("PENDING", "PROCESSING", "SENT", "FAILED")
+
+
+class Message(IdMixin, CreatedAtMixin, Base):
+    """The seed's Notification/Message, and gameportal's one durable queue: workers claim
+    due PENDING rows with FOR UPDATE SKIP LOCKED and hold them under a lease."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        CheckConstraint("type IN ('EMAIL','PUSH','IN_APP','MEDIA_PROCESSING')", name="type_known"),
+        CheckConstraint("status IN ('PENDING','PROCESSING','SENT','FAILED')", name="status_known"),
+        CheckConstraint("max_attempts >= 1", name="max_attempts_positive"),
+        # What a claim scans: only rows still due, in claim order.
+        Index(
+            "ix_messages_due",
+            text("priority DESC"),
+            "scheduled_at",
+            "id",
+            postgresql_where=text("status = 'PENDING'"),
+        ),
+        # What the reaper scans: only leased rows.
+        Index(
+            "ix_messages_lease",
+            "lease_expires_at",
+            postgresql_where=text("status = 'PROCESSING'"),
+        ),
+        # A dedupe key is unique while its message is not finished.
+        Index(
+            "uq_messages_dedupe_key_open",
+            "dedupe_key",
+            unique=True,
+            postgresql_where=text("status IN ('PENDING','PROCESSING')"),
+        ),
+        Index("ix_messages_recipient", "recipient_user_id", "id"),
+    )
+
+    type: Mapped[str] = mapped_column(String(16))
+    recipient_user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE")
+    )
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(10), server_default=text("'PENDING'"))
+    priority: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
+    retry_count: Mapped[int] = mapped_column(server_default=text("0"))
+    max_attempts: Mapped[int] = mapped_column(server_default=text("5"))
+    scheduled_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+    sent_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    dedupe_key: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(server_default=text("now()"))

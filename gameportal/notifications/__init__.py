@@ -1,0 +1,1 @@
+"""The durable message queue (the seed's Notification/Message) and its channels."""

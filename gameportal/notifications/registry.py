@@ -1,0 +1,47 @@
+"""Handlers by message type: a domain registers what it processes, the worker stays as is."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+class PermanentError(Exception):
+    """The message can never succeed (an invalid address, a gone push endpoint, a payload
+    that makes no sense): it fails at once instead of being retried."""
+
+
+@dataclass(frozen=True)
+class ClaimedMessage:
+    id: uuid.UUID
+    type: str
+    recipient_user_id: uuid.UUID | None
+    payload: dict[str, Any]
+    retry_count: int
+    max_attempts: int
+    scheduled_at: datetime
+    created_at: datetime
+
+
+Handler = Callable[[ClaimedMessage], Awaitable[None]]
+
+_handlers: dict[str, Handler] = {}
+
+
+def register_handler(message_type: str, handler: Handler) -> None:
+    _handlers[message_type] = handler
+
+
+def unregister_handler(message_type: str) -> None:
+    _handlers.pop(message_type, None)
+
+
+def handler_for(message_type: str) -> Handler | None:
+    return _handlers.get(message_type)
+
+
+def registered_types() -> list[str]:
+    return sorted(_handlers)

@@ -1,0 +1,190 @@
+"""All queue SQL. Enqueueing runs in the caller's transaction (ORM session); the worker's
+claim, lease and completion statements run on the pool, one statement each."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+CHANNEL = "gameportal_queue"
+
+_ENQUEUE_SQL = text(
+    """
+    INSERT INTO messages (id, type, recipient_user_id, payload, priority, max_attempts,
+                          scheduled_at, dedupe_key)
+    VALUES (:id, :type, :recipient, CAST(:payload AS jsonb), :priority, :max_attempts,
+            coalesce(:scheduled_at, now()), :dedupe_key)
+    ON CONFLICT (dedupe_key) WHERE status IN ('PENDING', 'PROCESSING') DO NOTHING
+    RETURNING id
+    """
+)
+
+
+async def insert_message(
+    session: AsyncSession,
+    *,
+    message_id: uuid.UUID,
+    message_type: str,
+    recipient_user_id: uuid.UUID | None,
+    payload_json: str,
+    priority: int,
+    max_attempts: int,
+    scheduled_at: datetime | None,
+    dedupe_key: str | None,
+) -> uuid.UUID | None:
+    """The new id, or None when an unfinished message with the same dedupe key exists."""
+    inserted = await session.scalar(
+        _ENQUEUE_SQL,
+        {
+            "id": message_id,
+            "type": message_type,
+            "recipient": recipient_user_id,
+            "payload": payload_json,
+            "priority": priority,
+            "max_attempts": max_attempts,
+            "scheduled_at": scheduled_at,
+            "dedupe_key": dedupe_key,
+        },
+    )
+    if inserted is not None:
+        # NOTIFY is transactional: workers wake when (and only if) the caller commits.
+        await session.execute(
+            text("SELECT pg_notify(:channel, :type)"), {"channel": CHANNEL, "type": message_type}
+        )
+    return inserted if isinstance(inserted, uuid.UUID) or inserted is None else None
+
+
+async def open_message_with_key(session: AsyncSession, dedupe_key: str) -> uuid.UUID | None:
+    found = await session.scalar(
+        text(
+            "SELECT id FROM messages WHERE dedupe_key = :key "
+            "AND status IN ('PENDING', 'PROCESSING')"
+        ),
+        {"key": dedupe_key},
+    )
+    return found if isinstance(found, uuid.UUID) else None
+
+
+# The claim: due rows in priority order, skipping rows other workers hold, leased to us.
+_CLAIM_SQL = """
+WITH due AS (
+    SELECT id FROM messages
+    WHERE status = 'PENDING' AND scheduled_at <= now() AND type = ANY($1::text[])
+    ORDER BY priority DESC, scheduled_at, id
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE messages m
+SET status = 'PROCESSING', lease_owner = $3, lease_expires_at = now() + $4::interval,
+    updated_at = now()
+FROM due WHERE m.id = due.id
+RETURNING m.id, m.type, m.recipient_user_id, m.payload, m.retry_count, m.max_attempts,
+          m.scheduled_at, m.created_at
+"""
+
+
+async def claim(
+    pool: asyncpg.Pool, *, types: list[str], limit: int, owner: str, lease: timedelta
+) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await pool.fetch(_CLAIM_SQL, types, limit, owner, lease)
+    return rows
+
+
+async def complete(pool: asyncpg.Pool, *, message_id: uuid.UUID, owner: str) -> bool:
+    """SENT, only while we still hold the lease (a reaped row is someone else's now)."""
+    done: str = await pool.execute(
+        "UPDATE messages SET status = 'SENT', sent_at = now(), lease_owner = NULL, "
+        "lease_expires_at = NULL, last_error = NULL, updated_at = now() "
+        "WHERE id = $1 AND lease_owner = $2 AND status = 'PROCESSING'",
+        message_id,
+        owner,
+    )
+    return done.endswith(" 1")
+
+
+# A failed attempt: FAILED when permanent or out of attempts, else back to PENDING later.
+_FAIL_SQL = """
+UPDATE messages
+SET retry_count = retry_count + 1,
+    status = CASE WHEN $4 OR retry_count + 1 >= max_attempts THEN 'FAILED' ELSE 'PENDING' END,
+    scheduled_at = CASE WHEN $4 OR retry_count + 1 >= max_attempts THEN scheduled_at
+                        ELSE now() + $5::interval END,
+    last_error = left($3, 2000), lease_owner = NULL, lease_expires_at = NULL,
+    updated_at = now()
+WHERE id = $1 AND lease_owner = $2 AND status = 'PROCESSING'
+RETURNING status
+"""
+
+
+async def fail(
+    pool: asyncpg.Pool,
+    *,
+    message_id: uuid.UUID,
+    owner: str,
+    error: str,
+    permanent: bool,
+    retry_in: timedelta,
+) -> str | None:
+    """The new status, or None when the lease was lost meanwhile."""
+    status: str | None = await pool.fetchval(
+        _FAIL_SQL, message_id, owner, error, permanent, retry_in
+    )
+    return status
+
+
+async def extend_leases(
+    pool: asyncpg.Pool, *, ids: list[uuid.UUID], owner: str, lease: timedelta
+) -> int:
+    result: str = await pool.execute(
+        "UPDATE messages SET lease_expires_at = now() + $3::interval "
+        "WHERE id = ANY($1::uuid[]) AND lease_owner = $2 AND status = 'PROCESSING'",
+        ids,
+        owner,
+        lease,
+    )
+    return int(result.rsplit(" ", 1)[-1])
+
+
+async def release(pool: asyncpg.Pool, *, ids: list[uuid.UUID], owner: str) -> int:
+    """Give unfinished messages back (a worker shutting down): no attempt is counted."""
+    result: str = await pool.execute(
+        "UPDATE messages SET status = 'PENDING', lease_owner = NULL, lease_expires_at = NULL, "
+        "updated_at = now() "
+        "WHERE id = ANY($1::uuid[]) AND lease_owner = $2 AND status = 'PROCESSING'",
+        ids,
+        owner,
+    )
+    return int(result.rsplit(" ", 1)[-1])
+
+
+# A lease that ran out means its worker died or hung. That counts as an attempt, so a
+# message that kills every worker that takes it ends FAILED instead of looping forever.
+_REAP_SQL = """
+UPDATE messages
+SET retry_count = retry_count + 1,
+    status = CASE WHEN retry_count + 1 >= max_attempts THEN 'FAILED' ELSE 'PENDING' END,
+    last_error = 'lease expired: the worker ' || coalesce(lease_owner, '?')
+                 || ' stopped without finishing',
+    lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+WHERE id IN (
+    SELECT id FROM messages
+    WHERE status = 'PROCESSING' AND lease_expires_at < now()
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id, status
+"""
+
+
+async def reap_expired(pool: asyncpg.Pool, *, limit: int = 1000) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await pool.fetch(_REAP_SQL, limit)
+    return rows
+
+
+def as_dict(record: asyncpg.Record) -> dict[str, Any]:
+    return dict(record)

@@ -1,0 +1,15 @@
+"""Handlers the tests load into real worker processes (`gameportal worker --import ...`)."""
+
+import asyncio
+import os
+
+from gameportal.notifications.registry import ClaimedMessage, register_handler
+
+SLOW_SECONDS = float(os.environ.get("TEST_HANDLER_SECONDS", "30"))
+
+
+async def slow(message: ClaimedMessage) -> None:
+    await asyncio.sleep(SLOW_SECONDS)
+
+
+register_handler("MEDIA_PROCESSING", slow)

@@ -1,0 +1,355 @@
+"""The queue through its public pieces: enqueue in a transaction, real workers (in-process
+and as `gameportal worker` processes) claiming from real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+from fastapi import FastAPI
+
+from gameportal.db import plain_url
+from gameportal.notifications import repository as repo
+from gameportal.notifications.registry import (
+    ClaimedMessage,
+    PermanentError,
+    register_handler,
+    unregister_handler,
+)
+from gameportal.notifications.service import InvalidPayload, enqueue
+from gameportal.notifications.worker import Worker, WorkerConfig
+
+ROOT = Path(__file__).parent.parent.parent
+
+
+async def _enqueue(app: FastAPI, count: int = 1, **kwargs: object) -> list[uuid.UUID]:
+    ids = []
+    async with app.state.db.sessionmaker() as session, session.begin():
+        for n in range(count):
+            values: dict[str, object] = {
+                "message_type": "IN_APP",
+                "payload": {"subject": f"hello {n}"},
+            }
+            values.update(kwargs)
+            ids.append(await enqueue(session, **values))  # type: ignore[arg-type]
+    return ids
+
+
+@asynccontextmanager
+async def _handler(
+    fn: Callable[[ClaimedMessage], Awaitable[None]], message_type: str = "IN_APP"
+) -> AsyncIterator[None]:
+    register_handler(message_type, fn)
+    try:
+        yield
+    finally:
+        unregister_handler(message_type)
+
+
+@asynccontextmanager
+async def _workers(
+    app: FastAPI, database_url: str, n: int = 1, **config: object
+) -> AsyncIterator[list[Worker]]:
+    values: dict[str, object] = {
+        "types": ["IN_APP"],
+        "concurrency": 8,
+        "poll_interval": 0.2,
+        "retry_base_seconds": 0.05,
+    }
+    values.update(config)
+    workers = [
+        Worker(app.state.db.pool, plain_url(database_url), WorkerConfig(**values))  # type: ignore[arg-type]
+        for _ in range(n)
+    ]
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(w.run(stop)) for w in workers]
+    try:
+        yield workers
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+
+async def _statuses(db: asyncpg.Pool) -> collections.Counter[str]:
+    return collections.Counter(r["status"] for r in await db.fetch("SELECT status FROM messages"))
+
+
+async def _wait_for(condition: Callable[[], Awaitable[bool]], within: float = 20.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not await condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+async def test_a_rolled_back_transaction_queues_nothing(app: FastAPI, db: asyncpg.Pool) -> None:
+    async with app.state.db.sessionmaker() as session:
+        await enqueue(session, message_type="IN_APP", payload={"subject": "never"})
+        await session.rollback()
+    assert await db.fetchval("SELECT count(*) FROM messages") == 0
+
+
+async def test_payloads_are_validated_per_type(app: FastAPI, db: asyncpg.Pool) -> None:
+    async with app.state.db.sessionmaker() as session:
+        with pytest.raises(InvalidPayload) as caught:
+            await enqueue(session, message_type="PUSH", payload={"body": "no title", "x": 1})
+    fields = sorted(e.field for e in caught.value.errors or [])
+    assert fields == ["payload.title", "payload.x"]
+    assert await db.fetchval("SELECT count(*) FROM messages") == 0
+
+
+async def test_dedupe_key_is_unique_while_unfinished(app: FastAPI, db: asyncpg.Pool) -> None:
+    first = await _enqueue(app, dedupe_key="level-up:42")
+    again = await _enqueue(app, dedupe_key="level-up:42")
+    assert first == again
+    await db.execute("UPDATE messages SET status = 'SENT'")
+    later = await _enqueue(app, dedupe_key="level-up:42")
+    assert later != first
+    assert await db.fetchval("SELECT count(*) FROM messages") == 2
+
+
+async def test_worker_delivers_and_marks_sent(
+    app: FastAPI, database_url: str, db: asyncpg.Pool
+) -> None:
+    seen: list[uuid.UUID] = []
+
+    async def handle(message: ClaimedMessage) -> None:
+        seen.append(message.id)
+
+    async with _handler(handle), _workers(app, database_url):
+        ids = await _enqueue(app, 20)
+
+        async def all_sent() -> bool:
+            return (await _statuses(db))["SENT"] == 20
+
+        await _wait_for(all_sent)
+    assert sorted(seen) == sorted(ids)
+    sent_at = await db.fetchval("SELECT min(sent_at) FROM messages")
+    assert sent_at is not None
+
+
+async def test_two_workers_never_process_one_message_twice(
+    app: FastAPI, database_url: str, db: asyncpg.Pool
+) -> None:
+    seen: collections.Counter[uuid.UUID] = collections.Counter()
+    running: set[uuid.UUID] = set()
+    overlap: list[uuid.UUID] = []
+
+    async def handle(message: ClaimedMessage) -> None:
+        if message.id in running:
+            overlap.append(message.id)
+        running.add(message.id)
+        await asyncio.sleep(0.002)
+        running.discard(message.id)
+        seen[message.id] += 1
+
+    ids = await _enqueue(app, 300)
+    async with _handler(handle), _workers(app, database_url, n=2, concurrency=16):
+
+        async def all_sent() -> bool:
+            return (await _statuses(db))["SENT"] == 300
+
+        await _wait_for(all_sent, within=60)
+    assert not overlap
+    assert set(seen) == set(ids)
+    assert max(seen.values()) == 1
+
+
+async def test_transient_errors_retry_with_backoff_then_fail(
+    app: FastAPI, database_url: str, db: asyncpg.Pool
+) -> None:
+    attempts: list[datetime] = []
+
+    async def flaky(message: ClaimedMessage) -> None:
+        attempts.append(datetime.now(UTC))
+        raise ConnectionError("smtp down")
+
+    await _enqueue(app, max_attempts=3)
+    async with _handler(flaky), _workers(app, database_url):
+
+        async def failed() -> bool:
+            return (await _statuses(db))["FAILED"] == 1
+
+        await _wait_for(failed)
+    row = await db.fetchrow("SELECT retry_count, last_error, sent_at FROM messages")
+    assert row["retry_count"] == 3
+    assert row["last_error"] == "ConnectionError: smtp down"
+    assert row["sent_at"] is None
+    assert len(attempts) == 3
+    # Backoff: base 0.05 s, so at least 0.025 s then 0.05 s between attempts.
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(attempts)]
+    assert gaps[0] >= 0.025 and gaps[1] >= 0.05
+
+
+async def test_a_poison_message_fails_alone(
+    app: FastAPI, database_url: str, db: asyncpg.Pool
+) -> None:
+    async def picky(message: ClaimedMessage) -> None:
+        if message.payload["subject"] == "hello 3":
+            raise PermanentError("cannot ever deliver this")
+
+    await _enqueue(app, 10)
+    async with _handler(picky), _workers(app, database_url):
+
+        async def settled() -> bool:
+            counts = await _statuses(db)
+            return counts["SENT"] == 9 and counts["FAILED"] == 1
+
+        await _wait_for(settled)
+    failed = await db.fetchrow("SELECT retry_count, last_error FROM messages WHERE status='FAILED'")
+    assert failed["retry_count"] == 1  # permanent: no second attempt
+    assert "cannot ever deliver this" in failed["last_error"]
+
+
+async def test_a_future_message_is_not_delivered_early(
+    app: FastAPI, database_url: str, db: asyncpg.Pool
+) -> None:
+    delivered: list[datetime] = []
+
+    async def handle(message: ClaimedMessage) -> None:
+        delivered.append(datetime.now(UTC))
+
+    due = datetime.now(UTC) + timedelta(seconds=1.5)
+    await _enqueue(app, scheduled_at=due)
+    async with _handler(handle), _workers(app, database_url):
+        await asyncio.sleep(0.8)
+        assert delivered == []
+
+        async def sent() -> bool:
+            return (await _statuses(db))["SENT"] == 1
+
+        await _wait_for(sent)
+    assert delivered[0] >= due - timedelta(milliseconds=50)
+
+
+async def test_an_expired_lease_is_taken_back_and_counted(app: FastAPI, db: asyncpg.Pool) -> None:
+    [message_id] = await _enqueue(app, max_attempts=2)
+    pool = app.state.db.pool
+    claimed = await repo.claim(
+        pool, types=["IN_APP"], limit=10, owner="dead-worker", lease=timedelta(milliseconds=50)
+    )
+    assert [r["id"] for r in claimed] == [message_id]
+    await asyncio.sleep(0.1)
+    reaped = await repo.reap_expired(pool)
+    assert [(r["id"], r["status"]) for r in reaped] == [(message_id, "PENDING")]
+    # The dead worker's late completion must not count: the lease is gone.
+    assert not await repo.complete(pool, message_id=message_id, owner="dead-worker")
+    # A message that kills every worker that takes it ends FAILED, not in a loop.
+    await repo.claim(
+        pool, types=["IN_APP"], limit=10, owner="dead-again", lease=timedelta(milliseconds=50)
+    )
+    await asyncio.sleep(0.1)
+    assert [r["status"] for r in await repo.reap_expired(pool)] == ["FAILED"]
+
+
+def _worker_process(database_url: str, *args: str, seconds: str = "30") -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GAMEPORTAL_")}
+    env.update(
+        {
+            "GAMEPORTAL_DATABASE_URL": database_url,
+            "GAMEPORTAL_LOG_LEVEL": "WARNING",
+            "PYTHONPATH": str(ROOT),
+            "TEST_HANDLER_SECONDS": seconds,
+        }
+    )
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gameportal.cli",
+            "worker",
+            "--import",
+            "tests.notifications.handlers",
+            "--types",
+            "MEDIA_PROCESSING",
+            *args,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+async def _enqueue_media(app: FastAPI, count: int) -> list[uuid.UUID]:
+    return await _enqueue(
+        app, count, message_type="MEDIA_PROCESSING", payload={"mediaId": str(uuid.uuid4())}
+    )
+
+
+async def test_kill_9_mid_batch_loses_nothing(
+    app: FastAPI, database_url: str, db: asyncpg.Pool
+) -> None:
+    ids = await _enqueue_media(app, 5)
+    proc = _worker_process(database_url, "--lease-seconds", "2", "--concurrency", "5")
+    try:
+
+        async def all_claimed() -> bool:
+            return (await _statuses(db))["PROCESSING"] == 5
+
+        await _wait_for(all_claimed, within=30)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+
+    seen: list[uuid.UUID] = []
+
+    async def handle(message: ClaimedMessage) -> None:
+        seen.append(message.id)
+
+    async with (
+        _handler(handle, "MEDIA_PROCESSING"),
+        _workers(app, database_url, types=["MEDIA_PROCESSING"]),
+    ):
+
+        async def all_sent() -> bool:
+            return (await _statuses(db))["SENT"] == 5
+
+        await _wait_for(all_sent, within=30)
+    assert sorted(seen) == sorted(ids)
+    assert await db.fetchval("SELECT max(retry_count) FROM messages") == 1  # the crash counted
+
+
+async def test_sigterm_finishes_or_gives_back_everything(
+    app: FastAPI, database_url: str, db: asyncpg.Pool
+) -> None:
+    await _enqueue_media(app, 6)
+    proc = _worker_process(database_url, "--concurrency", "3", seconds="0.3")
+    try:
+
+        async def some_sent() -> bool:
+            return (await _statuses(db))["SENT"] >= 3
+
+        await _wait_for(some_sent, within=30)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    counts = await _statuses(db)
+    assert counts["PROCESSING"] == 0  # nothing left leased to a gone worker
+    assert counts["SENT"] + counts["PENDING"] == 6
+
+
+def test_worker_refuses_types_without_a_handler(database_url: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GAMEPORTAL_")}
+    env["GAMEPORTAL_DATABASE_URL"] = database_url
+    result = subprocess.run(
+        [sys.executable, "-m", "gameportal.cli", "worker", "--types", "EMAIL"],
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert b"no handler is installed" in result.stderr
