@@ -8,11 +8,14 @@ import os
 import signal
 import sys
 from datetime import timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from gameportal.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from gameportal.notifications.worker import WorkerConfig
 
 cli = typer.Typer(
     help="gameportal: player portal and live-operations backend",
@@ -171,6 +174,9 @@ def worker(
         typer.Option("--import", help="A module that registers more handlers (repeatable)"),
     ] = None,
     lease_seconds: Annotated[float, typer.Option(min=1, help="Lease per claimed message")] = 30,
+    batch: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Messages claimed and completed per query")
+    ] = 100,
 ) -> None:
     """Deliver queued messages until SIGTERM or Ctrl-C (then finish or give back what it
     holds). Run as many as you like, on as many machines."""
@@ -179,6 +185,7 @@ def worker(
     from gameportal.db import DataDirInUse, database_url_for
     from gameportal.models import MESSAGE_TYPES
     from gameportal.notifications.registry import handler_for, registered_types
+    from gameportal.notifications.worker import WorkerConfig
 
     for module in imports or []:
         importlib.import_module(module)
@@ -197,17 +204,24 @@ def worker(
     try:
         with database_url_for(settings) as url:
             asyncio.run(
-                _run_worker(settings, url, chosen, concurrency, timedelta(seconds=lease_seconds))
+                _run_worker(
+                    settings,
+                    url,
+                    WorkerConfig(
+                        types=chosen,
+                        concurrency=concurrency,
+                        batch=max(batch, concurrency),
+                        lease=timedelta(seconds=lease_seconds),
+                    ),
+                )
             )
     except DataDirInUse as exc:
         raise _fail(str(exc)) from None
 
 
-async def _run_worker(
-    settings: Settings, url: str, types: list[str], concurrency: int, lease: timedelta
-) -> None:
+async def _run_worker(settings: Settings, url: str, config: WorkerConfig) -> None:
     from gameportal.db import Database, plain_url
-    from gameportal.notifications.worker import Worker, WorkerConfig
+    from gameportal.notifications.worker import Worker
     from gameportal.observability import configure_logging
 
     configure_logging(settings.log_level, settings.log_json)
@@ -217,7 +231,6 @@ async def _run_worker(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        config = WorkerConfig(types=types, concurrency=concurrency, lease=lease)
         await Worker(db.pool, plain_url(url), config).run(stop)
     finally:
         await db.close()

@@ -95,6 +95,19 @@ async def claim(
     return rows
 
 
+async def complete_many(pool: asyncpg.Pool, *, ids: list[uuid.UUID], owner: str) -> set[uuid.UUID]:
+    """SENT for every message we still hold the lease of; those ids are returned."""
+    rows = await pool.fetch(
+        "UPDATE messages SET status = 'SENT', sent_at = now(), lease_owner = NULL, "
+        "lease_expires_at = NULL, last_error = NULL, updated_at = now() "
+        "WHERE id = ANY($1::uuid[]) AND lease_owner = $2 AND status = 'PROCESSING' "
+        "RETURNING id",
+        ids,
+        owner,
+    )
+    return {r["id"] for r in rows}
+
+
 async def complete(pool: asyncpg.Pool, *, message_id: uuid.UUID, owner: str) -> bool:
     """SENT, only while we still hold the lease (a reaped row is someone else's now)."""
     done: str = await pool.execute(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import socket
 import time
@@ -41,13 +40,21 @@ LATENCY = Histogram(
 @dataclass(frozen=True)
 class WorkerConfig:
     types: list[str]
+    # Handlers running at once.
     concurrency: int = 8
+    # Messages held at once (claimed, running, or done and awaiting their SENT write):
+    # claims and completions go to PostgreSQL in batches of up to this many.
+    batch: int = 100
     lease: timedelta = timedelta(seconds=30)
     poll_interval: float = 1.0
     # How long a stopping worker lets running handlers finish before giving them back.
     shutdown_grace: float = 10.0
     # First retry delay; each later one doubles (capped, jittered).
     retry_base_seconds: float = 5.0
+    # Completed messages are marked SENT together, at most this long after finishing.
+    flush_interval: float = 0.01
+    # How often this worker looks for leases that ran out (any worker's, crashed ones').
+    reap_interval: float = 5.0
 
 
 def new_owner() -> str:
@@ -60,9 +67,12 @@ class Worker:
         self.dsn = dsn
         self.config = config
         self.owner = new_owner()
-        self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._held: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._finished: list[ClaimedMessage] = []
+        self._slots = asyncio.Semaphore(config.concurrency)
         self._wake = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
+        self._next_reap = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set, then stop claiming, let running handlers finish
@@ -73,27 +83,31 @@ class Worker:
             types=self.config.types,
             concurrency=self.config.concurrency,
         )
-        keeper = asyncio.create_task(self._keep_leases(stop))
+        helpers = [
+            asyncio.create_task(self._keep_leases()),
+            asyncio.create_task(self._flush_loop()),
+        ]
         try:
             while not stop.is_set():
                 await self._ensure_listener()
-                await self._reap()
+                await self._reap_now_and_then()
                 claimed = await self._claim()
-                if claimed and len(self._running) < self.config.concurrency:
+                if claimed and len(self._held) < self.config.batch:
                     continue  # there may be more due right now
                 await self._idle(stop)
         finally:
             await self._shutdown()
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            await self._flush()
             if self._listener is not None:
                 with contextlib.suppress(Exception):
                     await self._listener.close()
             log.info("worker_stopped", owner=self.owner)
 
     async def _claim(self) -> int:
-        free = self.config.concurrency - len(self._running)
+        free = self.config.batch - len(self._held)
         if free <= 0:
             return 0
         rows = await repo.claim(
@@ -105,43 +119,62 @@ class Worker:
         )
         for row in rows:
             message = ClaimedMessage(**dict(row))
-            task = asyncio.create_task(self._process(message))
-            self._running[message.id] = task
-            task.add_done_callback(functools.partial(self._done, message.id))
+            self._held[message.id] = asyncio.create_task(self._process(message))
         return len(rows)
-
-    def _done(self, message_id: uuid.UUID, _task: asyncio.Task[None]) -> None:
-        self._running.pop(message_id, None)
-        self._wake.set()  # a slot is free
 
     async def _process(self, message: ClaimedMessage) -> None:
         handler = handler_for(message.type)
-        started = time.perf_counter()
+        async with self._slots:
+            try:
+                if handler is None:
+                    raise PermanentError(f"no handler is registered for {message.type} messages")
+                await handler(message)
+            except asyncio.CancelledError:
+                raise  # shutting down: _shutdown gives the message back
+            except PermanentError as exc:
+                await self._settle_failure(message, exc, permanent=True)
+            except Exception as exc:  # any other error is worth another try
+                await self._settle_failure(message, exc, permanent=False)
+            else:
+                self._finished.append(message)  # marked SENT by the next flush
+                return
+        self._release_slot(message.id)
+
+    def _release_slot(self, message_id: uuid.UUID) -> None:
+        self._held.pop(message_id, None)
+        self._wake.set()  # room to claim more
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.flush_interval)
+            if self._finished:
+                try:
+                    await self._flush()
+                except (OSError, asyncpg.PostgresError) as exc:
+                    # Kept for the next flush; the lease keeper holds the rows meanwhile.
+                    log.warning("flush_failed", error=str(exc))
+
+    async def _flush(self) -> None:
+        """Mark every finished message SENT in one statement, where the lease holds."""
+        if not self._finished:
+            return
+        batch, self._finished = self._finished, []
         try:
-            if handler is None:
-                raise PermanentError(f"no handler is registered for {message.type} messages")
-            await handler(message)
-        except asyncio.CancelledError:
-            raise  # shutting down: _shutdown gives the message back
-        except PermanentError as exc:
-            await self._settle_failure(message, exc, permanent=True)
-        except Exception as exc:  # any other error is worth another try
-            await self._settle_failure(message, exc, permanent=False)
-        else:
-            if await repo.complete(self.pool, message_id=message.id, owner=self.owner):
+            sent = await repo.complete_many(self.pool, ids=[m.id for m in batch], owner=self.owner)
+        except BaseException:
+            self._finished = batch + self._finished
+            raise
+        now = datetime.now(UTC)
+        for message in batch:
+            if message.id in sent:
                 PROCESSED.labels(message.type, "sent").inc()
-                due = message.scheduled_at
                 LATENCY.labels(message.type).observe(
-                    max(0.0, (datetime.now(UTC) - due).total_seconds())
+                    max(0.0, (now - message.scheduled_at).total_seconds())
                 )
             else:
                 PROCESSED.labels(message.type, "lease_lost").inc()
-                log.warning(
-                    "lease_lost",
-                    message_id=str(message.id),
-                    type=message.type,
-                    seconds=round(time.perf_counter() - started, 3),
-                )
+                log.warning("lease_lost", message_id=str(message.id), type=message.type)
+            self._release_slot(message.id)
 
     async def _settle_failure(
         self, message: ClaimedMessage, exc: Exception, *, permanent: bool
@@ -166,13 +199,13 @@ class Worker:
             attempt=message.retry_count + 1,
         )
 
-    async def _keep_leases(self, stop: asyncio.Event) -> None:
-        """Extend the lease of every running message well before it runs out, so a long
-        job is not mistaken for a dead worker."""
+    async def _keep_leases(self) -> None:
+        """Extend the lease of every held message well before it runs out, so a long job
+        (or a long wait for a free slot) is not mistaken for a dead worker."""
         period = self.config.lease.total_seconds() / 3
         while True:
             await asyncio.sleep(period)
-            ids = list(self._running)
+            ids = list(self._held)
             if ids:
                 try:
                     await repo.extend_leases(
@@ -181,7 +214,11 @@ class Worker:
                 except (OSError, asyncpg.PostgresError) as exc:
                     log.warning("lease_extension_failed", error=str(exc))
 
-    async def _reap(self) -> None:
+    async def _reap_now_and_then(self) -> None:
+        now = time.monotonic()
+        if now < self._next_reap:
+            return
+        self._next_reap = now + self.config.reap_interval
         for row in await repo.reap_expired(self.pool):
             log.warning("lease_expired", message_id=str(row["id"]), status=row["status"])
             PROCESSED.labels("unknown", "reaped").inc()
@@ -216,14 +253,16 @@ class Worker:
         self._wake.set()
 
     async def _shutdown(self) -> None:
-        if not self._running:
-            return
-        tasks = list(self._running.values())
-        _, pending = await asyncio.wait(tasks, timeout=self.config.shutdown_grace)
-        unfinished = [mid for mid, task in self._running.items() if task in pending]
+        tasks = [t for t in self._held.values() if not t.done()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.config.shutdown_grace)
+        pending = [t for t in tasks if not t.done()]
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        await self._flush()
+        finished = {m.id for m in self._finished}
+        unfinished = [mid for mid in self._held if mid not in finished]
         if unfinished:
             released = await repo.release(self.pool, ids=unfinished, owner=self.owner)
             log.info("messages_released", count=released)

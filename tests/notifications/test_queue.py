@@ -67,6 +67,7 @@ async def _workers(
         "concurrency": 8,
         "poll_interval": 0.2,
         "retry_base_seconds": 0.05,
+        "reap_interval": 0.3,
     }
     values.update(config)
     workers = [
