@@ -4,6 +4,7 @@ claim, lease and completion statements run on the pool, one statement each."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,50 +14,62 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 CHANNEL = "gameportal_queue"
 
+# One statement per batch: the rows, and a NOTIFY per type that got any. NOTIFY is
+# transactional, so workers wake when (and only if) the caller commits.
 _ENQUEUE_SQL = text(
     """
-    INSERT INTO messages (id, type, recipient_user_id, payload, priority, max_attempts,
-                          scheduled_at, dedupe_key)
-    VALUES (:id, :type, :recipient, CAST(:payload AS jsonb), :priority, :max_attempts,
-            coalesce(:scheduled_at, now()), :dedupe_key)
-    ON CONFLICT (dedupe_key) WHERE status IN ('PENDING', 'PROCESSING') DO NOTHING
-    RETURNING id
+    WITH ins AS (
+        INSERT INTO messages (id, type, recipient_user_id, payload, priority, max_attempts,
+                              scheduled_at, dedupe_key)
+        SELECT id, type, recipient, payload::jsonb, priority, max_attempts,
+               coalesce(scheduled_at, now()), dedupe_key
+        FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS text[]), CAST(:recipients AS uuid[]),
+                    CAST(:payloads AS text[]), CAST(:priorities AS int[]),
+                    CAST(:max_attempts AS int[]), CAST(:scheduled AS timestamptz[]),
+                    CAST(:dedupe_keys AS text[]))
+             AS m (id, type, recipient, payload, priority, max_attempts, scheduled_at,
+                   dedupe_key)
+        ON CONFLICT (dedupe_key) WHERE status IN ('PENDING', 'PROCESSING') DO NOTHING
+        RETURNING id, type
+    ), woken AS (
+        SELECT pg_notify(:channel, type) FROM (SELECT DISTINCT type FROM ins) AS t
+    )
+    -- `woken` must be read for it to run (a plain SELECT in WITH is evaluated lazily),
+    -- and its column used, or the planner removes the join as pointless.
+    SELECT ins.id, w.notified FROM ins CROSS JOIN (SELECT count(*) AS notified FROM woken) AS w
     """
 )
 
 
-async def insert_message(
-    session: AsyncSession,
-    *,
-    message_id: uuid.UUID,
-    message_type: str,
-    recipient_user_id: uuid.UUID | None,
-    payload_json: str,
-    priority: int,
-    max_attempts: int,
-    scheduled_at: datetime | None,
-    dedupe_key: str | None,
-) -> uuid.UUID | None:
-    """The new id, or None when an unfinished message with the same dedupe key exists."""
-    inserted = await session.scalar(
+@dataclass(frozen=True)
+class NewMessage:
+    id: uuid.UUID
+    type: str
+    recipient_user_id: uuid.UUID | None
+    payload_json: str
+    priority: int
+    max_attempts: int
+    scheduled_at: datetime | None
+    dedupe_key: str | None
+
+
+async def insert_messages(session: AsyncSession, messages: list[NewMessage]) -> set[uuid.UUID]:
+    """The ids inserted; a message whose dedupe key is on an unfinished one is left out."""
+    result = await session.execute(
         _ENQUEUE_SQL,
         {
-            "id": message_id,
-            "type": message_type,
-            "recipient": recipient_user_id,
-            "payload": payload_json,
-            "priority": priority,
-            "max_attempts": max_attempts,
-            "scheduled_at": scheduled_at,
-            "dedupe_key": dedupe_key,
+            "ids": [m.id for m in messages],
+            "types": [m.type for m in messages],
+            "recipients": [m.recipient_user_id for m in messages],
+            "payloads": [m.payload_json for m in messages],
+            "priorities": [m.priority for m in messages],
+            "max_attempts": [m.max_attempts for m in messages],
+            "scheduled": [m.scheduled_at for m in messages],
+            "dedupe_keys": [m.dedupe_key for m in messages],
+            "channel": CHANNEL,
         },
     )
-    if inserted is not None:
-        # NOTIFY is transactional: workers wake when (and only if) the caller commits.
-        await session.execute(
-            text("SELECT pg_notify(:channel, :type)"), {"channel": CHANNEL, "type": message_type}
-        )
-    return inserted if isinstance(inserted, uuid.UUID) or inserted is None else None
+    return {row[0] for row in result}
 
 
 async def open_message_with_key(session: AsyncSession, dedupe_key: str) -> uuid.UUID | None:

@@ -354,3 +354,50 @@ def test_worker_refuses_types_without_a_handler(database_url: str) -> None:
     )
     assert result.returncode == 1
     assert b"no handler is installed" in result.stderr
+
+
+async def test_enqueue_many_is_one_batch_with_dedupe(app: FastAPI, db: asyncpg.Pool) -> None:
+    from gameportal.notifications.service import Outgoing, enqueue_many
+
+    await _enqueue(app, dedupe_key="already")
+    items = [
+        Outgoing(message_type="IN_APP", payload={"subject": f"s{n}"}, dedupe_key=f"k{n}")
+        for n in range(5)
+    ] + [Outgoing(message_type="IN_APP", payload={"subject": "dup"}, dedupe_key="already")]
+    async with app.state.db.sessionmaker() as session, session.begin():
+        ids = await enqueue_many(session, items)
+    assert [i is not None for i in ids] == [True] * 5 + [False]
+    assert await db.fetchval("SELECT count(*) FROM messages") == 6
+    async with app.state.db.sessionmaker() as session:
+        with pytest.raises(InvalidPayload) as caught:
+            await enqueue_many(
+                session,
+                [
+                    Outgoing(message_type="IN_APP", payload={"subject": "ok"}),
+                    Outgoing(message_type="IN_APP", payload={}),
+                ],
+            )
+    assert [e.field for e in caught.value.errors or []] == ["1.payload.subject"]
+
+
+async def test_enqueue_wakes_a_listening_worker_only_on_commit(
+    app: FastAPI, database_url: str
+) -> None:
+    heard: list[str] = []
+    listener = await asyncpg.connect(plain_url(database_url))
+    await listener.add_listener(repo.CHANNEL, lambda *args: heard.append(args[-1]))
+    try:
+        async with app.state.db.sessionmaker() as session:
+            await enqueue(session, message_type="IN_APP", payload={"subject": "x"})
+            await session.rollback()
+        await asyncio.sleep(0.2)
+        assert heard == []
+        await _enqueue(app)
+        await _wait_for(lambda: _truthy(heard), within=5)
+        assert heard == ["IN_APP"]
+    finally:
+        await listener.close()
+
+
+async def _truthy(value: object) -> bool:
+    return bool(value)

@@ -1,0 +1,10 @@
+"""A no-op handler for measuring the queue itself: `--import benchmarks.noop_handler`."""
+
+from gameportal.notifications.registry import ClaimedMessage, register_handler
+
+
+async def noop(message: ClaimedMessage) -> None:
+    return None
+
+
+register_handler("IN_APP", noop)
