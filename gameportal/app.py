@@ -21,7 +21,14 @@ from gameportal.identity.router import auth_router, me_router
 from gameportal.identity.service import Identity
 from gameportal.kit.net import parse_networks
 from gameportal.migrations import current_revision, head_revision
-from gameportal.observability import RequestContextMiddleware, configure_logging, metrics_endpoint
+from gameportal.notifications.admin_router import admin_notifications_router
+from gameportal.notifications.metrics import refresh_depth
+from gameportal.observability import (
+    RequestContextMiddleware,
+    configure_logging,
+    metrics_endpoint,
+    refresh_on_scrape,
+)
 
 DESCRIPTION = """
 The backend a game publisher self-hosts for its player portal and live operations.
@@ -76,7 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_json_body_bytes)
 
-    for router in (auth_router, me_router, admin_router):
+    for router in (auth_router, me_router, admin_router, admin_notifications_router):
         _add_routes(app, router)
     _operations(app)
     return app
@@ -125,4 +132,5 @@ def _operations(app: FastAPI) -> None:
             )
         return JSONResponse({"status": "ready", "migration": current})
 
+    refresh_on_scrape(refresh_depth)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)

@@ -12,7 +12,7 @@ import re
 import secrets
 import sys
 import time
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
@@ -217,5 +217,20 @@ def _request_id(scope: Scope) -> str:
     return secrets.token_hex(16)
 
 
+# Gauges read from the database when Prometheus scrapes, not on every change.
+MetricsRefresher = Callable[[Any], Awaitable[None]]
+_refreshers: list[MetricsRefresher] = []
+
+
+def refresh_on_scrape(refresher: MetricsRefresher) -> None:
+    if refresher not in _refreshers:
+        _refreshers.append(refresher)
+
+
 async def metrics_endpoint(request: Request) -> Response:
+    for refresher in _refreshers:
+        try:
+            await refresher(request.app)
+        except Exception:  # a stale gauge beats a failed scrape
+            error_log.exception("metrics_refresh_failed", refresher=refresher.__qualname__)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

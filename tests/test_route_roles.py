@@ -35,6 +35,12 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/admin/users/{user_id}/sessions"): "admin",
     ("DELETE", "/api/v1/admin/users/{user_id}/sessions"): "admin",
     ("GET", "/api/v1/admin/users/{user_id}/security-events"): "admin",
+    ("POST", "/api/v1/admin/notifications"): "admin",
+    ("GET", "/api/v1/admin/notifications"): "admin",
+    ("GET", "/api/v1/admin/notifications/stats"): "admin",
+    ("GET", "/api/v1/admin/notifications/{message_id}"): "admin",
+    ("POST", "/api/v1/admin/notifications/{message_id}/retry"): "admin",
+    ("DELETE", "/api/v1/admin/notifications/{message_id}"): "admin",
 }
 
 # Routes whose success would spoil the caller for the next check (logout ends the session).

@@ -9,8 +9,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
-from sqlalchemy import text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from gameportal.models import Message, User
 
 CHANNEL = "gameportal_queue"
 
@@ -214,3 +216,74 @@ async def reap_expired(pool: asyncpg.Pool, *, limit: int = 1000) -> list[asyncpg
 
 def as_dict(record: asyncpg.Record) -> dict[str, Any]:
     return dict(record)
+
+
+# --- operators (ORM session) -----------------------------------------------------------------
+
+
+async def user_exists(session: AsyncSession, user_id: uuid.UUID) -> bool:
+    return await session.scalar(select(User.id).where(User.id == user_id)) is not None
+
+
+async def get_message(session: AsyncSession, message_id: uuid.UUID) -> Message | None:
+    found: Message | None = await session.get(Message, message_id)
+    return found
+
+
+async def list_messages(
+    session: AsyncSession,
+    *,
+    status: str | None,
+    message_type: str | None,
+    recipient_user_id: uuid.UUID | None,
+    before: uuid.UUID | None,
+    limit: int,
+) -> list[Message]:
+    stmt = select(Message).order_by(Message.id.desc()).limit(limit)
+    if status is not None:
+        stmt = stmt.where(Message.status == status)
+    if message_type is not None:
+        stmt = stmt.where(Message.type == message_type)
+    if recipient_user_id is not None:
+        stmt = stmt.where(Message.recipient_user_id == recipient_user_id)
+    if before is not None:
+        stmt = stmt.where(Message.id < before)
+    return list((await session.scalars(stmt)).all())
+
+
+async def set_status_if(
+    session: AsyncSession,
+    message_id: uuid.UUID,
+    *,
+    expected: str,
+    values: dict[str, Any],
+) -> Message | None:
+    """Change a message only if it is still in `expected` (one conditional UPDATE)."""
+    row: Message | None = await session.scalar(
+        update(Message)
+        .where(Message.id == message_id, Message.status == expected)
+        .values(updated_at=func.now(), **values)
+        .returning(Message)
+    )
+    return row
+
+
+_STATS_SQL = """
+SELECT type, status, count(*) AS n FROM messages GROUP BY type, status ORDER BY type, status
+"""
+
+_STATS_EXTRA_SQL = """
+SELECT
+  (SELECT extract(epoch FROM now() - min(scheduled_at)) FROM messages
+    WHERE status = 'PENDING' AND scheduled_at <= now()) AS oldest_due,
+  (SELECT count(*) FROM messages WHERE status = 'SENT' AND sent_at > now() - interval '1 minute')
+    AS sent_last_minute,
+  (SELECT count(*) FROM messages WHERE status = 'FAILED'
+    AND updated_at > now() - interval '1 minute') AS failed_last_minute
+"""
+
+
+async def queue_stats(pool: asyncpg.Pool) -> tuple[list[asyncpg.Record], asyncpg.Record]:
+    counts = await pool.fetch(_STATS_SQL)
+    extra = await pool.fetchrow(_STATS_EXTRA_SQL)
+    return counts, extra

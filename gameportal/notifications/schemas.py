@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, TypeAdapter
 
-from gameportal.kit.schemas import InputSchema
+from gameportal.kit.schemas import InputSchema, Schema, UtcDatetime
 
 MessageType = Literal["EMAIL", "PUSH", "IN_APP", "MEDIA_PROCESSING"]
 
@@ -57,3 +57,52 @@ def validate_payload(message_type: str, payload: dict[str, Any]) -> dict[str, An
     model = adapter.validate_python(payload)
     dumped: dict[str, Any] = model.model_dump(mode="json", by_alias=True, exclude_none=True)
     return dumped
+
+
+class MessageCreate(InputSchema):
+    type: MessageType
+    recipient_user_id: uuid.UUID | None = Field(
+        default=None, description="Null: a broadcast to every user"
+    )
+    payload: dict[str, Any] = Field(
+        description="Validated for the type: EMAIL {subject, body | template, variables}, "
+        "PUSH {title, body?, url?}, IN_APP {subject, body?}, MEDIA_PROCESSING {mediaId}",
+        examples=[{"subject": "Season 3 is live", "body": "New maps and rewards."}],
+    )
+    scheduled_at: UtcDatetime | None = Field(default=None, description="Not before this time")
+    priority: Annotated[int, Field(ge=-100, le=100)] = 0
+    max_attempts: Annotated[int, Field(ge=1, le=50)] = 5
+    dedupe_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+
+
+class MessageRead(Schema):
+    id: uuid.UUID
+    type: MessageType
+    recipient_user_id: uuid.UUID | None
+    payload: dict[str, Any]
+    status: Literal["PENDING", "PROCESSING", "SENT", "FAILED"]
+    priority: int
+    retry_count: int
+    max_attempts: int
+    scheduled_at: UtcDatetime
+    created_at: UtcDatetime
+    sent_at: UtcDatetime | None
+    lease_owner: str | None
+    lease_expires_at: UtcDatetime | None
+    last_error: str | None
+    dedupe_key: str | None
+
+
+class QueueCount(Schema):
+    type: MessageType
+    status: Literal["PENDING", "PROCESSING", "SENT", "FAILED"]
+    count: int
+
+
+class QueueStats(Schema):
+    counts: list[QueueCount]
+    oldest_due_seconds: float | None = Field(
+        description="Age of the oldest PENDING message that is due; null when none is"
+    )
+    sent_last_minute: int
+    failed_last_minute: int

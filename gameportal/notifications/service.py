@@ -7,14 +7,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 import orjson
+import structlog
 from pydantic import ValidationError
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gameportal.errors import FieldProblem, PortalError
+from gameportal.errors import Conflict, FieldProblem, InvalidField, NotFound, PortalError
 from gameportal.kit.ids import new_id
+from gameportal.models import Message
 from gameportal.notifications import repository as repo
-from gameportal.notifications.schemas import validate_payload
+from gameportal.notifications.schemas import (
+    MessageCreate,
+    QueueCount,
+    QueueStats,
+    validate_payload,
+)
+
+log = structlog.get_logger(__name__)
 
 DEFAULT_MAX_ATTEMPTS = 5
 
@@ -118,3 +129,101 @@ async def enqueue(
             dedupe_key=dedupe_key,
         )
     return existing
+
+
+# --- operators ---------------------------------------------------------------------------
+
+
+class MessageNotFound(NotFound):
+    slug = "message-not-found"
+    title = "Message not found"
+
+
+class MessageStateConflict(Conflict):
+    slug = "message-state-conflict"
+    title = "The message is not in a state that allows this"
+
+
+async def admin_create(session: AsyncSession, admin_id: uuid.UUID, body: MessageCreate) -> Message:
+    if body.recipient_user_id is not None and not await repo.user_exists(
+        session, body.recipient_user_id
+    ):
+        raise InvalidField("recipientUserId", "no user has this id", "not_found")
+    message_id = await enqueue(
+        session,
+        message_type=body.type,
+        payload=body.payload,
+        recipient_user_id=body.recipient_user_id,
+        scheduled_at=body.scheduled_at,
+        priority=body.priority,
+        max_attempts=body.max_attempts,
+        dedupe_key=body.dedupe_key,
+    )
+    log.info("message_created_by_admin", message_id=str(message_id), admin=str(admin_id))
+    return await admin_get(session, message_id)
+
+
+async def admin_list(
+    session: AsyncSession,
+    *,
+    status: str | None,
+    message_type: str | None,
+    recipient_user_id: uuid.UUID | None,
+    before: uuid.UUID | None,
+    limit: int,
+) -> list[Message]:
+    return await repo.list_messages(
+        session,
+        status=status,
+        message_type=message_type,
+        recipient_user_id=recipient_user_id,
+        before=before,
+        limit=limit,
+    )
+
+
+async def admin_get(session: AsyncSession, message_id: uuid.UUID) -> Message:
+    found = await repo.get_message(session, message_id)
+    if found is None:
+        raise MessageNotFound(f"no message {message_id}")
+    return found
+
+
+async def admin_retry(session: AsyncSession, message_id: uuid.UUID) -> Message:
+    """A FAILED message gets a fresh set of attempts; its last error stays for the record."""
+    await admin_get(session, message_id)
+    row = await repo.set_status_if(
+        session,
+        message_id,
+        expected="FAILED",
+        values={"status": "PENDING", "retry_count": 0, "scheduled_at": func.now()},
+    )
+    if row is None:
+        raise MessageStateConflict("only a FAILED message can be retried")
+    return row
+
+
+async def admin_cancel(
+    session: AsyncSession, admin_id: uuid.UUID, message_id: uuid.UUID
+) -> Message:
+    """A PENDING message is cancelled, not deleted: it ends FAILED and says why."""
+    await admin_get(session, message_id)
+    row = await repo.set_status_if(
+        session,
+        message_id,
+        expected="PENDING",
+        values={"status": "FAILED", "last_error": f"cancelled by administrator {admin_id}"},
+    )
+    if row is None:
+        raise MessageStateConflict("only a PENDING message can be cancelled")
+    return row
+
+
+async def stats(pool: asyncpg.Pool) -> QueueStats:
+    counts, extra = await repo.queue_stats(pool)
+    return QueueStats(
+        counts=[QueueCount(type=r["type"], status=r["status"], count=r["n"]) for r in counts],
+        oldest_due_seconds=float(extra["oldest_due"]) if extra["oldest_due"] is not None else None,
+        sent_last_minute=extra["sent_last_minute"],
+        failed_last_minute=extra["failed_last_minute"],
+    )

@@ -18,23 +18,13 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import structlog
-from prometheus_client import Counter, Histogram
 
 from gameportal.notifications import repository as repo
 from gameportal.notifications.backoff import retry_delay
+from gameportal.notifications.metrics import LATENCY, PROCESSED
 from gameportal.notifications.registry import ClaimedMessage, PermanentError, handler_for
 
 log = structlog.get_logger(__name__)
-
-PROCESSED = Counter(
-    "gameportal_queue_processed_total", "Messages settled by a worker", ["type", "outcome"]
-)
-LATENCY = Histogram(
-    "gameportal_queue_latency_seconds",
-    "From due (scheduledAt) to sent",
-    ["type"],
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
-)
 
 
 @dataclass(frozen=True)
