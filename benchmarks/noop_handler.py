@@ -1,9 +1,9 @@
 """A no-op handler for measuring the queue itself: `--import benchmarks.noop_handler`."""
 
-from gameportal.notifications.registry import ClaimedMessage, register_handler
+from gameportal.notifications.registry import ClaimedMessage, Delivery, register_handler
 
 
-async def noop(message: ClaimedMessage) -> None:
+async def noop(message: ClaimedMessage, _: Delivery) -> None:
     return None
 
 

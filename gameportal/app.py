@@ -23,6 +23,7 @@ from gameportal.kit.net import parse_networks
 from gameportal.migrations import current_revision, head_revision
 from gameportal.notifications.admin_router import admin_notifications_router
 from gameportal.notifications.metrics import refresh_depth
+from gameportal.notifications.router import me_notifications_router
 from gameportal.observability import (
     RequestContextMiddleware,
     configure_logging,
@@ -83,7 +84,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_json_body_bytes)
 
-    for router in (auth_router, me_router, admin_router, admin_notifications_router):
+    routers = (
+        auth_router,
+        me_router,
+        me_notifications_router,
+        admin_router,
+        admin_notifications_router,
+    )
+    for router in routers:
         _add_routes(app, router)
     _operations(app)
     return app

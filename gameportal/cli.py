@@ -184,9 +184,11 @@ def worker(
 
     from gameportal.db import DataDirInUse, database_url_for
     from gameportal.models import MESSAGE_TYPES
+    from gameportal.notifications.channels import register_builtin_handlers
     from gameportal.notifications.registry import handler_for, registered_types
     from gameportal.notifications.worker import WorkerConfig
 
+    register_builtin_handlers()
     for module in imports or []:
         importlib.import_module(module)
     wanted = [t.strip().upper() for t in types.split(",") if t.strip()] if types else None

@@ -1,7 +1,12 @@
 """Every ORM table, one module per seed collection."""
 
 from gameportal.models.base import Base
-from gameportal.models.message import MESSAGE_STATUSES, MESSAGE_TYPES, Message
+from gameportal.models.message import (
+    MESSAGE_STATUSES,
+    MESSAGE_TYPES,
+    Message,
+    NotificationRead,
+)
 from gameportal.models.session import LoginThrottle, SecurityEvent, Session, SpentRefreshToken
 from gameportal.models.user import ROLES, User, normalize_email, normalize_roles
 
@@ -12,6 +17,7 @@ __all__ = [
     "Base",
     "LoginThrottle",
     "Message",
+    "NotificationRead",
     "SecurityEvent",
     "Session",
     "SpentRefreshToken",

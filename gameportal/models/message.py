@@ -45,6 +45,14 @@ class Message(IdMixin, CreatedAtMixin, Base):
             postgresql_where=text("status IN ('PENDING','PROCESSING')"),
         ),
         Index("ix_messages_recipient", "recipient_user_id", "id"),
+        # In-app broadcasts, which every inbox shows.
+        Index(
+            "ix_messages_inbox_broadcast",
+            "id",
+            postgresql_where=text(
+                "type = 'IN_APP' AND recipient_user_id IS NULL AND status = 'SENT'"
+            ),
+        ),
     )
 
     type: Mapped[str] = mapped_column(String(16))
@@ -63,3 +71,17 @@ class Message(IdMixin, CreatedAtMixin, Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     dedupe_key: Mapped[str | None] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+
+
+class NotificationRead(Base):
+    """When a user read an in-app message: theirs, or a broadcast (one row per reader)."""
+
+    __tablename__ = "notification_reads"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    message_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    read_at: Mapped[datetime] = mapped_column(server_default=text("now()"))

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg
+
 
 class PermanentError(Exception):
     """The message can never succeed (an invalid address, a gone push endpoint, a payload
@@ -26,7 +28,15 @@ class ClaimedMessage:
     created_at: datetime
 
 
-Handler = Callable[[ClaimedMessage], Awaitable[None]]
+@dataclass(frozen=True)
+class Delivery:
+    """What a handler may use besides its message: the database, and who holds it."""
+
+    pool: asyncpg.Pool
+    worker: str
+
+
+Handler = Callable[[ClaimedMessage, Delivery], Awaitable[None]]
 
 _handlers: dict[str, Handler] = {}
 

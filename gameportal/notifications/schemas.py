@@ -106,3 +106,22 @@ class QueueStats(Schema):
     )
     sent_last_minute: int
     failed_last_minute: int
+
+
+class InboxItem(Schema):
+    id: uuid.UUID
+    subject: str
+    body: str | None = None
+    category: str
+    broadcast: bool = Field(description="Sent to every player, not only to you")
+    created_at: UtcDatetime
+    sent_at: UtcDatetime | None
+    read_at: UtcDatetime | None
+
+
+class UnreadCount(Schema):
+    unread: int
+
+
+class MarkedRead(Schema):
+    marked: int

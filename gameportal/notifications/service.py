@@ -17,8 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gameportal.errors import Conflict, FieldProblem, InvalidField, NotFound, PortalError
 from gameportal.kit.ids import new_id
 from gameportal.models import Message
+from gameportal.notifications import inbox_repository as inbox_repo
 from gameportal.notifications import repository as repo
 from gameportal.notifications.schemas import (
+    InboxItem,
     MessageCreate,
     QueueCount,
     QueueStats,
@@ -227,3 +229,51 @@ async def stats(pool: asyncpg.Pool) -> QueueStats:
         sent_last_minute=extra["sent_last_minute"],
         failed_last_minute=extra["failed_last_minute"],
     )
+
+
+# --- the player's inbox ----------------------------------------------------------------------
+
+
+class InboxMessageNotFound(NotFound):
+    slug = "notification-not-found"
+    title = "Notification not found"
+
+
+async def inbox(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    before: uuid.UUID | None,
+    limit: int,
+    unread_only: bool,
+) -> list[InboxItem]:
+    rows = await inbox_repo.list_inbox(
+        session, user_id, before=before, limit=limit, unread_only=unread_only
+    )
+    return [
+        InboxItem(
+            id=row.id,
+            subject=row.payload.get("subject", ""),
+            body=row.payload.get("body"),
+            category=row.payload.get("category", "achievements"),
+            broadcast=row.broadcast,
+            created_at=row.created_at,
+            sent_at=row.sent_at,
+            read_at=row.read_at,
+        )
+        for row in rows
+    ]
+
+
+async def unread_count(session: AsyncSession, user_id: uuid.UUID) -> int:
+    return await inbox_repo.unread_count(session, user_id)
+
+
+async def mark_read(session: AsyncSession, user_id: uuid.UUID, message_id: uuid.UUID) -> None:
+    if not await inbox_repo.mark_read(session, user_id, message_id):
+        # Another user's message and an unknown id look the same.
+        raise InboxMessageNotFound(f"no notification {message_id} in your inbox")
+
+
+async def mark_all_read(session: AsyncSession, user_id: uuid.UUID) -> int:
+    return await inbox_repo.mark_all_read(session, user_id)

@@ -22,7 +22,12 @@ import structlog
 from gameportal.notifications import repository as repo
 from gameportal.notifications.backoff import retry_delay
 from gameportal.notifications.metrics import LATENCY, PROCESSED
-from gameportal.notifications.registry import ClaimedMessage, PermanentError, handler_for
+from gameportal.notifications.registry import (
+    ClaimedMessage,
+    Delivery,
+    PermanentError,
+    handler_for,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -63,6 +68,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
         self._next_reap = 0.0
+        self._delivery = Delivery(pool=pool, worker=self.owner)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set, then stop claiming, let running handlers finish
@@ -118,7 +124,7 @@ class Worker:
             try:
                 if handler is None:
                     raise PermanentError(f"no handler is registered for {message.type} messages")
-                await handler(message)
+                await handler(message, self._delivery)
             except asyncio.CancelledError:
                 raise  # shutting down: _shutdown gives the message back
             except PermanentError as exc:

@@ -3,12 +3,12 @@
 import asyncio
 import os
 
-from gameportal.notifications.registry import ClaimedMessage, register_handler
+from gameportal.notifications.registry import ClaimedMessage, Delivery, register_handler
 
 SLOW_SECONDS = float(os.environ.get("TEST_HANDLER_SECONDS", "30"))
 
 
-async def slow(message: ClaimedMessage) -> None:
+async def slow(message: ClaimedMessage, _: Delivery) -> None:
     await asyncio.sleep(SLOW_SECONDS)
 
 

@@ -24,6 +24,7 @@ from gameportal.db import plain_url
 from gameportal.notifications import repository as repo
 from gameportal.notifications.registry import (
     ClaimedMessage,
+    Delivery,
     PermanentError,
     register_handler,
     unregister_handler,
@@ -49,7 +50,7 @@ async def _enqueue(app: FastAPI, count: int = 1, **kwargs: object) -> list[uuid.
 
 @asynccontextmanager
 async def _handler(
-    fn: Callable[[ClaimedMessage], Awaitable[None]], message_type: str = "IN_APP"
+    fn: Callable[[ClaimedMessage, Delivery], Awaitable[None]], message_type: str = "IN_APP"
 ) -> AsyncIterator[None]:
     register_handler(message_type, fn)
     try:
@@ -126,7 +127,7 @@ async def test_worker_delivers_and_marks_sent(
 ) -> None:
     seen: list[uuid.UUID] = []
 
-    async def handle(message: ClaimedMessage) -> None:
+    async def handle(message: ClaimedMessage, _: Delivery) -> None:
         seen.append(message.id)
 
     async with _handler(handle), _workers(app, database_url):
@@ -148,7 +149,7 @@ async def test_two_workers_never_process_one_message_twice(
     running: set[uuid.UUID] = set()
     overlap: list[uuid.UUID] = []
 
-    async def handle(message: ClaimedMessage) -> None:
+    async def handle(message: ClaimedMessage, _: Delivery) -> None:
         if message.id in running:
             overlap.append(message.id)
         running.add(message.id)
@@ -173,7 +174,7 @@ async def test_transient_errors_retry_with_backoff_then_fail(
 ) -> None:
     attempts: list[datetime] = []
 
-    async def flaky(message: ClaimedMessage) -> None:
+    async def flaky(message: ClaimedMessage, _: Delivery) -> None:
         attempts.append(datetime.now(UTC))
         raise ConnectionError("smtp down")
 
@@ -197,7 +198,7 @@ async def test_transient_errors_retry_with_backoff_then_fail(
 async def test_a_poison_message_fails_alone(
     app: FastAPI, database_url: str, db: asyncpg.Pool
 ) -> None:
-    async def picky(message: ClaimedMessage) -> None:
+    async def picky(message: ClaimedMessage, _: Delivery) -> None:
         if message.payload["subject"] == "hello 3":
             raise PermanentError("cannot ever deliver this")
 
@@ -219,7 +220,7 @@ async def test_a_future_message_is_not_delivered_early(
 ) -> None:
     delivered: list[datetime] = []
 
-    async def handle(message: ClaimedMessage) -> None:
+    async def handle(message: ClaimedMessage, _: Delivery) -> None:
         delivered.append(datetime.now(UTC))
 
     due = datetime.now(UTC) + timedelta(seconds=1.5)
@@ -306,7 +307,7 @@ async def test_kill_9_mid_batch_loses_nothing(
 
     seen: list[uuid.UUID] = []
 
-    async def handle(message: ClaimedMessage) -> None:
+    async def handle(message: ClaimedMessage, _: Delivery) -> None:
         seen.append(message.id)
 
     async with (

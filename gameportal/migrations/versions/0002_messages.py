@@ -1,8 +1,8 @@
-"""messages: the durable queue
+"""messages: the durable queue and in-app read state
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-26 10:58:47.829679
+Create Date: 2026-11-26 11:14:43.238429
 """
 
 from collections.abc import Sequence
@@ -78,6 +78,15 @@ def upgrade() -> None:
         postgresql_where=sa.text("status = 'PENDING'"),
     )
     op.create_index(
+        "ix_messages_inbox_broadcast",
+        "messages",
+        ["id"],
+        unique=False,
+        postgresql_where=sa.text(
+            "type = 'IN_APP' AND recipient_user_id IS NULL AND status = 'SENT'"
+        ),
+    )
+    op.create_index(
         "ix_messages_lease",
         "messages",
         ["lease_expires_at"],
@@ -92,9 +101,35 @@ def upgrade() -> None:
         unique=True,
         postgresql_where=sa.text("status IN ('PENDING','PROCESSING')"),
     )
+    op.create_table(
+        "notification_reads",
+        sa.Column("user_id", sa.UUID(), nullable=False),
+        sa.Column("message_id", sa.UUID(), nullable=False),
+        sa.Column(
+            "read_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+        ),
+        sa.ForeignKeyConstraint(
+            ["message_id"],
+            ["messages.id"],
+            name=op.f("fk_notification_reads_message_id_messages"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_notification_reads_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("user_id", "message_id", name=op.f("pk_notification_reads")),
+    )
+    op.create_index(
+        op.f("ix_notification_reads_message_id"), "notification_reads", ["message_id"], unique=False
+    )
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_notification_reads_message_id"), table_name="notification_reads")
+    op.drop_table("notification_reads")
     op.drop_index(
         "uq_messages_dedupe_key_open",
         table_name="messages",
@@ -105,6 +140,13 @@ def downgrade() -> None:
         "ix_messages_lease",
         table_name="messages",
         postgresql_where=sa.text("status = 'PROCESSING'"),
+    )
+    op.drop_index(
+        "ix_messages_inbox_broadcast",
+        table_name="messages",
+        postgresql_where=sa.text(
+            "type = 'IN_APP' AND recipient_user_id IS NULL AND status = 'SENT'"
+        ),
     )
     op.drop_index(
         "ix_messages_due", table_name="messages", postgresql_where=sa.text("status = 'PENDING'")

@@ -1,0 +1,83 @@
+"""SQL of a player's in-app inbox: their own IN_APP messages and every broadcast, once
+delivered, with read state per user."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import text
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+_IN_INBOX = """
+    m.type = 'IN_APP' AND m.status = 'SENT'
+    AND (m.recipient_user_id = :me OR m.recipient_user_id IS NULL)
+"""
+
+_LIST_SQL = f"""
+SELECT m.id, m.payload, m.created_at, m.sent_at, r.read_at,
+       m.recipient_user_id IS NULL AS broadcast
+FROM messages m
+LEFT JOIN notification_reads r ON r.message_id = m.id AND r.user_id = :me
+WHERE {_IN_INBOX}
+  AND (CAST(:before AS uuid) IS NULL OR m.id < CAST(:before AS uuid))
+  AND (NOT :unread OR r.message_id IS NULL)
+ORDER BY m.id DESC
+LIMIT :limit
+"""  # noqa: S608 - only module constants are interpolated
+
+_UNREAD_SQL = f"""
+SELECT count(*) FROM messages m
+WHERE {_IN_INBOX}
+  AND NOT EXISTS (SELECT 1 FROM notification_reads r
+                  WHERE r.message_id = m.id AND r.user_id = :me)
+"""  # noqa: S608 - only module constants are interpolated
+
+_MARK_ONE_SQL = f"""
+INSERT INTO notification_reads (user_id, message_id)
+SELECT :me, m.id FROM messages m WHERE m.id = :id AND {_IN_INBOX}
+ON CONFLICT DO NOTHING
+RETURNING message_id
+"""  # noqa: S608 - only module constants are interpolated
+
+_IS_MINE_SQL = f"SELECT 1 FROM messages m WHERE m.id = :id AND {_IN_INBOX}"  # noqa: S608
+
+_MARK_ALL_SQL = f"""
+INSERT INTO notification_reads (user_id, message_id)
+SELECT :me, m.id FROM messages m WHERE {_IN_INBOX}
+ON CONFLICT DO NOTHING
+"""  # noqa: S608 - only module constants are interpolated
+
+
+async def list_inbox(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    before: uuid.UUID | None,
+    limit: int,
+    unread_only: bool,
+) -> list[Row[tuple[object, ...]]]:
+    result = await session.execute(
+        text(_LIST_SQL),
+        {"me": user_id, "before": before, "limit": limit, "unread": unread_only},
+    )
+    return list(result.all())
+
+
+async def unread_count(session: AsyncSession, user_id: uuid.UUID) -> int:
+    count = await session.scalar(text(_UNREAD_SQL), {"me": user_id})
+    return int(count or 0)
+
+
+async def mark_read(session: AsyncSession, user_id: uuid.UUID, message_id: uuid.UUID) -> bool:
+    """False when the message is not in this user's inbox (another user's, or unknown)."""
+    marked = await session.scalar(text(_MARK_ONE_SQL), {"me": user_id, "id": message_id})
+    if marked is not None:
+        return True
+    # Already read is fine; not ours is not.
+    return await session.scalar(text(_IS_MINE_SQL), {"me": user_id, "id": message_id}) is not None
+
+
+async def mark_all_read(session: AsyncSession, user_id: uuid.UUID) -> int:
+    result = await session.execute(text(_MARK_ALL_SQL), {"me": user_id})
+    return int(getattr(result, "rowcount", 0) or 0)
