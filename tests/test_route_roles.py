@@ -31,6 +31,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/me/sessions/{session_id}"): "user",
     ("GET", "/api/v1/me/notifications"): "user",
     ("GET", "/api/v1/me/notifications/unread-count"): "user",
+    ("GET", "/api/v1/me/notifications/stream"): "user",
     ("POST", "/api/v1/me/notifications/{notification_id}/read"): "user",
     ("POST", "/api/v1/me/notifications/read-all"): "user",
     ("GET", "/api/v1/admin/users"): "admin",
@@ -47,8 +48,13 @@ ACCESS: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/admin/notifications/{message_id}"): "admin",
 }
 
-# Routes whose success would spoil the caller for the next check (logout ends the session).
-_DESTRUCTIVE = {("POST", "/api/v1/auth/logout"), ("DELETE", "/api/v1/me")}
+# Routes whose success would spoil the caller for the next check (logout ends the session),
+# or never end (a live stream; tested over a real server in its own test).
+_DESTRUCTIVE = {
+    ("POST", "/api/v1/auth/logout"),
+    ("DELETE", "/api/v1/me"),
+    ("GET", "/api/v1/me/notifications/stream"),
+}
 
 
 def _routes(app: FastAPI) -> list[tuple[str, str]]:

@@ -64,6 +64,39 @@ async def list_inbox(
     return list(result.all())
 
 
+# A live stream hears of a message while its worker is still marking it SENT (the
+# announcement is part of delivering it), so one message asked for by id may be PROCESSING.
+_SINCE_SQL = """
+SELECT m.id, m.payload, m.created_at, m.sent_at, r.read_at,
+       m.recipient_user_id IS NULL AS broadcast
+FROM messages m
+LEFT JOIN notification_reads r ON r.message_id = m.id AND r.user_id = :me
+WHERE m.type = 'IN_APP'
+  AND (m.recipient_user_id = :me OR m.recipient_user_id IS NULL)
+  AND (m.status = 'SENT'
+       OR (m.status = 'PROCESSING' AND m.id = CAST(:only AS uuid)))
+  AND (CAST(:after AS uuid) IS NULL OR m.id > CAST(:after AS uuid))
+  AND (CAST(:only AS uuid) IS NULL OR m.id = CAST(:only AS uuid))
+ORDER BY m.id
+LIMIT :limit
+"""
+
+
+async def inbox_after(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    after: uuid.UUID | None = None,
+    only: uuid.UUID | None = None,
+    limit: int = 500,
+) -> list[Row[tuple[object, ...]]]:
+    """Oldest first: what a resuming stream missed (`after`), or one message (`only`)."""
+    result = await session.execute(
+        text(_SINCE_SQL), {"me": user_id, "after": after, "only": only, "limit": limit}
+    )
+    return list(result.all())
+
+
 async def unread_count(session: AsyncSession, user_id: uuid.UUID) -> int:
     count = await session.scalar(text(_UNREAD_SQL), {"me": user_id})
     return int(count or 0)

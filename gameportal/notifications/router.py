@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Header, Request, Response, status
+from fastapi.responses import StreamingResponse
 
 from gameportal.db import DbReadSession, DbSession
-from gameportal.errors import problem_responses
-from gameportal.identity.deps import CurrentUser
+from gameportal.errors import InvalidField, problem_responses
+from gameportal.identity.deps import CurrentUser, IdentityDep
 from gameportal.kit.pagination import Page, Pagination, encode_cursor
-from gameportal.notifications import service
+from gameportal.notifications import live, service
 from gameportal.notifications.schemas import InboxItem, MarkedRead, UnreadCount
 
 me_notifications_router = APIRouter(
@@ -36,6 +39,61 @@ async def list_notifications(
     items = items[: page.limit]
     return Page[InboxItem](
         items=items, next_cursor=encode_cursor(items[-1].id) if more and items else None
+    )
+
+
+@me_notifications_router.get(
+    "/stream",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "Server-Sent Events: `event: notification` with the item as JSON "
+            "and its id as the event id; `: keep-alive` comments; send `Last-Event-ID` "
+            "to resume without gaps",
+            "content": {"text/event-stream": {}},
+        },
+        **problem_responses(422),
+    },
+    summary="Live notifications (Server-Sent Events)",
+)
+async def stream_notifications(
+    request: Request,
+    principal: CurrentUser,
+    identity: IdentityDep,
+    last_event_id: Annotated[str | None, Header(max_length=64)] = None,
+) -> StreamingResponse:
+    after = None
+    if last_event_id:
+        try:
+            after = uuid.UUID(last_event_id)
+        except ValueError:
+            raise InvalidField(
+                "Last-Event-ID", "must be an event id this stream sent", "uuid_parsing"
+            ) from None
+    db = request.app.state.db
+    events = live.inbox_events(
+        request.app.state.inbox_hub,
+        db.sessionmaker,
+        db.pool,
+        user_id=principal.user_id,
+        session_id=principal.session_id,
+        idle=identity.idle_timeout,
+        after=after,
+    )
+
+    async def sse() -> AsyncIterator[bytes]:
+        yield b"retry: 3000\n\n"
+        async for item in events:
+            if item is None:
+                yield b": keep-alive\n\n"
+            else:
+                data = item.model_dump_json(by_alias=True)
+                yield f"id: {item.id}\nevent: notification\ndata: {data}\n\n".encode()
+
+    return StreamingResponse(
+        sse(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 

@@ -250,6 +250,20 @@ async def inbox(
     rows = await inbox_repo.list_inbox(
         session, user_id, before=before, limit=limit, unread_only=unread_only
     )
+    return _inbox_items(rows)
+
+
+async def inbox_after(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    after: uuid.UUID | None = None,
+    only: uuid.UUID | None = None,
+) -> list[InboxItem]:
+    return _inbox_items(await inbox_repo.inbox_after(session, user_id, after=after, only=only))
+
+
+def _inbox_items(rows: list[Any]) -> list[InboxItem]:
     return [
         InboxItem(
             id=row.id,

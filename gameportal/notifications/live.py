@@ -1,0 +1,159 @@
+"""Live in-app notifications: one LISTEN connection per API process fans deliveries out to
+the Server-Sent-Event streams connected to it, so a message delivered by any worker
+reaches a player connected to any API instance."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import asyncpg
+import orjson
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gameportal.identity import repository as identity_repo
+from gameportal.notifications import service
+from gameportal.notifications.channels.in_app import INBOX_CHANNEL
+from gameportal.notifications.schemas import InboxItem
+
+log = structlog.get_logger(__name__)
+
+QUEUE_LIMIT = 1000  # per stream; a client this far behind resumes with Last-Event-ID
+
+
+def _set_event(event: asyncio.Event, *_: object) -> None:
+    event.set()
+
+
+class InboxHub:
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self._streams: dict[uuid.UUID, set[asyncio.Queue[uuid.UUID | None]]] = defaultdict(set)
+        self._task: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen_forever())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for queues in self._streams.values():
+            for queue in queues:
+                queue.put_nowait(None)  # ends the stream
+
+    async def wait_connected(self, within: float) -> bool:
+        try:
+            await asyncio.wait_for(self._connected.wait(), within)
+        except TimeoutError:
+            return False
+        return True
+
+    def subscribe(self, user_id: uuid.UUID) -> asyncio.Queue[uuid.UUID | None]:
+        queue: asyncio.Queue[uuid.UUID | None] = asyncio.Queue(QUEUE_LIMIT)
+        self._streams[user_id].add(queue)
+        return queue
+
+    def unsubscribe(self, user_id: uuid.UUID, queue: asyncio.Queue[uuid.UUID | None]) -> None:
+        queues = self._streams.get(user_id)
+        if queues is not None:
+            queues.discard(queue)
+            if not queues:
+                del self._streams[user_id]
+
+    def _deliver(self, *args: object) -> None:
+        try:
+            event = orjson.loads(str(args[-1]))
+            message_id = uuid.UUID(event["id"])
+            to = uuid.UUID(event["to"]) if event.get("to") else None
+        except (ValueError, KeyError, TypeError):
+            log.warning("inbox_notify_unreadable", payload=str(args[-1])[:200])
+            return
+        targets = (
+            [q for queues in self._streams.values() for q in queues]
+            if to is None
+            else list(self._streams.get(to, ()))
+        )
+        for queue in targets:
+            with contextlib.suppress(asyncio.QueueFull):  # it will resume from the database
+                queue.put_nowait(message_id)
+
+    async def _listen_forever(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                conn = await asyncpg.connect(self.dsn)
+                try:
+                    closed = asyncio.Event()
+                    conn.add_termination_listener(functools.partial(_set_event, closed))
+                    await conn.add_listener(INBOX_CHANNEL, self._deliver)
+                    self._connected.set()
+                    delay = 0.5
+                    await closed.wait()
+                finally:
+                    self._connected.clear()
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+            except asyncio.CancelledError:
+                raise
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("inbox_listen_failed", error=str(exc), retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30)
+
+
+HEARTBEAT_SECONDS = 15.0
+
+
+async def inbox_events(
+    hub: InboxHub,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    pool: asyncpg.Pool,
+    *,
+    user_id: uuid.UUID,
+    session_id: uuid.UUID,
+    idle: timedelta,
+    after: uuid.UUID | None,
+) -> AsyncIterator[InboxItem | None]:
+    """What one player's stream carries: missed notifications first (after `after`), then
+    each new one as it is delivered; None for a heartbeat. Ends when the player's session
+    does (checked at each heartbeat) or the hub stops."""
+    queue = hub.subscribe(user_id)  # before the replay, so nothing falls in between
+    try:
+        sent: set[uuid.UUID] = set()
+        if after is not None:
+            async with sessionmaker() as session:
+                missed = await service.inbox_after(session, user_id, after=after)
+            for item in missed:
+                sent.add(item.id)
+                yield item
+        while True:
+            try:
+                message_id = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
+            except TimeoutError:
+                live = await identity_repo.live_session_user(
+                    pool, session_id=session_id, user_id=user_id, idle=idle
+                )
+                if live is None:
+                    return
+                yield None
+                continue
+            if message_id is None:
+                return
+            if message_id in sent:
+                continue
+            async with sessionmaker() as session:
+                found = await service.inbox_after(session, user_id, only=message_id)
+            for item in found:
+                sent.add(item.id)
+                yield item
+    finally:
+        hub.unsubscribe(user_id, queue)

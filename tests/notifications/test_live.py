@@ -1,0 +1,140 @@
+"""Live notifications over Server-Sent Events, through a real uvicorn on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator
+
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from gameportal.db import plain_url
+from gameportal.notifications.channels import register_builtin_handlers
+from gameportal.notifications.registry import unregister_handler
+from gameportal.notifications.worker import Worker, WorkerConfig
+from tests.factories import bearer, register, user_with_roles
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+async def served(app: FastAPI, database_url: str) -> AsyncIterator[str]:
+    """The app on a real loopback port (streams need a real server), plus an IN_APP worker."""
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+    )
+    serving = asyncio.create_task(server.serve())
+    register_builtin_handlers()
+    worker = Worker(
+        app.state.db.pool,
+        plain_url(database_url),
+        WorkerConfig(types=["IN_APP"], poll_interval=0.2),
+    )
+    stop = asyncio.Event()
+    working = asyncio.create_task(worker.run(stop))
+    for _ in range(250):  # bounded: 5 s
+        if server.started:
+            break
+        await asyncio.sleep(0.02)
+    assert server.started
+    assert await app.state.inbox_hub.wait_connected(within=5)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop.set()
+        await working
+        unregister_handler("IN_APP")
+        server.should_exit = True
+        await serving
+
+
+async def _next_event(lines: AsyncIterator[str], within: float = 3.0) -> dict[str, str]:
+    event: dict[str, str] = {}
+
+    async def read() -> dict[str, str]:
+        async for line in lines:
+            if not line:
+                if "data" in event:
+                    return event
+                continue
+            if line.startswith(":"):
+                continue
+            key, _, value = line.partition(": ")
+            event[key] = value
+        raise AssertionError("stream ended")
+
+    return await asyncio.wait_for(read(), within)
+
+
+async def test_a_delivered_message_reaches_the_stream_within_a_second(
+    served: str, client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    admin = await user_with_roles(client, db, "admin")
+    alice = await register(client)
+    async with httpx.AsyncClient(base_url=served, timeout=10) as http:
+        async with http.stream(
+            "GET", "/api/v1/me/notifications/stream", headers=bearer(alice)
+        ) as stream:
+            assert stream.status_code == 200
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            lines = stream.aiter_lines()
+            started = asyncio.get_running_loop().time()
+            await client.post(
+                "/api/v1/admin/notifications",
+                headers=bearer(admin),
+                json={
+                    "type": "IN_APP",
+                    "recipientUserId": alice["user"]["id"],
+                    "payload": {"subject": "live!"},
+                },
+            )
+            event = await _next_event(lines, within=3)
+            assert asyncio.get_running_loop().time() - started < 1.5
+            assert event["event"] == "notification"
+            first = json.loads(event["data"])
+            assert first["subject"] == "live!" and event["id"] == first["id"]
+
+        # Disconnected: two more arrive (one a broadcast); resuming replays both, in order.
+        for subject in ("missed 1", "missed 2"):
+            body = {"type": "IN_APP", "payload": {"subject": subject}}
+            if subject == "missed 1":
+                body["recipientUserId"] = alice["user"]["id"]
+            await client.post("/api/v1/admin/notifications", headers=bearer(admin), json=body)
+        for _ in range(100):
+            if await db.fetchval("SELECT count(*) FROM messages WHERE status='SENT'") == 3:
+                break
+            await asyncio.sleep(0.05)
+        async with http.stream(
+            "GET",
+            "/api/v1/me/notifications/stream",
+            headers={**bearer(alice), "Last-Event-ID": first["id"]},
+        ) as stream:
+            lines = stream.aiter_lines()
+            replayed = [json.loads((await _next_event(lines))["data"])["subject"] for _ in range(2)]
+            assert replayed == ["missed 1", "missed 2"]
+
+
+async def test_streams_need_a_live_session_and_a_sane_last_event_id(
+    served: str, client: httpx.AsyncClient
+) -> None:
+    alice = await register(client)
+    async with httpx.AsyncClient(base_url=served, timeout=10) as http:
+        anonymous = await http.get("/api/v1/me/notifications/stream")
+        assert anonymous.status_code == 401
+        bad = await http.get(
+            "/api/v1/me/notifications/stream",
+            headers={**bearer(alice), "Last-Event-ID": "not-an-id"},
+        )
+        assert bad.status_code == 422
+        assert bad.json()["errors"][0]["field"] == "Last-Event-ID"
