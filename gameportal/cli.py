@@ -188,7 +188,7 @@ def worker(
     from gameportal.notifications.registry import handler_for, registered_types
     from gameportal.notifications.worker import WorkerConfig
 
-    register_builtin_handlers()
+    register_builtin_handlers(_settings())
     for module in imports or []:
         importlib.import_module(module)
     wanted = [t.strip().upper() for t in types.split(",") if t.strip()] if types else None

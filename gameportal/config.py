@@ -58,6 +58,20 @@ class Settings(BaseSettings):
     login_failure_window_seconds: int = Field(default=15 * 60, ge=1)
     login_lockout_seconds: int = Field(default=15 * 60, ge=1)
 
+    # Links in mail point here (the player-facing site that calls this API).
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    # Mail (SMTP)
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_starttls: bool = False
+    smtp_tls: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_timeout_seconds: float = Field(default=30, gt=0)
+    mail_from: str = "gameportal <no-reply@localhost>"
+    password_reset_ttl_minutes: int = Field(default=30, ge=5, le=24 * 60)
+
     # HTTP
     trusted_proxies: list[str] = Field(default_factory=list)
     max_json_body_bytes: int = Field(default=1024 * 1024, ge=1024)

@@ -22,6 +22,8 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/auth/login"): "anonymous",
     ("POST", "/api/v1/auth/refresh"): "anonymous",
     ("POST", "/api/v1/auth/logout"): "user",
+    ("POST", "/api/v1/auth/password-reset/request"): "anonymous",
+    ("POST", "/api/v1/auth/password-reset"): "anonymous",
     ("GET", "/api/v1/me"): "user",
     ("PATCH", "/api/v1/me"): "user",
     ("DELETE", "/api/v1/me"): "user",

@@ -17,6 +17,8 @@ from gameportal.identity.schemas import (
     LoginRequest,
     MeUpdate,
     PasswordChange,
+    PasswordReset,
+    PasswordResetRequest,
     RefreshRequest,
     RegisterRequest,
     SessionRead,
@@ -112,6 +114,34 @@ async def refresh(body: RefreshRequest, call: AuthCallDep) -> TokenResponse:
         refresh_token=tokens.refresh_token,
         expires_in=tokens.expires_in,
     )
+
+
+@auth_router.post(
+    "/password-reset/request",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problem_responses(422),
+    summary="Mail a reset link (always 202: whether the address has an account is not told)",
+)
+async def request_password_reset(
+    body: PasswordResetRequest, session: DbSession, identity: IdentityDep
+) -> Response:
+    await service.request_password_reset(session, identity, email=body.email)
+    return Response(status_code=status.HTTP_202_ACCEPTED)
+
+
+@auth_router.post(
+    "/password-reset",
+    response_model=SessionsEnded,
+    responses=problem_responses(400, 422),
+    summary="Set a new password with a mailed token; every session of the account ends",
+)
+async def reset_password(
+    body: PasswordReset, session: DbSession, identity: IdentityDep
+) -> SessionsEnded:
+    ended = await service.reset_password(
+        session, identity, token=body.token, new_password=body.new_password
+    )
+    return SessionsEnded(ended=ended)
 
 
 @auth_router.post(

@@ -125,6 +125,15 @@ class PasswordChange(InputSchema):
     new_password: PasswordField
 
 
+class PasswordResetRequest(InputSchema):
+    email: Email = Field(examples=["player@example.com"])
+
+
+class PasswordReset(InputSchema):
+    token: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    new_password: PasswordField
+
+
 class AccountDelete(InputSchema):
     password: PasswordField
 

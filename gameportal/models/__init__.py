@@ -8,7 +8,13 @@ from gameportal.models.message import (
     NotificationRead,
 )
 from gameportal.models.session import LoginThrottle, SecurityEvent, Session, SpentRefreshToken
-from gameportal.models.user import ROLES, User, normalize_email, normalize_roles
+from gameportal.models.user import (
+    ROLES,
+    PasswordResetToken,
+    User,
+    normalize_email,
+    normalize_roles,
+)
 
 __all__ = [
     "MESSAGE_STATUSES",
@@ -18,6 +24,7 @@ __all__ = [
     "LoginThrottle",
     "Message",
     "NotificationRead",
+    "PasswordResetToken",
     "SecurityEvent",
     "Session",
     "SpentRefreshToken",

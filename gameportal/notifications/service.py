@@ -147,6 +147,12 @@ class MessageStateConflict(Conflict):
 
 
 async def admin_create(session: AsyncSession, admin_id: uuid.UUID, body: MessageCreate) -> Message:
+    if body.recipient_user_id is None and body.type in ("EMAIL", "PUSH"):
+        raise InvalidField(
+            "recipientUserId",
+            f"{body.type} broadcasts are not available yet: send IN_APP, or one per recipient",
+            "not_supported",
+        )
     if body.recipient_user_id is not None and not await repo.user_exists(
         session, body.recipient_user_id
     ):

@@ -62,7 +62,11 @@ async def test_list_filters_and_paginates(client: httpx.AsyncClient, db: asyncpg
         await client.post(
             URL, headers=bearer(admin), json={"type": "IN_APP", "payload": {"subject": f"b{n}"}}
         )
-    await client.post(URL, headers=bearer(admin), json={"type": "PUSH", "payload": {"title": "t"}})
+    await client.post(
+        URL,
+        headers=bearer(admin),
+        json={"type": "PUSH", "recipientUserId": admin["user"]["id"], "payload": {"title": "t"}},
+    )
     page = (
         await client.get(URL, params={"type": "IN_APP", "limit": 2}, headers=bearer(admin))
     ).json()
@@ -94,7 +98,13 @@ async def test_bad_messages_are_field_errors(client: httpx.AsyncClient, db: asyn
     assert unknown_user.status_code == 422
     assert unknown_user.json()["errors"][0]["field"] == "recipientUserId"
     bad_payload = await client.post(
-        URL, headers=bearer(admin), json={"type": "EMAIL", "payload": {"subject": 7, "x": 1}}
+        URL,
+        headers=bearer(admin),
+        json={
+            "type": "EMAIL",
+            "recipientUserId": admin["user"]["id"],
+            "payload": {"subject": 7, "x": 1},
+        },
     )
     assert bad_payload.status_code == 422
     assert sorted(e["field"] for e in bad_payload.json()["errors"]) == [
@@ -110,7 +120,13 @@ async def test_metrics_show_queue_depth(client: httpx.AsyncClient, db: asyncpg.P
     admin = await user_with_roles(client, db, "admin")
     for _ in range(2):
         await client.post(
-            URL, headers=bearer(admin), json={"type": "PUSH", "payload": {"title": "t"}}
+            URL,
+            headers=bearer(admin),
+            json={
+                "type": "PUSH",
+                "recipientUserId": admin["user"]["id"],
+                "payload": {"title": "t"},
+            },
         )
     text = (await client.get("/metrics")).text
     assert 'gameportal_queue_depth{status="PENDING",type="PUSH"} 2.0' in text

@@ -348,7 +348,7 @@ def test_worker_refuses_types_without_a_handler(database_url: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GAMEPORTAL_")}
     env["GAMEPORTAL_DATABASE_URL"] = database_url
     result = subprocess.run(
-        [sys.executable, "-m", "gameportal.cli", "worker", "--types", "EMAIL"],
+        [sys.executable, "-m", "gameportal.cli", "worker", "--types", "PUSH"],
         env=env,
         capture_output=True,
         timeout=60,

@@ -9,6 +9,11 @@ from gameportal.identity.repository.events import (
     list_security_events,
     record_security_event,
 )
+from gameportal.identity.repository.resets import (
+    add_reset_token,
+    recent_reset_exists,
+    spend_reset_token,
+)
 from gameportal.identity.repository.sessions import (
     NewSessionRow,
     Pruned,
@@ -44,6 +49,7 @@ __all__ = [
     "Pruned",
     "ThrottleLimits",
     "UserFilter",
+    "add_reset_token",
     "add_security_event",
     "claim_login_attempt",
     "delete_user",
@@ -60,10 +66,12 @@ __all__ = [
     "login_attempt_succeeded",
     "open_login_session",
     "prune",
+    "recent_reset_exists",
     "record_security_event",
     "revoke_session_of_spent_token",
     "revoke_sessions",
     "rotate_refresh_token",
+    "spend_reset_token",
     "user_by_email",
     "users_page",
 ]

@@ -48,6 +48,11 @@ from gameportal.identity.service.errors import (
     UserNotFound,
     WrongPassword,
 )
+from gameportal.identity.service.recovery import (
+    InvalidResetToken,
+    request_password_reset,
+    reset_password,
+)
 
 __all__ = [
     "AccountBlocked",
@@ -57,6 +62,7 @@ __all__ = [
     "Identity",
     "InvalidCredentials",
     "InvalidRefreshToken",
+    "InvalidResetToken",
     "IssuedTokens",
     "LastAdmin",
     "Principal",
@@ -80,5 +86,7 @@ __all__ = [
     "new_user",
     "refresh",
     "register",
+    "request_password_reset",
+    "reset_password",
     "update_me",
 ]

@@ -1,8 +1,8 @@
-"""messages: the durable queue and in-app read state
+"""messages queue, in-app read state, password reset tokens
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-26 11:14:43.238429
+Create Date: 2026-11-26 11:20:11.093125
 """
 
 from collections.abc import Sequence
@@ -102,6 +102,29 @@ def upgrade() -> None:
         postgresql_where=sa.text("status IN ('PENDING','PROCESSING')"),
     )
     op.create_table(
+        "password_reset_tokens",
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("user_id", sa.UUID(), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_password_reset_tokens_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("token_hash", name=op.f("pk_password_reset_tokens")),
+    )
+    op.create_index(
+        op.f("ix_password_reset_tokens_user_id"), "password_reset_tokens", ["user_id"], unique=False
+    )
+    op.create_table(
         "notification_reads",
         sa.Column("user_id", sa.UUID(), nullable=False),
         sa.Column("message_id", sa.UUID(), nullable=False),
@@ -130,6 +153,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index(op.f("ix_notification_reads_message_id"), table_name="notification_reads")
     op.drop_table("notification_reads")
+    op.drop_index(op.f("ix_password_reset_tokens_user_id"), table_name="password_reset_tokens")
+    op.drop_table("password_reset_tokens")
     op.drop_index(
         "uq_messages_dedupe_key_open",
         table_name="messages",

@@ -1,9 +1,12 @@
-"""The channels gameportal delivers through itself. Each module registers its handler."""
+"""The channels gameportal delivers through itself. Each module provides its handler."""
 
+from gameportal.config import Settings, get_settings
 from gameportal.notifications.registry import register_handler
 
 
-def register_builtin_handlers() -> None:
+def register_builtin_handlers(settings: Settings | None = None) -> None:
+    from gameportal.notifications.channels.email import EmailChannel
     from gameportal.notifications.channels.in_app import deliver_in_app
 
     register_handler("IN_APP", deliver_in_app)
+    register_handler("EMAIL", EmailChannel(settings or get_settings()))

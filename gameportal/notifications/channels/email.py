@@ -1,0 +1,89 @@
+"""Email over SMTP: text and HTML parts, rendered from a template in the recipient's
+language or given ready in the payload (HTML then escaped, never trusted)."""
+
+from __future__ import annotations
+
+import email.policy
+import html
+import ssl
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import make_msgid
+
+import aiosmtplib
+
+from gameportal.config import Settings
+from gameportal.notifications.registry import ClaimedMessage, Delivery, PermanentError
+from gameportal.notifications.templates import UnknownTemplate, render
+
+_RECIPIENT_SQL = """
+SELECT email, name, preferences->>'language' AS language FROM users WHERE id = $1
+"""
+
+
+class EmailChannel:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def __call__(self, message: ClaimedMessage, delivery: Delivery) -> None:
+        if message.recipient_user_id is None:
+            raise PermanentError("EMAIL broadcasts are not supported yet")
+        recipient = await delivery.pool.fetchrow(_RECIPIENT_SQL, message.recipient_user_id)
+        if recipient is None:
+            raise PermanentError("the recipient no longer exists")
+        try:
+            mail = self.compose(
+                message, recipient["email"], recipient["name"], recipient["language"]
+            )
+        except (ValueError, TypeError) as exc:  # an address or name mail cannot carry
+            raise PermanentError(f"cannot compose the mail: {exc}") from None
+        await self.send(mail)
+
+    def compose(
+        self, message: ClaimedMessage, address: str, name: str, language: str | None
+    ) -> EmailMessage:
+        payload = message.payload
+        if payload.get("template"):
+            try:
+                rendered = render(
+                    payload["template"], language, {"name": name, **payload.get("variables", {})}
+                )
+            except UnknownTemplate:
+                raise PermanentError(f"no mail template {payload['template']!r}") from None
+            subject, text, body_html = rendered.subject, rendered.text, rendered.html
+        else:
+            subject = payload.get("subject") or ""
+            text = payload.get("body") or ""
+            body_html = "<p>" + html.escape(text).replace("\n", "<br>") + "</p>"
+        # The modern policy quotes and encodes display names: a player named `Jö <b>`
+        # must not break (or inject into) the To header.
+        mail = EmailMessage(policy=email.policy.SMTP)
+        mail["From"] = self.settings.mail_from
+        mail["To"] = Address(display_name=name, addr_spec=address)
+        mail["Subject"] = subject
+        mail["Message-ID"] = make_msgid(idstring=str(message.id))
+        mail["Content-Language"] = language or "en"
+        mail.set_content(text)
+        mail.add_alternative(body_html, subtype="html")
+        return mail
+
+    async def send(self, mail: EmailMessage) -> None:
+        s = self.settings
+        try:
+            await aiosmtplib.send(
+                mail,
+                hostname=s.smtp_host,
+                port=s.smtp_port,
+                username=s.smtp_username,
+                password=s.smtp_password,
+                use_tls=s.smtp_tls,
+                start_tls=s.smtp_starttls,
+                timeout=s.smtp_timeout_seconds,
+                tls_context=ssl.create_default_context() if s.smtp_tls or s.smtp_starttls else None,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            raise PermanentError(f"the mail server refused the address: {exc}") from None
+        except aiosmtplib.SMTPResponseException as exc:
+            if 500 <= exc.code < 600:  # a permanent SMTP answer
+                raise PermanentError(f"SMTP {exc.code}: {exc.message}") from None
+            raise

@@ -1,0 +1,207 @@
+"""Email through a real SMTP server on loopback (aiosmtpd), and the password reset built
+on it."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import re
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from email.message import Message
+
+import asyncpg
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+from fastapi import FastAPI
+
+from gameportal.db import plain_url
+from gameportal.notifications.channels import register_builtin_handlers
+from gameportal.notifications.registry import unregister_handler
+from gameportal.notifications.worker import Worker, WorkerConfig
+from tests.factories import STRONG_PASSWORD, bearer, login, register, user_with_roles
+
+NEW_PASSWORD = "amber-falcon-orchard-51"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.mails: list[Message] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        content = envelope.content  # type: ignore[attr-defined]
+        self.mails.append(email.message_from_bytes(content, policy=email.policy.default))
+        return "250 OK"
+
+
+SMTP_PORT = _free_port()
+
+
+@pytest.fixture
+def smtp() -> Iterator[Inbox]:
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=SMTP_PORT)
+    controller.start()
+    try:
+        yield inbox
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, object]:
+    return {
+        "smtp_host": "127.0.0.1",
+        "smtp_port": SMTP_PORT,
+        "public_base_url": "https://play.example.com",
+    }
+
+
+@pytest.fixture
+async def mail_worker(app: FastAPI, database_url: str) -> AsyncIterator[None]:
+    register_builtin_handlers(app.state.settings)
+    worker = Worker(
+        app.state.db.pool,
+        plain_url(database_url),
+        WorkerConfig(types=["EMAIL"], poll_interval=0.2, retry_base_seconds=0.05),
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    yield
+    stop.set()
+    await task
+    for message_type in ("EMAIL", "IN_APP"):
+        unregister_handler(message_type)
+
+
+async def _settled(db: asyncpg.Pool, status: str, count: int = 1) -> None:
+    for _ in range(200):
+        if await db.fetchval("SELECT count(*) FROM messages WHERE status = $1", status) >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no {status} message in time")
+
+
+def _parts(mail: Message) -> dict[str, str]:
+    return {
+        part.get_content_type(): part.get_content()  # type: ignore[attr-defined]
+        for part in mail.walk()
+        if not part.is_multipart()
+    }
+
+
+async def test_password_reset_end_to_end_in_the_users_language(
+    client: httpx.AsyncClient, db: asyncpg.Pool, smtp: Inbox, mail_worker: None
+) -> None:
+    user = await register(client, name="Jö <b>", preferences={"language": "de"})
+    other_session = await login(client, user["user"]["email"])
+    asked = await client.post(
+        "/api/v1/auth/password-reset/request", json={"email": user["user"]["email"].upper()}
+    )
+    assert asked.status_code == 202
+    await _settled(db, "SENT")
+    [mail] = smtp.mails
+    assert mail["Subject"] == "Passwort zurücksetzen"
+    assert mail["To"].addresses[0].addr_spec == user["user"]["email"]
+    assert mail["To"].addresses[0].display_name == "Jö <b>"
+    parts = _parts(mail)
+    assert "Jö <b>" in parts["text/plain"]
+    assert "Jö &lt;b&gt;" in parts["text/html"]  # variables are escaped in HTML
+    token = re.search(r"reset-password\?token=([\w-]+)", parts["text/plain"]).group(1)  # type: ignore[union-attr]
+    assert parts["text/plain"].count("https://play.example.com/reset-password?token=") == 1
+
+    reset = await client.post(
+        "/api/v1/auth/password-reset", json={"token": token, "newPassword": NEW_PASSWORD}
+    )
+    assert reset.status_code == 200, reset.text
+    assert reset.json() == {"ended": 2}
+    for session in (user, other_session):
+        assert (await client.get("/api/v1/me", headers=bearer(session))).status_code == 401
+    await login(client, user["user"]["email"], NEW_PASSWORD)
+    again = await client.post(
+        "/api/v1/auth/password-reset",
+        json={"token": token, "newPassword": "another-brave-lantern-7"},
+    )
+    assert again.status_code == 400  # single use
+    assert again.json()["type"].endswith("invalid-reset-token")
+
+
+async def test_reset_request_never_tells_whether_an_account_exists(
+    client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    unknown = await client.post(
+        "/api/v1/auth/password-reset/request", json={"email": "nobody@example.com"}
+    )
+    user = await register(client)
+    known = await client.post(
+        "/api/v1/auth/password-reset/request", json={"email": user["user"]["email"]}
+    )
+    assert unknown.status_code == known.status_code == 202
+    assert unknown.content == known.content == b""
+    # Asking again at once does not send a second mail.
+    await client.post("/api/v1/auth/password-reset/request", json={"email": user["user"]["email"]})
+    assert await db.fetchval("SELECT count(*) FROM messages") == 1
+
+
+async def test_expired_or_unknown_reset_tokens_are_refused(
+    client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    user = await register(client)
+    await client.post("/api/v1/auth/password-reset/request", json={"email": user["user"]["email"]})
+    payload = await db.fetchval("SELECT payload FROM messages")
+    token = payload["variables"]["link"].split("token=")[1]
+    await db.execute("UPDATE password_reset_tokens SET expires_at = now() - interval '1 second'")
+    expired = await client.post(
+        "/api/v1/auth/password-reset", json={"token": token, "newPassword": NEW_PASSWORD}
+    )
+    assert expired.status_code == 400
+    unknown = await client.post(
+        "/api/v1/auth/password-reset", json={"token": "made-up", "newPassword": NEW_PASSWORD}
+    )
+    assert unknown.status_code == 400
+    await login(client, user["user"]["email"], STRONG_PASSWORD)  # nothing changed
+
+
+async def test_smtp_down_retries_then_fails_with_the_error(
+    client: httpx.AsyncClient, db: asyncpg.Pool, mail_worker: None
+) -> None:
+    # No SMTP server on the port: connection refused, retried with backoff, then FAILED.
+    admin = await user_with_roles(client, db, "admin")
+    created = await client.post(
+        "/api/v1/admin/notifications",
+        headers=bearer(admin),
+        json={
+            "type": "EMAIL",
+            "recipientUserId": admin["user"]["id"],
+            "maxAttempts": 3,
+            "payload": {"subject": "hi", "body": "there"},
+        },
+    )
+    assert created.status_code == 201
+    await _settled(db, "FAILED")
+    row = await db.fetchrow("SELECT retry_count, last_error FROM messages")
+    assert row["retry_count"] == 3
+    assert row["last_error"]
+
+
+async def test_email_broadcasts_are_refused_for_now(
+    client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    admin = await user_with_roles(client, db, "admin")
+    refused = await client.post(
+        "/api/v1/admin/notifications",
+        headers=bearer(admin),
+        json={"type": "EMAIL", "payload": {"subject": "s", "body": "b"}},
+    )
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "recipientUserId"
+    assert uuid.UUID(admin["user"]["id"])
