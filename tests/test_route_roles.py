@@ -23,6 +23,8 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/auth/refresh"): "anonymous",
     ("POST", "/api/v1/auth/logout"): "user",
     ("POST", "/api/v1/auth/password-reset/request"): "anonymous",
+    ("POST", "/api/v1/auth/verify-email/request"): "user",
+    ("POST", "/api/v1/auth/verify-email"): "anonymous",
     ("POST", "/api/v1/auth/password-reset"): "anonymous",
     ("GET", "/api/v1/me"): "user",
     ("PATCH", "/api/v1/me"): "user",

@@ -14,6 +14,7 @@ from gameportal.identity.deps import AuthCallDep, Client, CurrentUser, IdentityD
 from gameportal.identity.schemas import (
     AccountDelete,
     AuthResponse,
+    EmailVerification,
     LoginRequest,
     MeUpdate,
     PasswordChange,
@@ -114,6 +115,29 @@ async def refresh(body: RefreshRequest, call: AuthCallDep) -> TokenResponse:
         refresh_token=tokens.refresh_token,
         expires_in=tokens.expires_in,
     )
+
+
+@auth_router.post(
+    "/verify-email/request",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problem_responses(401),
+    summary="Mail a new verification link (none if already verified or sent a minute ago)",
+)
+async def request_email_verification(
+    principal: CurrentUser, session: DbSession, identity: IdentityDep
+) -> Response:
+    await service.request_email_verification(session, identity, principal)
+    return Response(status_code=status.HTTP_202_ACCEPTED)
+
+
+@auth_router.post(
+    "/verify-email",
+    response_model=UserRead,
+    responses=problem_responses(400, 422),
+    summary="Confirm an email address with the mailed token",
+)
+async def verify_email(body: EmailVerification, session: DbSession) -> UserRead:
+    return UserRead.model_validate(await service.verify_email(session, token=body.token))
 
 
 @auth_router.post(

@@ -52,6 +52,9 @@ class UserRead(Schema):
     last_login_at: UtcDatetime | None
     is_blocked: bool
     country: str | None = Field(description="ISO 3166-1 alpha-2, from the registration IP")
+    email_verified_at: UtcDatetime | None = Field(
+        default=None, description="When the player proved the address is theirs"
+    )
     roles: list[Role]
     preferences: PreferencesRead
 
@@ -127,6 +130,10 @@ class PasswordChange(InputSchema):
 
 class PasswordResetRequest(InputSchema):
     email: Email = Field(examples=["player@example.com"])
+
+
+class EmailVerification(InputSchema):
+    token: Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
 class PasswordReset(InputSchema):

@@ -10,7 +10,7 @@ from gameportal.models.message import (
 from gameportal.models.session import LoginThrottle, SecurityEvent, Session, SpentRefreshToken
 from gameportal.models.user import (
     ROLES,
-    PasswordResetToken,
+    AccountToken,
     User,
     normalize_email,
     normalize_roles,
@@ -20,11 +20,11 @@ __all__ = [
     "MESSAGE_STATUSES",
     "MESSAGE_TYPES",
     "ROLES",
+    "AccountToken",
     "Base",
     "LoginThrottle",
     "Message",
     "NotificationRead",
-    "PasswordResetToken",
     "SecurityEvent",
     "Session",
     "SpentRefreshToken",

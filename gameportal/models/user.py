@@ -51,15 +51,21 @@ class User(IdMixin, CreatedAtMixin, Base):
     preferences: Mapped[dict[str, Any]] = mapped_column(
         JSONB, server_default=text("'{}'::jsonb"), default=dict
     )
+    email_verified_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 
 
-class PasswordResetToken(Base):
-    """A single-use reset link: only its SHA-256 is stored."""
+class AccountToken(Base):
+    """A single-use mailed link (password reset, email verification): only its SHA-256 is
+    stored."""
 
-    __tablename__ = "password_reset_tokens"
+    __tablename__ = "account_tokens"
+    __table_args__ = (
+        CheckConstraint("purpose IN ('password_reset','verify_email')", name="purpose_known"),
+    )
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(16))
     user_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )

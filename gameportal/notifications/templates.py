@@ -19,6 +19,34 @@ class MailTemplate:
 
 
 TEMPLATES: dict[str, dict[str, MailTemplate]] = {
+    "verify_email": {
+        "en": MailTemplate(
+            subject="Confirm your email address",
+            text=(
+                "Hello $name,\n\nplease confirm that this address is yours by opening this "
+                "link within $hours hours:\n\n$link\n\nIf you did not create an account, "
+                "ignore this message.\n"
+            ),
+            html=(
+                '<p>Hello $name,</p><p>please <a href="$link">confirm that this address is '
+                "yours</a> within $hours hours.</p><p>If you did not create an account, "
+                "ignore this message.</p>"
+            ),
+        ),
+        "de": MailTemplate(
+            subject="Bestätige deine E-Mail-Adresse",
+            text=(
+                "Hallo $name,\n\nbitte bestätige innerhalb von $hours Stunden, dass diese "
+                "Adresse dir gehört:\n\n$link\n\nWenn du kein Konto angelegt hast, "
+                "ignoriere diese Nachricht.\n"
+            ),
+            html=(
+                '<p>Hallo $name,</p><p>bitte <a href="$link">bestätige</a> innerhalb von '
+                "$hours Stunden, dass diese Adresse dir gehört.</p><p>Wenn du kein Konto "
+                "angelegt hast, ignoriere diese Nachricht.</p>"
+            ),
+        ),
+    },
     "password_reset": {
         "en": MailTemplate(
             subject="Reset your password",

@@ -108,9 +108,8 @@ async def test_password_reset_end_to_end_in_the_users_language(
         "/api/v1/auth/password-reset/request", json={"email": user["user"]["email"].upper()}
     )
     assert asked.status_code == 202
-    await _settled(db, "SENT")
-    [mail] = smtp.mails
-    assert mail["Subject"] == "Passwort zurücksetzen"
+    await _settled(db, "SENT", count=2)  # the verification mail, then the reset
+    [mail] = [m for m in smtp.mails if m["Subject"] == "Passwort zurücksetzen"]
     assert mail["To"].addresses[0].addr_spec == user["user"]["email"]
     assert mail["To"].addresses[0].display_name == "Jö <b>"
     parts = _parts(mail)
@@ -149,7 +148,8 @@ async def test_reset_request_never_tells_whether_an_account_exists(
     assert unknown.content == known.content == b""
     # Asking again at once does not send a second mail.
     await client.post("/api/v1/auth/password-reset/request", json={"email": user["user"]["email"]})
-    assert await db.fetchval("SELECT count(*) FROM messages") == 1
+    resets = "SELECT count(*) FROM messages WHERE payload->>'template' = 'password_reset'"
+    assert await db.fetchval(resets) == 1
 
 
 async def test_expired_or_unknown_reset_tokens_are_refused(
@@ -157,9 +157,11 @@ async def test_expired_or_unknown_reset_tokens_are_refused(
 ) -> None:
     user = await register(client)
     await client.post("/api/v1/auth/password-reset/request", json={"email": user["user"]["email"]})
-    payload = await db.fetchval("SELECT payload FROM messages")
+    payload = await db.fetchval(
+        "SELECT payload FROM messages WHERE payload->>'template' = 'password_reset'"
+    )
     token = payload["variables"]["link"].split("token=")[1]
-    await db.execute("UPDATE password_reset_tokens SET expires_at = now() - interval '1 second'")
+    await db.execute("UPDATE account_tokens SET expires_at = now() - interval '1 second'")
     expired = await client.post(
         "/api/v1/auth/password-reset", json={"token": token, "newPassword": NEW_PASSWORD}
     )
@@ -205,3 +207,25 @@ async def test_email_broadcasts_are_refused_for_now(
     assert refused.status_code == 422
     assert refused.json()["errors"][0]["field"] == "recipientUserId"
     assert uuid.UUID(admin["user"]["id"])
+
+
+async def test_registration_mails_a_verification_link_that_verifies(
+    client: httpx.AsyncClient, db: asyncpg.Pool, smtp: Inbox, mail_worker: None
+) -> None:
+    user = await register(client)
+    assert user["user"]["emailVerifiedAt"] is None
+    await _settled(db, "SENT")
+    [mail] = smtp.mails
+    assert mail["Subject"] == "Confirm your email address"
+    token = re.search(r"verify-email\?token=([\w-]+)", _parts(mail)["text/plain"]).group(1)  # type: ignore[union-attr]
+    verified = await client.post("/api/v1/auth/verify-email", json={"token": token})
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["emailVerifiedAt"] is not None
+    me = (await client.get("/api/v1/me", headers=bearer(user))).json()
+    assert me["emailVerifiedAt"] is not None
+    reused = await client.post("/api/v1/auth/verify-email", json={"token": token})
+    assert reused.status_code == 400
+    # Verified: asking again sends nothing.
+    again = await client.post("/api/v1/auth/verify-email/request", headers=bearer(user))
+    assert again.status_code == 202
+    assert await db.fetchval("SELECT count(*) FROM messages") == 1

@@ -4,15 +4,15 @@ throttling), which must also commit on their own when the request answers with a
 
 from __future__ import annotations
 
+from gameportal.identity.repository.account_tokens import (
+    add_account_token,
+    recent_token_exists,
+    spend_account_token,
+)
 from gameportal.identity.repository.events import (
     add_security_event,
     list_security_events,
     record_security_event,
-)
-from gameportal.identity.repository.resets import (
-    add_reset_token,
-    recent_reset_exists,
-    spend_reset_token,
 )
 from gameportal.identity.repository.sessions import (
     NewSessionRow,
@@ -49,7 +49,7 @@ __all__ = [
     "Pruned",
     "ThrottleLimits",
     "UserFilter",
-    "add_reset_token",
+    "add_account_token",
     "add_security_event",
     "claim_login_attempt",
     "delete_user",
@@ -66,12 +66,12 @@ __all__ = [
     "login_attempt_succeeded",
     "open_login_session",
     "prune",
-    "recent_reset_exists",
+    "recent_token_exists",
     "record_security_event",
     "revoke_session_of_spent_token",
     "revoke_sessions",
     "rotate_refresh_token",
-    "spend_reset_token",
+    "spend_account_token",
     "user_by_email",
     "users_page",
 ]

@@ -17,7 +17,7 @@ from gameportal.models import LoginThrottle, Session
 
 _PRINCIPAL_SQL = """
 SELECT u.id, u.email, u.name, u.created_at, u.last_login_at, u.is_blocked, u.country,
-       u.roles, u.preferences
+       u.roles, u.preferences, u.email_verified_at
 FROM sessions s JOIN users u ON u.id = s.user_id
 WHERE s.id = $1 AND s.user_id = $2
   AND s.revoked_at IS NULL AND s.expires_at > now()
@@ -93,7 +93,7 @@ WITH cleared AS (
                      updated_at = CASE WHEN $3 IS NULL THEN updated_at ELSE now() END
     WHERE id = $2 AND NOT is_blocked
     RETURNING id, email, name, created_at, last_login_at, is_blocked, country, roles,
-              preferences
+              preferences, email_verified_at
 ), s AS (
     INSERT INTO sessions (id, user_id, ip, user_agent, device_type, fingerprint, country,
                           refresh_token_hash, created_at, last_used_at, expires_at)

@@ -15,6 +15,15 @@ from gameportal.identity.service.account import (
     my_sessions,
     update_me,
 )
+from gameportal.identity.service.account_emails import (
+    InvalidResetToken,
+    InvalidVerificationToken,
+    request_email_verification,
+    request_password_reset,
+    reset_password,
+    send_email_verification,
+    verify_email,
+)
 from gameportal.identity.service.admin import (
     admin_end_user_sessions,
     admin_get_user,
@@ -48,11 +57,6 @@ from gameportal.identity.service.errors import (
     UserNotFound,
     WrongPassword,
 )
-from gameportal.identity.service.recovery import (
-    InvalidResetToken,
-    request_password_reset,
-    reset_password,
-)
 
 __all__ = [
     "AccountBlocked",
@@ -63,6 +67,7 @@ __all__ = [
     "InvalidCredentials",
     "InvalidRefreshToken",
     "InvalidResetToken",
+    "InvalidVerificationToken",
     "IssuedTokens",
     "LastAdmin",
     "Principal",
@@ -86,7 +91,10 @@ __all__ = [
     "new_user",
     "refresh",
     "register",
+    "request_email_verification",
     "request_password_reset",
     "reset_password",
+    "send_email_verification",
     "update_me",
+    "verify_email",
 ]

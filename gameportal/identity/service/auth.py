@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gameportal.identity import repository as repo
 from gameportal.identity.metrics import LOGINS, REFRESHES, REGISTRATIONS
 from gameportal.identity.passwords import VerifyResult
+from gameportal.identity.service.account_emails import send_email_verification
 from gameportal.identity.service.context import (
     AuthResult,
     ClientInfo,
@@ -122,6 +123,8 @@ async def register(
     )
     session.add(row)
     await session.flush()
+    # The verification mail is queued in this transaction: no account, no mail.
+    await send_email_verification(session, identity, user)
     REGISTRATIONS.inc()
     log.info("user_registered", user_id=str(user.id), session_id=str(row.id))
     tokens = _issue(

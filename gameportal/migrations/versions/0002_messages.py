@@ -1,8 +1,8 @@
-"""messages queue, in-app read state, password reset tokens
+"""messages queue, in-app read state, account tokens
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-26 11:20:11.093125
+Create Date: 2026-11-26 11:29:29.992292
 """
 
 from collections.abc import Sequence
@@ -18,6 +18,32 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "account_tokens",
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("purpose", sa.String(length=16), nullable=False),
+        sa.Column("user_id", sa.UUID(), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.CheckConstraint(
+            "purpose IN ('password_reset','verify_email')",
+            name=op.f("ck_account_tokens_purpose_known"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_account_tokens_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("token_hash", name=op.f("pk_account_tokens")),
+    )
+    op.create_index(op.f("ix_account_tokens_user_id"), "account_tokens", ["user_id"], unique=False)
     op.create_table(
         "messages",
         sa.Column("type", sa.String(length=16), nullable=False),
@@ -102,29 +128,6 @@ def upgrade() -> None:
         postgresql_where=sa.text("status IN ('PENDING','PROCESSING')"),
     )
     op.create_table(
-        "password_reset_tokens",
-        sa.Column("token_hash", sa.String(length=64), nullable=False),
-        sa.Column("user_id", sa.UUID(), nullable=False),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["user_id"],
-            ["users.id"],
-            name=op.f("fk_password_reset_tokens_user_id_users"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("token_hash", name=op.f("pk_password_reset_tokens")),
-    )
-    op.create_index(
-        op.f("ix_password_reset_tokens_user_id"), "password_reset_tokens", ["user_id"], unique=False
-    )
-    op.create_table(
         "notification_reads",
         sa.Column("user_id", sa.UUID(), nullable=False),
         sa.Column("message_id", sa.UUID(), nullable=False),
@@ -148,13 +151,15 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_notification_reads_message_id"), "notification_reads", ["message_id"], unique=False
     )
+    op.add_column(
+        "users", sa.Column("email_verified_at", sa.DateTime(timezone=True), nullable=True)
+    )
 
 
 def downgrade() -> None:
+    op.drop_column("users", "email_verified_at")
     op.drop_index(op.f("ix_notification_reads_message_id"), table_name="notification_reads")
     op.drop_table("notification_reads")
-    op.drop_index(op.f("ix_password_reset_tokens_user_id"), table_name="password_reset_tokens")
-    op.drop_table("password_reset_tokens")
     op.drop_index(
         "uq_messages_dedupe_key_open",
         table_name="messages",
@@ -177,3 +182,5 @@ def downgrade() -> None:
         "ix_messages_due", table_name="messages", postgresql_where=sa.text("status = 'PENDING'")
     )
     op.drop_table("messages")
+    op.drop_index(op.f("ix_account_tokens_user_id"), table_name="account_tokens")
+    op.drop_table("account_tokens")

@@ -1,0 +1,153 @@
+"""Mail that proves control of an address: email verification, and password reset by a
+single-use link (answered the same whether or not the address has an account)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gameportal.errors import PortalError
+from gameportal.identity import repository as repo
+from gameportal.identity.service.context import Identity, Principal
+from gameportal.identity.tokens import hash_refresh_token, new_refresh_token
+from gameportal.kit.time import utcnow
+from gameportal.models import User, normalize_email
+from gameportal.notifications.service import enqueue
+
+log = structlog.get_logger(__name__)
+
+# One mail per account per minute at most: a form hammered with someone's address must not
+# flood their mailbox.
+RESEND_AFTER = timedelta(seconds=60)
+
+
+VERIFY_TTL = timedelta(hours=48)
+
+
+class InvalidVerificationToken(PortalError):
+    status = 400
+    slug = "invalid-verification-token"
+    title = "This verification link is invalid, used or expired"
+
+
+async def send_email_verification(session: AsyncSession, identity: Identity, user: User) -> None:
+    """Mail a verification link, unless the address is verified or one went out just now."""
+    if user.email_verified_at is not None:
+        return
+    if await repo.recent_token_exists(
+        session, user.id, purpose="verify_email", within=RESEND_AFTER
+    ):
+        return
+    token = new_refresh_token()
+    repo.add_account_token(
+        session,
+        user_id=user.id,
+        purpose="verify_email",
+        token_hash=hash_refresh_token(token),
+        ttl=VERIFY_TTL,
+    )
+    base = identity.settings.public_base_url.rstrip("/")
+    await enqueue(
+        session,
+        message_type="EMAIL",
+        recipient_user_id=user.id,
+        payload={
+            "template": "verify_email",
+            "variables": {
+                "link": f"{base}/verify-email?token={token}",
+                "hours": int(VERIFY_TTL.total_seconds() // 3600),
+            },
+            "category": "account",
+        },
+        priority=10,
+    )
+
+
+async def request_email_verification(
+    session: AsyncSession, identity: Identity, principal: Principal
+) -> None:
+    user = await repo.get_user(session, principal.user_id, lock=True)
+    if user is not None:
+        await send_email_verification(session, identity, user)
+
+
+async def verify_email(session: AsyncSession, *, token: str) -> User:
+    user_id = await repo.spend_account_token(
+        session, hash_refresh_token(token), purpose="verify_email"
+    )
+    user = await repo.get_user(session, user_id, lock=True) if user_id else None
+    if user is None:
+        raise InvalidVerificationToken("ask for a new link")
+    if user.email_verified_at is None:
+        user.email_verified_at = utcnow()
+        await session.flush()
+    return user
+
+
+class InvalidResetToken(PortalError):
+    status = 400
+    slug = "invalid-reset-token"
+    title = "This reset link is invalid, used or expired"
+
+
+async def request_password_reset(session: AsyncSession, identity: Identity, *, email: str) -> None:
+    user = await repo.user_by_email(session, normalize_email(email))
+    if user is None or user.is_blocked:
+        log.info("password_reset_ignored")  # no account detail in logs either
+        return
+    if await repo.recent_token_exists(
+        session, user.id, purpose="password_reset", within=RESEND_AFTER
+    ):
+        return
+    token = new_refresh_token()  # 256 bits, URL-safe
+    ttl = timedelta(minutes=identity.settings.password_reset_ttl_minutes)
+    repo.add_account_token(
+        session,
+        user_id=user.id,
+        purpose="password_reset",
+        token_hash=hash_refresh_token(token),
+        ttl=ttl,
+    )
+    base = identity.settings.public_base_url.rstrip("/")
+    await enqueue(
+        session,
+        message_type="EMAIL",
+        recipient_user_id=user.id,
+        payload={
+            "template": "password_reset",
+            "variables": {
+                "link": f"{base}/reset-password?token={token}",
+                "minutes": identity.settings.password_reset_ttl_minutes,
+            },
+            "category": "account",
+        },
+        priority=10,
+        max_attempts=5,
+    )
+    log.info("password_reset_requested", user_id=str(user.id))
+
+
+async def reset_password(
+    session: AsyncSession, identity: Identity, *, token: str, new_password: str
+) -> int:
+    """The new password is set and every session of the account ends. Returns how many."""
+    user_id = await repo.spend_account_token(
+        session, hash_refresh_token(token), purpose="password_reset"
+    )
+    if user_id is None:
+        raise InvalidResetToken("ask for a new link")
+    user = await repo.get_user(session, user_id, lock=True)
+    if user is None or user.is_blocked:
+        raise InvalidResetToken("ask for a new link")
+    identity.passwords.check_strength(
+        new_password, field="newPassword", user_inputs=[user.email, user.name]
+    )
+    user.password_hash = await identity.passwords.hash(new_password)
+    ended = await repo.revoke_sessions(session, user_id=user.id, reason="password_reset")
+    repo.add_security_event(
+        session, kind="password_reset", user_id=user.id, detail={"sessionsEnded": ended}
+    )
+    await session.flush()
+    return ended
