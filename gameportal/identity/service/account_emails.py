@@ -36,29 +36,43 @@ async def send_email_verification(session: AsyncSession, identity: Identity, use
     """Mail a verification link, unless the address is verified or one went out just now."""
     if user.email_verified_at is not None:
         return
-    if await repo.recent_token_exists(
-        session, user.id, purpose="verify_email", within=RESEND_AFTER
-    ):
-        return
-    token = new_refresh_token()
-    repo.add_account_token(
+    await _mail_token(
         session,
-        user_id=user.id,
+        identity,
+        user,
         purpose="verify_email",
-        token_hash=hash_refresh_token(token),
         ttl=VERIFY_TTL,
+        page="verify-email",
+        variables={"hours": int(VERIFY_TTL.total_seconds() // 3600)},
     )
-    base = identity.settings.public_base_url.rstrip("/")
+
+
+async def _mail_token(
+    session: AsyncSession,
+    identity: Identity,
+    user: User,
+    *,
+    purpose: str,
+    ttl: timedelta,
+    page: str,
+    variables: dict[str, object],
+) -> None:
+    """Store a new single-use token and queue the mail with its link, in the caller's
+    transaction; at most one such mail per account and purpose per RESEND_AFTER."""
+    if await repo.recent_token_exists(session, user.id, purpose=purpose, within=RESEND_AFTER):
+        return
+    token = new_refresh_token()  # 256 bits, URL-safe
+    repo.add_account_token(
+        session, user_id=user.id, purpose=purpose, token_hash=hash_refresh_token(token), ttl=ttl
+    )
+    link = f"{identity.settings.public_base_url.rstrip('/')}/{page}?token={token}"
     await enqueue(
         session,
         message_type="EMAIL",
         recipient_user_id=user.id,
         payload={
-            "template": "verify_email",
-            "variables": {
-                "link": f"{base}/verify-email?token={token}",
-                "hours": int(VERIFY_TTL.total_seconds() // 3600),
-            },
+            "template": purpose,
+            "variables": {"link": link, **variables},
             "category": "account",
         },
         priority=10,
@@ -97,34 +111,15 @@ async def request_password_reset(session: AsyncSession, identity: Identity, *, e
     if user is None or user.is_blocked:
         log.info("password_reset_ignored")  # no account detail in logs either
         return
-    if await repo.recent_token_exists(
-        session, user.id, purpose="password_reset", within=RESEND_AFTER
-    ):
-        return
-    token = new_refresh_token()  # 256 bits, URL-safe
-    ttl = timedelta(minutes=identity.settings.password_reset_ttl_minutes)
-    repo.add_account_token(
+    minutes = identity.settings.password_reset_ttl_minutes
+    await _mail_token(
         session,
-        user_id=user.id,
+        identity,
+        user,
         purpose="password_reset",
-        token_hash=hash_refresh_token(token),
-        ttl=ttl,
-    )
-    base = identity.settings.public_base_url.rstrip("/")
-    await enqueue(
-        session,
-        message_type="EMAIL",
-        recipient_user_id=user.id,
-        payload={
-            "template": "password_reset",
-            "variables": {
-                "link": f"{base}/reset-password?token={token}",
-                "minutes": identity.settings.password_reset_ttl_minutes,
-            },
-            "category": "account",
-        },
-        priority=10,
-        max_attempts=5,
+        ttl=timedelta(minutes=minutes),
+        page="reset-password",
+        variables={"minutes": minutes},
     )
     log.info("password_reset_requested", user_id=str(user.id))
 
