@@ -5,6 +5,7 @@ from gameportal.models.message import (
     MESSAGE_STATUSES,
     MESSAGE_TYPES,
     Message,
+    NotificationPreference,
     NotificationRead,
 )
 from gameportal.models.session import LoginThrottle, SecurityEvent, Session, SpentRefreshToken
@@ -24,6 +25,7 @@ __all__ = [
     "Base",
     "LoginThrottle",
     "Message",
+    "NotificationPreference",
     "NotificationRead",
     "SecurityEvent",
     "Session",

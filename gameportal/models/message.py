@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, SmallInteger, String, Text, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gameportal.models.base import Base, CreatedAtMixin, IdMixin
@@ -85,3 +85,18 @@ class NotificationRead(Base):
         ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     read_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+
+
+class NotificationPreference(Base):
+    """A player's opt-outs, as `CHANNEL:category` (e.g. `EMAIL:marketing`). Transactional
+    and account mail ignore them: a password reset is never opted out of."""
+
+    __tablename__ = "notification_preferences"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    opt_outs: Mapped[list[str]] = mapped_column(
+        ARRAY(Text()), server_default=text("ARRAY[]::text[]")
+    )
+    updated_at: Mapped[datetime] = mapped_column(server_default=text("now()"))

@@ -10,9 +10,10 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gameportal.models import Message, User
+from gameportal.models import Message, NotificationPreference, User
 
 CHANNEL = "gameportal_queue"
 
@@ -287,3 +288,21 @@ async def queue_stats(pool: asyncpg.Pool) -> tuple[list[asyncpg.Record], asyncpg
     counts = await pool.fetch(_STATS_SQL)
     extra = await pool.fetchrow(_STATS_EXTRA_SQL)
     return counts, extra
+
+
+async def opt_outs_of(session: AsyncSession, user_id: uuid.UUID) -> list[str]:
+    found = await session.scalar(
+        select(NotificationPreference.opt_outs).where(NotificationPreference.user_id == user_id)
+    )
+    return list(found or [])
+
+
+async def set_opt_outs(session: AsyncSession, user_id: uuid.UUID, opt_outs: list[str]) -> None:
+    await session.execute(
+        pg_insert(NotificationPreference)
+        .values(user_id=user_id, opt_outs=opt_outs)
+        .on_conflict_do_update(
+            index_elements=[NotificationPreference.user_id],
+            set_={"opt_outs": opt_outs, "updated_at": func.now()},
+        )
+    )

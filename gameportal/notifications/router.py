@@ -14,7 +14,12 @@ from gameportal.errors import InvalidField, problem_responses
 from gameportal.identity.deps import CurrentUser, IdentityDep
 from gameportal.kit.pagination import Page, Pagination, encode_cursor
 from gameportal.notifications import live, service
-from gameportal.notifications.schemas import InboxItem, MarkedRead, UnreadCount
+from gameportal.notifications.schemas import (
+    InboxItem,
+    MarkedRead,
+    NotificationPreferences,
+    UnreadCount,
+)
 
 me_notifications_router = APIRouter(
     prefix="/api/v1/me/notifications",
@@ -117,3 +122,29 @@ async def mark_read(
 @me_notifications_router.post("/read-all", response_model=MarkedRead)
 async def mark_all_read(principal: CurrentUser, session: DbSession) -> MarkedRead:
     return MarkedRead(marked=await service.mark_all_read(session, principal.user_id))
+
+
+preferences_router = APIRouter(
+    prefix="/api/v1/me/notification-preferences",
+    tags=["me: notifications"],
+    responses=problem_responses(401, 500),
+)
+
+
+@preferences_router.get("", response_model=NotificationPreferences)
+async def get_preferences(
+    principal: CurrentUser, session: DbReadSession
+) -> NotificationPreferences:
+    return await service.preferences(session, principal.user_id)
+
+
+@preferences_router.put(
+    "",
+    response_model=NotificationPreferences,
+    responses=problem_responses(413, 422),
+    summary="Opt out of categories per channel (transactional and account mail always go)",
+)
+async def put_preferences(
+    body: NotificationPreferences, principal: CurrentUser, session: DbSession
+) -> NotificationPreferences:
+    return await service.set_preferences(session, principal.user_id, body)

@@ -125,3 +125,44 @@ class UnreadCount(Schema):
 
 class MarkedRead(Schema):
     marked: int
+
+
+OPTIONAL_CATEGORIES = ("achievements", "marketing")
+CHANNEL_FIELDS = {"EMAIL": "email", "PUSH": "push", "IN_APP": "in_app"}
+
+
+class ChannelPreferences(InputSchema):
+    """Categories a player may turn off; transactional and account messages always go."""
+
+    achievements: bool = True
+    marketing: bool = True
+
+
+class NotificationPreferences(InputSchema):
+    email: ChannelPreferences = Field(default_factory=ChannelPreferences)
+    push: ChannelPreferences = Field(default_factory=ChannelPreferences)
+    in_app: ChannelPreferences = Field(default_factory=ChannelPreferences)
+
+    def opt_outs(self) -> list[str]:
+        return sorted(
+            f"{channel}:{category}"
+            for channel, field in CHANNEL_FIELDS.items()
+            for category in OPTIONAL_CATEGORIES
+            if not getattr(getattr(self, field), category)
+        )
+
+    @classmethod
+    def from_opt_outs(cls, opt_outs: list[str]) -> NotificationPreferences:
+        off = set(opt_outs)
+        return cls(
+            **{
+                field: ChannelPreferences(
+                    **{c: f"{channel}:{c}" not in off for c in OPTIONAL_CATEGORIES}
+                )
+                for channel, field in CHANNEL_FIELDS.items()
+            }
+        )
+
+
+def opted_out(opt_outs: list[str], channel: str, category: str | None) -> bool:
+    return category in OPTIONAL_CATEGORIES and f"{channel}:{category}" in opt_outs

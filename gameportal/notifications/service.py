@@ -22,6 +22,7 @@ from gameportal.notifications import repository as repo
 from gameportal.notifications.schemas import (
     InboxItem,
     MessageCreate,
+    NotificationPreferences,
     QueueCount,
     QueueStats,
     validate_payload,
@@ -297,3 +298,17 @@ async def mark_read(session: AsyncSession, user_id: uuid.UUID, message_id: uuid.
 
 async def mark_all_read(session: AsyncSession, user_id: uuid.UUID) -> int:
     return await inbox_repo.mark_all_read(session, user_id)
+
+
+# --- preferences ---------------------------------------------------------------------------
+
+
+async def preferences(session: AsyncSession, user_id: uuid.UUID) -> NotificationPreferences:
+    return NotificationPreferences.from_opt_outs(await repo.opt_outs_of(session, user_id))
+
+
+async def set_preferences(
+    session: AsyncSession, user_id: uuid.UUID, wanted: NotificationPreferences
+) -> NotificationPreferences:
+    await repo.set_opt_outs(session, user_id, wanted.opt_outs())
+    return wanted

@@ -229,3 +229,37 @@ async def test_registration_mails_a_verification_link_that_verifies(
     again = await client.post("/api/v1/auth/verify-email/request", headers=bearer(user))
     assert again.status_code == 202
     assert await db.fetchval("SELECT count(*) FROM messages") == 1
+
+
+async def test_preferences_opt_out_of_marketing_but_never_of_account_mail(
+    client: httpx.AsyncClient, db: asyncpg.Pool, smtp: Inbox, mail_worker: None
+) -> None:
+    admin = await user_with_roles(client, db, "admin")
+    player = await register(client)
+    url = "/api/v1/me/notification-preferences"
+    defaults = (await client.get(url, headers=bearer(player))).json()
+    assert defaults["email"] == {"achievements": True, "marketing": True}
+    put = await client.put(
+        url,
+        headers=bearer(player),
+        json={"email": {"marketing": False}, "inApp": {"achievements": False}},
+    )
+    assert put.status_code == 200, put.text
+    assert put.json()["email"] == {"achievements": True, "marketing": False}
+    assert (await client.get(url, headers=bearer(player))).json() == put.json()
+    bad = await client.put(url, headers=bearer(player), json={"email": {"transactional": False}})
+    assert bad.status_code == 422  # transactional mail cannot be turned off
+
+    for category in ("marketing", "transactional"):
+        await client.post(
+            "/api/v1/admin/notifications",
+            headers=bearer(admin),
+            json={
+                "type": "EMAIL",
+                "recipientUserId": player["user"]["id"],
+                "payload": {"subject": category, "body": "b", "category": category},
+            },
+        )
+    await _settled(db, "SENT", count=4)  # two verification mails, then the two above
+    subjects = sorted(m["Subject"] for m in smtp.mails)
+    assert "marketing" not in subjects and "transactional" in subjects

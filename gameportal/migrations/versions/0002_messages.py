@@ -1,8 +1,8 @@
-"""messages queue, in-app read state, account tokens
+"""messages queue, in-app read state, account tokens, preferences
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-26 11:29:29.992292
+Create Date: 2026-11-26 11:35:52.933116
 """
 
 from collections.abc import Sequence
@@ -128,6 +128,29 @@ def upgrade() -> None:
         postgresql_where=sa.text("status IN ('PENDING','PROCESSING')"),
     )
     op.create_table(
+        "notification_preferences",
+        sa.Column("user_id", sa.UUID(), nullable=False),
+        sa.Column(
+            "opt_outs",
+            postgresql.ARRAY(sa.Text()),
+            server_default=sa.text("ARRAY[]::text[]"),
+            nullable=False,
+        ),
+        sa.Column(
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_notification_preferences_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("user_id", name=op.f("pk_notification_preferences")),
+    )
+    op.create_table(
         "notification_reads",
         sa.Column("user_id", sa.UUID(), nullable=False),
         sa.Column("message_id", sa.UUID(), nullable=False),
@@ -160,6 +183,7 @@ def downgrade() -> None:
     op.drop_column("users", "email_verified_at")
     op.drop_index(op.f("ix_notification_reads_message_id"), table_name="notification_reads")
     op.drop_table("notification_reads")
+    op.drop_table("notification_preferences")
     op.drop_index(
         "uq_messages_dedupe_key_open",
         table_name="messages",

@@ -11,13 +11,20 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 
 import aiosmtplib
+import structlog
 
 from gameportal.config import Settings
 from gameportal.notifications.registry import ClaimedMessage, Delivery, PermanentError
+from gameportal.notifications.schemas import opted_out
 from gameportal.notifications.templates import UnknownTemplate, render
 
+log = structlog.get_logger(__name__)
+
 _RECIPIENT_SQL = """
-SELECT email, name, preferences->>'language' AS language FROM users WHERE id = $1
+SELECT u.email, u.name, u.preferences->>'language' AS language,
+       coalesce(p.opt_outs, ARRAY[]::text[]) AS opt_outs
+FROM users u LEFT JOIN notification_preferences p ON p.user_id = u.id
+WHERE u.id = $1
 """
 
 
@@ -31,6 +38,10 @@ class EmailChannel:
         recipient = await delivery.pool.fetchrow(_RECIPIENT_SQL, message.recipient_user_id)
         if recipient is None:
             raise PermanentError("the recipient no longer exists")
+        if opted_out(list(recipient["opt_outs"]), "EMAIL", message.payload.get("category")):
+            # Done, not failed: not sending is exactly what the player asked for.
+            log.info("email_skipped_opted_out", message_id=str(message.id))
+            return
         try:
             mail = self.compose(
                 message, recipient["email"], recipient["name"], recipient["language"]
