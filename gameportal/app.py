@@ -24,7 +24,11 @@ from gameportal.migrations import current_revision, head_revision
 from gameportal.notifications.admin_router import admin_notifications_router
 from gameportal.notifications.live import InboxHub
 from gameportal.notifications.metrics import refresh_depth
-from gameportal.notifications.router import me_notifications_router, preferences_router
+from gameportal.notifications.router import (
+    me_notifications_router,
+    preferences_router,
+    unsubscribe_router,
+)
 from gameportal.observability import (
     RequestContextMiddleware,
     configure_logging,
@@ -93,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         me_router,
         me_notifications_router,
         preferences_router,
+        unsubscribe_router,
         admin_router,
         admin_notifications_router,
     )

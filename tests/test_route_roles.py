@@ -38,6 +38,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/me/notifications/stream"): "user",
     ("GET", "/api/v1/me/notification-preferences"): "user",
     ("PUT", "/api/v1/me/notification-preferences"): "user",
+    ("POST", "/api/v1/unsubscribe"): "anonymous",
     ("POST", "/api/v1/me/notifications/{notification_id}/read"): "user",
     ("POST", "/api/v1/me/notifications/read-all"): "user",
     ("GET", "/api/v1/admin/users"): "admin",

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from gameportal.db import DbReadSession, DbSession
@@ -148,3 +148,23 @@ async def put_preferences(
     body: NotificationPreferences, principal: CurrentUser, session: DbSession
 ) -> NotificationPreferences:
     return await service.set_preferences(session, principal.user_id, body)
+
+
+unsubscribe_router = APIRouter(
+    prefix="/api/v1/unsubscribe", tags=["notifications"], responses=problem_responses(500)
+)
+
+
+@unsubscribe_router.post(
+    "",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(400, 422),
+    summary="One-click unsubscribe (RFC 8058) with the signed link from a mail; no login",
+)
+async def unsubscribe(
+    session: DbSession,
+    identity: IdentityDep,
+    token: Annotated[str, Query(min_length=1, max_length=512)],
+) -> Response:
+    await service.unsubscribe(session, identity.settings.secret_key, token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -19,7 +19,9 @@ from gameportal.kit.ids import new_id
 from gameportal.models import Message
 from gameportal.notifications import inbox_repository as inbox_repo
 from gameportal.notifications import repository as repo
+from gameportal.notifications import unsubscribe as unsubscribe_links
 from gameportal.notifications.schemas import (
+    OPTIONAL_CATEGORIES,
     InboxItem,
     MessageCreate,
     NotificationPreferences,
@@ -312,3 +314,23 @@ async def set_preferences(
 ) -> NotificationPreferences:
     await repo.set_opt_outs(session, user_id, wanted.opt_outs())
     return wanted
+
+
+class InvalidUnsubscribeLink(PortalError):
+    status = 400
+    slug = "invalid-unsubscribe-link"
+    title = "This unsubscribe link is not valid"
+
+
+async def unsubscribe(session: AsyncSession, secret_key: str, token: str) -> None:
+    """Apply a signed one-click opt-out; applying it twice is harmless."""
+    target = unsubscribe_links.verify(secret_key, token)
+    if target is None or target.category not in OPTIONAL_CATEGORIES:
+        raise InvalidUnsubscribeLink("the link was changed or is not one we sent")
+    if not await repo.user_exists(session, target.user_id):
+        return  # the account is gone: nothing left to send to
+    current = await repo.opt_outs_of(session, target.user_id)
+    wanted = f"{target.channel}:{target.category}"
+    if wanted not in current:
+        await repo.set_opt_outs(session, target.user_id, sorted([*current, wanted]))
+    log.info("unsubscribed", user_id=str(target.user_id), opt_out=wanted)

@@ -263,3 +263,35 @@ async def test_preferences_opt_out_of_marketing_but_never_of_account_mail(
     await _settled(db, "SENT", count=4)  # two verification mails, then the two above
     subjects = sorted(m["Subject"] for m in smtp.mails)
     assert "marketing" not in subjects and "transactional" in subjects
+
+
+async def test_marketing_mail_carries_a_one_click_unsubscribe_link_that_works(
+    client: httpx.AsyncClient, db: asyncpg.Pool, smtp: Inbox, mail_worker: None
+) -> None:
+    admin = await user_with_roles(client, db, "admin")
+    player = await register(client)
+    await client.post(
+        "/api/v1/admin/notifications",
+        headers=bearer(admin),
+        json={
+            "type": "EMAIL",
+            "recipientUserId": player["user"]["id"],
+            "payload": {"subject": "Spring promo", "body": "b", "category": "marketing"},
+        },
+    )
+    await _settled(db, "SENT", count=3)
+    [promo] = [m for m in smtp.mails if m["Subject"] == "Spring promo"]
+    account = [m for m in smtp.mails if m["Subject"] == "Confirm your email address"]
+    assert account and all(m["List-Unsubscribe"] is None for m in account)  # never for account
+    assert promo["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    link = promo["List-Unsubscribe"].strip("<>")
+    assert link.startswith("https://play.example.com/api/v1/unsubscribe?token=")
+    token = link.split("token=")[1]
+
+    tampered = await client.post("/api/v1/unsubscribe", params={"token": token[:-2] + "xx"})
+    assert tampered.status_code == 400
+    done = await client.post("/api/v1/unsubscribe", params={"token": token})  # no login
+    assert done.status_code == 204
+    assert (await client.post("/api/v1/unsubscribe", params={"token": token})).status_code == 204
+    prefs = (await client.get("/api/v1/me/notification-preferences", headers=bearer(player))).json()
+    assert prefs["email"] == {"achievements": True, "marketing": False}

@@ -15,8 +15,9 @@ import structlog
 
 from gameportal.config import Settings
 from gameportal.notifications.registry import ClaimedMessage, Delivery, PermanentError
-from gameportal.notifications.schemas import opted_out
+from gameportal.notifications.schemas import OPTIONAL_CATEGORIES, opted_out
 from gameportal.notifications.templates import UnknownTemplate, render
+from gameportal.notifications.unsubscribe import Unsubscribe, sign
 
 log = structlog.get_logger(__name__)
 
@@ -74,6 +75,15 @@ class EmailChannel:
         mail["Subject"] = subject
         mail["Message-ID"] = make_msgid(idstring=str(message.id))
         mail["Content-Language"] = language or "en"
+        category = payload.get("category")
+        if category in OPTIONAL_CATEGORIES and message.recipient_user_id is not None:
+            token = sign(
+                self.settings.secret_key,
+                Unsubscribe(message.recipient_user_id, "EMAIL", str(category)),
+            )
+            link = f"{self.settings.public_base_url.rstrip('/')}/api/v1/unsubscribe?token={token}"
+            mail["List-Unsubscribe"] = f"<{link}>"
+            mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         mail.set_content(text)
         mail.add_alternative(body_html, subtype="html")
         return mail
