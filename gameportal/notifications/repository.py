@@ -124,18 +124,6 @@ async def complete_many(pool: asyncpg.Pool, *, ids: list[uuid.UUID], owner: str)
     return {r["id"] for r in rows}
 
 
-async def complete(pool: asyncpg.Pool, *, message_id: uuid.UUID, owner: str) -> bool:
-    """SENT, only while we still hold the lease (a reaped row is someone else's now)."""
-    done: str = await pool.execute(
-        "UPDATE messages SET status = 'SENT', sent_at = now(), lease_owner = NULL, "
-        "lease_expires_at = NULL, last_error = NULL, updated_at = now() "
-        "WHERE id = $1 AND lease_owner = $2 AND status = 'PROCESSING'",
-        message_id,
-        owner,
-    )
-    return done.endswith(" 1")
-
-
 # A failed attempt: FAILED when permanent or out of attempts, else back to PENDING later.
 _FAIL_SQL = """
 UPDATE messages
@@ -213,10 +201,6 @@ RETURNING id, status
 async def reap_expired(pool: asyncpg.Pool, *, limit: int = 1000) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await pool.fetch(_REAP_SQL, limit)
     return rows
-
-
-def as_dict(record: asyncpg.Record) -> dict[str, Any]:
-    return dict(record)
 
 
 # --- operators (ORM session) -----------------------------------------------------------------

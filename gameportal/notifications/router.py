@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from gameportal.db import DbReadSession, DbSession
 from gameportal.errors import InvalidField, problem_responses
 from gameportal.identity.deps import CurrentUser, IdentityDep
-from gameportal.kit.pagination import Page, Pagination, encode_cursor
+from gameportal.kit.pagination import Page, Pagination, split_page
 from gameportal.notifications import live, service
 from gameportal.notifications.schemas import (
     InboxItem,
@@ -40,11 +40,8 @@ async def list_notifications(
     items = await service.inbox(
         session, principal.user_id, before=page.after, limit=page.limit + 1, unread_only=unread
     )
-    more = len(items) > page.limit
-    items = items[: page.limit]
-    return Page[InboxItem](
-        items=items, next_cursor=encode_cursor(items[-1].id) if more and items else None
-    )
+    items, next_cursor = split_page(items, page.limit)
+    return Page[InboxItem](items=items, next_cursor=next_cursor)
 
 
 @me_notifications_router.get(

@@ -247,7 +247,7 @@ async def test_an_expired_lease_is_taken_back_and_counted(app: FastAPI, db: asyn
     reaped = await repo.reap_expired(pool)
     assert [(r["id"], r["status"]) for r in reaped] == [(message_id, "PENDING")]
     # The dead worker's late completion must not count: the lease is gone.
-    assert not await repo.complete(pool, message_id=message_id, owner="dead-worker")
+    assert await repo.complete_many(pool, ids=[message_id], owner="dead-worker") == set()
     # A message that kills every worker that takes it ends FAILED, not in a loop.
     await repo.claim(
         pool, types=["IN_APP"], limit=10, owner="dead-again", lease=timedelta(milliseconds=50)
