@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,14 +14,9 @@ from pathlib import Path
 
 import httpx
 
+from tests.net import free_port
+
 GAMEPORTAL = [sys.executable, "-m", "gameportal.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _env(data_dir: Path, **extra: str) -> dict[str, str]:
@@ -60,7 +54,7 @@ def _postgres_running(pgdata: Path) -> bool:
 @contextmanager
 def _serving(data_dir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`gameportal serve` on a free loopback port; SIGTERM when the block ends."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [*GAMEPORTAL, "serve", "--port", str(port)],
         env=_env(data_dir),
@@ -90,7 +84,7 @@ def test_serve_on_embedded_postgres_then_stop_cleanly(tmp_path: Path) -> None:
         assert register.headers["x-request-id"]
 
         second = subprocess.run(
-            [*GAMEPORTAL, "serve", "--port", str(_free_port())],
+            [*GAMEPORTAL, "serve", "--port", str(free_port())],
             env=_env(data_dir),
             capture_output=True,
             timeout=60,

@@ -117,23 +117,15 @@ async def enqueue(
         max_attempts=max_attempts,
         dedupe_key=dedupe_key,
     )
-    prepared = _prepared(item)
-    if prepared.id in await repo.insert_messages(session, [prepared]):
-        return prepared.id
-    assert dedupe_key is not None  # only a dedupe conflict inserts nothing
-    existing = await repo.open_message_with_key(session, dedupe_key)
-    if existing is None:  # finished between the two statements: queue it afresh
-        return await enqueue(
-            session,
-            message_type=message_type,
-            payload=payload,
-            recipient_user_id=recipient_user_id,
-            scheduled_at=scheduled_at,
-            priority=priority,
-            max_attempts=max_attempts,
-            dedupe_key=dedupe_key,
-        )
-    return existing
+    while True:
+        prepared = _prepared(item)
+        if prepared.id in await repo.insert_messages(session, [prepared]):
+            return prepared.id
+        assert dedupe_key is not None  # only a dedupe conflict inserts nothing
+        existing = await repo.open_message_with_key(session, dedupe_key)
+        if existing is not None:
+            return existing
+        # The holder of the key finished between the two statements: queue afresh.
 
 
 # --- operators ---------------------------------------------------------------------------

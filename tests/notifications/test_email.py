@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import email
 import re
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from email.message import Message
@@ -22,15 +21,9 @@ from gameportal.notifications.channels import register_builtin_handlers
 from gameportal.notifications.registry import unregister_handler
 from gameportal.notifications.worker import Worker, WorkerConfig
 from tests.factories import STRONG_PASSWORD, bearer, login, register, user_with_roles
+from tests.net import free_port
 
 NEW_PASSWORD = "amber-falcon-orchard-51"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Inbox:
@@ -43,7 +36,7 @@ class Inbox:
         return "250 OK"
 
 
-SMTP_PORT = _free_port()
+SMTP_PORT = free_port()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -18,19 +17,13 @@ from gameportal.notifications.channels import register_builtin_handlers
 from gameportal.notifications.registry import unregister_handler
 from gameportal.notifications.worker import Worker, WorkerConfig
 from tests.factories import bearer, register, user_with_roles
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from tests.net import free_port
 
 
 @pytest.fixture
 async def served(app: FastAPI, database_url: str) -> AsyncIterator[str]:
     """The app on a real loopback port (streams need a real server), plus an IN_APP worker."""
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
     )
