@@ -27,8 +27,11 @@ from gameportal.notifications.metrics import refresh_depth
 from gameportal.notifications.router import (
     me_notifications_router,
     preferences_router,
+    push_router,
     unsubscribe_router,
+    vapid_router,
 )
+from gameportal.notifications.vapid import VapidSigner
 from gameportal.observability import (
     RequestContextMiddleware,
     configure_logging,
@@ -77,6 +80,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.identity = Identity.from_settings(settings)
     app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
+    app.state.vapid = (
+        VapidSigner(settings.vapid_private_key, settings.vapid_subject)
+        if settings.vapid_private_key
+        else None
+    )
 
     register_error_handlers(app)
     if settings.cors_origins:
@@ -97,6 +105,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         me_router,
         me_notifications_router,
         preferences_router,
+        push_router,
+        vapid_router,
         unsubscribe_router,
         admin_router,
         admin_notifications_router,

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from pydantic import ValidationError
 
 from gameportal.config import Settings, get_settings
 
@@ -27,8 +28,12 @@ cli = typer.Typer(
 def _settings() -> Settings:
     try:
         return get_settings()
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        typer.echo(f"configuration error: {exc}", err=True)
+    except ValidationError as exc:
+        # Only the messages: pydantic's own text repeats the input, secrets included.
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"])
+            name = f"GAMEPORTAL_{where.upper()}: " if where else ""
+            typer.echo(f"configuration error: {name}{error['msg']}", err=True)
         raise typer.Exit(2) from None
 
 
@@ -111,6 +116,16 @@ def db_url() -> None:
             typer.echo(url)
     except DataDirInUse as exc:
         raise _fail(str(exc)) from None
+
+
+@cli.command("vapid-keys")
+def vapid_keys() -> None:
+    """Print a new VAPID key pair for Web Push, as environment settings."""
+    from gameportal.notifications.vapid import generate_keys
+
+    keys = generate_keys()
+    typer.echo(f"GAMEPORTAL_VAPID_PRIVATE_KEY={keys.private_key}")
+    typer.echo(f"# public key (served at /api/v1/push/vapid-public-key): {keys.public_key}")
 
 
 @cli.command("create-admin")
@@ -200,7 +215,7 @@ def worker(
     if missing or not chosen:
         raise _fail(
             f"no handler is installed for {missing or 'any message type'}; "
-            "load one with --import MODULE"
+            "load one with --import MODULE (PUSH needs GAMEPORTAL_VAPID_PRIVATE_KEY)"
         )
     settings = _settings()
     try:
@@ -223,6 +238,7 @@ def worker(
 
 async def _run_worker(settings: Settings, url: str, config: WorkerConfig) -> None:
     from gameportal.db import Database, plain_url
+    from gameportal.notifications.registry import close_handlers
     from gameportal.notifications.worker import Worker
     from gameportal.observability import configure_logging
 
@@ -235,6 +251,7 @@ async def _run_worker(settings: Settings, url: str, config: WorkerConfig) -> Non
     try:
         await Worker(db.pool, plain_url(url), config).run(stop)
     finally:
+        await close_handlers()
         await db.close()
 
 

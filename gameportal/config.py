@@ -72,6 +72,24 @@ class Settings(BaseSettings):
     mail_from: str = "gameportal <no-reply@localhost>"
     password_reset_ttl_minutes: int = Field(default=30, ge=5, le=24 * 60)
 
+    # Web Push (VAPID, RFC 8292). `gameportal vapid-keys` makes a key pair; unset, the
+    # push routes answer 503 and PUSH messages fail with a clear lastError.
+    vapid_private_key: str | None = None
+    vapid_subject: str = "mailto:admin@localhost"
+    # Push endpoints must be on these hosts (or their subdomains): the browsers' own
+    # push services. Anything else would let a player aim the worker at any URL (SSRF).
+    push_endpoint_hosts: list[str] = Field(
+        default_factory=lambda: [
+            "fcm.googleapis.com",
+            "push.services.mozilla.com",
+            "notify.windows.com",
+            "push.apple.com",
+        ]
+    )
+    push_allow_http: bool = False  # plain-HTTP endpoints, only for a local push service
+    push_timeout_seconds: float = Field(default=10, gt=0)
+    push_ttl_seconds: int = Field(default=24 * 3600, ge=0, le=28 * 24 * 3600)
+
     # HTTP
     trusted_proxies: list[str] = Field(default_factory=list)
     max_json_body_bytes: int = Field(default=1024 * 1024, ge=1024)
@@ -98,6 +116,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "GAMEPORTAL_SESSION_IDLE_DAYS cannot exceed GAMEPORTAL_SESSION_TTL_DAYS"
             )
+        if self.vapid_private_key:
+            # A bad key or subject is found at start-up, not at the first push.
+            from gameportal.notifications.vapid import VapidSigner
+
+            VapidSigner(self.vapid_private_key, self.vapid_subject)
         return self
 
     @property

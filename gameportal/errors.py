@@ -109,6 +109,12 @@ class PayloadTooLarge(PortalError):
     title = "Request body too large"
 
 
+class Unavailable(PortalError):
+    status = 503
+    slug = "unavailable"
+    title = "Not available on this server"
+
+
 class InvalidField(PortalError):
     """A field that parses but breaks a rule only the service can check (e.g. a weak
     password). Rendered like a validation error so clients handle both alike."""

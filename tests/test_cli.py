@@ -146,6 +146,20 @@ def test_production_refuses_a_default_secret(tmp_path: Path) -> None:
     assert short.returncode == 2
 
 
+def test_configuration_errors_name_the_setting_but_never_echo_secrets(tmp_path: Path) -> None:
+    secret = "a-real-production-secret-0123456789abcdef"
+    result = subprocess.run(
+        [*GAMEPORTAL, "db-url"],
+        env=_env(tmp_path, GAMEPORTAL_SECRET_KEY=secret, GAMEPORTAL_VAPID_PRIVATE_KEY="oops"),
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert b"GAMEPORTAL_VAPID_PRIVATE_KEY" in result.stderr
+    assert secret.encode() not in result.stderr
+    assert b"oops" not in result.stderr
+
+
 def test_migrate_sql_prints_the_schema_without_connecting(tmp_path: Path) -> None:
     nowhere = "postgresql://nobody@127.0.0.1:9/nothing"  # offline mode never connects
     result = subprocess.run(

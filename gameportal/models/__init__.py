@@ -8,6 +8,7 @@ from gameportal.models.message import (
     NotificationPreference,
     NotificationRead,
 )
+from gameportal.models.push import PushDelivery, PushSubscription
 from gameportal.models.session import LoginThrottle, SecurityEvent, Session, SpentRefreshToken
 from gameportal.models.user import (
     ROLES,
@@ -27,6 +28,8 @@ __all__ = [
     "Message",
     "NotificationPreference",
     "NotificationRead",
+    "PushDelivery",
+    "PushSubscription",
     "SecurityEvent",
     "Session",
     "SpentRefreshToken",

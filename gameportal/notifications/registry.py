@@ -55,3 +55,11 @@ def handler_for(message_type: str) -> Handler | None:
 
 def registered_types() -> list[str]:
     return sorted(_handlers)
+
+
+async def close_handlers() -> None:
+    """Let handlers that hold connections (an HTTP client) close them on shutdown."""
+    for handler in _handlers.values():
+        aclose = getattr(handler, "aclose", None)
+        if aclose is not None:
+            await aclose()

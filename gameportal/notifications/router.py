@@ -6,20 +6,24 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from gameportal.db import DbReadSession, DbSession
-from gameportal.errors import InvalidField, problem_responses
+from gameportal.errors import InvalidField, Unavailable, problem_responses
 from gameportal.identity.deps import CurrentUser, IdentityDep
 from gameportal.kit.pagination import Page, Pagination, split_page
-from gameportal.notifications import live, service
+from gameportal.notifications import live, push, service
 from gameportal.notifications.schemas import (
     InboxItem,
     MarkedRead,
     NotificationPreferences,
+    PushSubscriptionCreate,
+    PushSubscriptionRead,
     UnreadCount,
+    VapidPublicKey,
 )
+from gameportal.notifications.vapid import VapidSigner
 
 me_notifications_router = APIRouter(
     prefix="/api/v1/me/notifications",
@@ -165,3 +169,91 @@ async def unsubscribe(
 ) -> Response:
     await service.unsubscribe(session, identity.settings.secret_key, token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+push_router = APIRouter(
+    prefix="/api/v1/me/push-subscriptions",
+    tags=["me: notifications"],
+    responses=problem_responses(401, 500),
+)
+
+
+async def _vapid(request: Request) -> VapidSigner:
+    signer: VapidSigner | None = request.app.state.vapid
+    if signer is None:
+        raise Unavailable("Web Push is not configured on this server (no VAPID key)")
+    return signer
+
+
+Vapid = Annotated[VapidSigner, Depends(_vapid)]
+
+
+@push_router.post(
+    "",
+    response_model=PushSubscriptionRead,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"model": PushSubscriptionRead, "description": "This device's subscription, replaced"},
+        **problem_responses(409, 413, 422, 503),
+    },
+    summary="Register this device's browser push subscription (one per device session)",
+)
+async def subscribe_push(
+    body: PushSubscriptionCreate,
+    principal: CurrentUser,
+    session: DbSession,
+    response: Response,
+    identity: IdentityDep,
+    _: Vapid,
+) -> PushSubscriptionRead:
+    subscription, created = await push.subscribe(
+        session, identity.settings, principal.user_id, principal.session_id, body
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return push.as_read(subscription, principal.session_id)
+
+
+@push_router.get(
+    "",
+    response_model=Page[PushSubscriptionRead],
+    responses=problem_responses(400, 422),
+    summary="Your devices' push subscriptions, newest first",
+)
+async def list_push_subscriptions(
+    principal: CurrentUser, session: DbReadSession, page: Pagination
+) -> Page[PushSubscriptionRead]:
+    rows = await push.list_subscriptions(
+        session, principal.user_id, after=page.after, limit=page.limit + 1
+    )
+    rows, next_cursor = split_page(rows, page.limit)
+    return Page[PushSubscriptionRead](
+        items=[push.as_read(row, principal.session_id) for row in rows], next_cursor=next_cursor
+    )
+
+
+@push_router.delete(
+    "/{subscription_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(404, 422),
+)
+async def delete_push_subscription(
+    subscription_id: uuid.UUID, principal: CurrentUser, session: DbSession
+) -> Response:
+    await push.unsubscribe(session, principal.user_id, subscription_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+vapid_router = APIRouter(
+    prefix="/api/v1/push", tags=["notifications"], responses=problem_responses(500)
+)
+
+
+@vapid_router.get(
+    "/vapid-public-key",
+    response_model=VapidPublicKey,
+    responses=problem_responses(503),
+    summary="The key browsers subscribe with (`applicationServerKey`); no login",
+)
+async def vapid_public_key(signer: Vapid) -> VapidPublicKey:
+    return VapidPublicKey(public_key=signer.public_key)

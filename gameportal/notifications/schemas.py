@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, TypeAdapter
+from cryptography.hazmat.primitives.asymmetric import ec
+from pydantic import Field, StringConstraints, TypeAdapter, field_validator
 
 from gameportal.kit.schemas import InputSchema, Schema, UtcDatetime
+from gameportal.notifications.vapid import b64url_decode
 
 MessageType = Literal["EMAIL", "PUSH", "IN_APP", "MEDIA_PROCESSING"]
 
@@ -166,3 +168,57 @@ class NotificationPreferences(InputSchema):
 
 def opted_out(opt_outs: list[str], channel: str, category: str | None) -> bool:
     return category in OPTIONAL_CATEGORIES and f"{channel}:{category}" in opt_outs
+
+
+class PushKeys(InputSchema):
+    """The browser's keys from `PushSubscription.toJSON()`, base64url (RFC 8291)."""
+
+    p256dh: Annotated[str, StringConstraints(min_length=80, max_length=100)]
+    auth: Annotated[str, StringConstraints(min_length=16, max_length=40)]
+
+    @field_validator("p256dh")
+    @classmethod
+    def _p256_point(cls, value: str) -> str:
+        try:
+            point = b64url_decode(value)
+            ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+        except ValueError:
+            raise ValueError("must be a base64url P-256 public key (65 bytes)") from None
+        if len(point) != 65:
+            raise ValueError("must be an uncompressed P-256 public key (65 bytes)")
+        return value
+
+    @field_validator("auth")
+    @classmethod
+    def _auth_secret(cls, value: str) -> str:
+        try:
+            secret = b64url_decode(value)
+        except ValueError:
+            secret = b""
+        if len(secret) != 16:
+            raise ValueError("must be a base64url 16-byte authentication secret")
+        return value
+
+
+class PushSubscriptionCreate(InputSchema):
+    """Exactly what the browser's `JSON.stringify(pushSubscription)` gives."""
+
+    endpoint: Annotated[str, StringConstraints(min_length=10, max_length=2000)]
+    keys: PushKeys
+    expiration_time: Annotated[int, Field(ge=0)] | None = Field(
+        default=None, description="Milliseconds since the epoch, as the browser reports it"
+    )
+
+
+class PushSubscriptionRead(Schema):
+    id: uuid.UUID
+    endpoint: str
+    session_id: uuid.UUID = Field(description="The device session this subscription belongs to")
+    current: bool = Field(description="True for the session making this request")
+    created_at: UtcDatetime
+    last_success_at: UtcDatetime | None
+    expires_at: UtcDatetime | None
+
+
+class VapidPublicKey(Schema):
+    public_key: str = Field(description="Pass as `applicationServerKey` to `pushManager.subscribe`")

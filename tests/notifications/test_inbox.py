@@ -13,11 +13,10 @@ import pytest
 from fastapi import FastAPI
 
 from gameportal.db import plain_url
-from gameportal.notifications.channels import register_builtin_handlers
 from gameportal.notifications.channels.in_app import INBOX_CHANNEL
-from gameportal.notifications.registry import unregister_handler
-from gameportal.notifications.worker import Worker, WorkerConfig
+from gameportal.notifications.worker import Worker
 from tests.factories import bearer, register, user_with_roles
+from tests.notifications.support import running_workers, settled
 
 ADMIN_URL = "/api/v1/admin/notifications"
 INBOX = "/api/v1/me/notifications"
@@ -25,23 +24,8 @@ INBOX = "/api/v1/me/notifications"
 
 @pytest.fixture
 async def in_app_worker(app: FastAPI, database_url: str) -> AsyncIterator[Worker]:
-    register_builtin_handlers()
-    config = WorkerConfig(types=["IN_APP"], poll_interval=0.2)
-    worker = Worker(app.state.db.pool, plain_url(database_url), config)
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    yield worker
-    stop.set()
-    await task
-    unregister_handler("IN_APP")
-
-
-async def _delivered(db: asyncpg.Pool, count: int) -> None:
-    for _ in range(200):
-        if await db.fetchval("SELECT count(*) FROM messages WHERE status = 'SENT'") >= count:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("not delivered in time")
+    async with running_workers(app, database_url, builtins=True) as [worker]:
+        yield worker
 
 
 async def test_inbox_shows_own_messages_and_broadcasts_with_read_state(
@@ -69,7 +53,7 @@ async def test_inbox_shows_own_messages_and_broadcasts_with_read_state(
         ):
             created = await client.post(ADMIN_URL, json=body, headers=bearer(admin))
             assert created.status_code == 201, created.text
-        await _delivered(db, 3)
+        await settled(db, "SENT", 3)
         await asyncio.sleep(0.1)
     finally:
         await listener.close()

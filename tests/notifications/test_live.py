@@ -12,12 +12,9 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from gameportal.db import plain_url
-from gameportal.notifications.channels import register_builtin_handlers
-from gameportal.notifications.registry import unregister_handler
-from gameportal.notifications.worker import Worker, WorkerConfig
 from tests.factories import bearer, register, user_with_roles
 from tests.net import free_port
+from tests.notifications.support import running_workers
 
 
 @pytest.fixture
@@ -28,26 +25,16 @@ async def served(app: FastAPI, database_url: str) -> AsyncIterator[str]:
         uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
     )
     serving = asyncio.create_task(server.serve())
-    register_builtin_handlers()
-    worker = Worker(
-        app.state.db.pool,
-        plain_url(database_url),
-        WorkerConfig(types=["IN_APP"], poll_interval=0.2),
-    )
-    stop = asyncio.Event()
-    working = asyncio.create_task(worker.run(stop))
-    for _ in range(250):  # bounded: 5 s
-        if server.started:
-            break
-        await asyncio.sleep(0.02)
-    assert server.started
-    assert await app.state.inbox_hub.wait_connected(within=5)
     try:
-        yield f"http://127.0.0.1:{port}"
+        async with running_workers(app, database_url, builtins=True):
+            for _ in range(250):  # bounded: 5 s
+                if server.started:
+                    break
+                await asyncio.sleep(0.02)
+            assert server.started
+            assert await app.state.inbox_hub.wait_connected(within=5)
+            yield f"http://127.0.0.1:{port}"
     finally:
-        stop.set()
-        await working
-        unregister_handler("IN_APP")
         server.should_exit = True
         await serving
 

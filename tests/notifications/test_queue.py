@@ -30,7 +30,7 @@ from gameportal.notifications.registry import (
     unregister_handler,
 )
 from gameportal.notifications.service import InvalidPayload, enqueue
-from gameportal.notifications.worker import Worker, WorkerConfig
+from tests.notifications.support import running_workers, wait_for
 
 ROOT = Path(__file__).parent.parent.parent
 
@@ -59,41 +59,8 @@ async def _handler(
         unregister_handler(message_type)
 
 
-@asynccontextmanager
-async def _workers(
-    app: FastAPI, database_url: str, n: int = 1, **config: object
-) -> AsyncIterator[list[Worker]]:
-    values: dict[str, object] = {
-        "types": ["IN_APP"],
-        "concurrency": 8,
-        "poll_interval": 0.2,
-        "retry_base_seconds": 0.05,
-        "reap_interval": 0.3,
-    }
-    values.update(config)
-    workers = [
-        Worker(app.state.db.pool, plain_url(database_url), WorkerConfig(**values))  # type: ignore[arg-type]
-        for _ in range(n)
-    ]
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(w.run(stop)) for w in workers]
-    try:
-        yield workers
-    finally:
-        stop.set()
-        await asyncio.gather(*tasks)
-
-
 async def _statuses(db: asyncpg.Pool) -> collections.Counter[str]:
     return collections.Counter(r["status"] for r in await db.fetch("SELECT status FROM messages"))
-
-
-async def _wait_for(condition: Callable[[], Awaitable[bool]], within: float = 20.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not await condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 async def test_a_rolled_back_transaction_queues_nothing(app: FastAPI, db: asyncpg.Pool) -> None:
@@ -130,13 +97,13 @@ async def test_worker_delivers_and_marks_sent(
     async def handle(message: ClaimedMessage, _: Delivery) -> None:
         seen.append(message.id)
 
-    async with _handler(handle), _workers(app, database_url):
+    async with _handler(handle), running_workers(app, database_url):
         ids = await _enqueue(app, 20)
 
         async def all_sent() -> bool:
             return (await _statuses(db))["SENT"] == 20
 
-        await _wait_for(all_sent)
+        await wait_for(all_sent)
     assert sorted(seen) == sorted(ids)
     sent_at = await db.fetchval("SELECT min(sent_at) FROM messages")
     assert sent_at is not None
@@ -158,12 +125,12 @@ async def test_two_workers_never_process_one_message_twice(
         seen[message.id] += 1
 
     ids = await _enqueue(app, 300)
-    async with _handler(handle), _workers(app, database_url, n=2, concurrency=16):
+    async with _handler(handle), running_workers(app, database_url, n=2, concurrency=16):
 
         async def all_sent() -> bool:
             return (await _statuses(db))["SENT"] == 300
 
-        await _wait_for(all_sent, within=60)
+        await wait_for(all_sent, within=60)
     assert not overlap
     assert set(seen) == set(ids)
     assert max(seen.values()) == 1
@@ -179,12 +146,12 @@ async def test_transient_errors_retry_with_backoff_then_fail(
         raise ConnectionError("smtp down")
 
     await _enqueue(app, max_attempts=3)
-    async with _handler(flaky), _workers(app, database_url):
+    async with _handler(flaky), running_workers(app, database_url):
 
         async def failed() -> bool:
             return (await _statuses(db))["FAILED"] == 1
 
-        await _wait_for(failed)
+        await wait_for(failed)
     row = await db.fetchrow("SELECT retry_count, last_error, sent_at FROM messages")
     assert row["retry_count"] == 3
     assert row["last_error"] == "ConnectionError: smtp down"
@@ -203,13 +170,13 @@ async def test_a_poison_message_fails_alone(
             raise PermanentError("cannot ever deliver this")
 
     await _enqueue(app, 10)
-    async with _handler(picky), _workers(app, database_url):
+    async with _handler(picky), running_workers(app, database_url):
 
         async def settled() -> bool:
             counts = await _statuses(db)
             return counts["SENT"] == 9 and counts["FAILED"] == 1
 
-        await _wait_for(settled)
+        await wait_for(settled)
     failed = await db.fetchrow("SELECT retry_count, last_error FROM messages WHERE status='FAILED'")
     assert failed["retry_count"] == 1  # permanent: no second attempt
     assert "cannot ever deliver this" in failed["last_error"]
@@ -225,14 +192,14 @@ async def test_a_future_message_is_not_delivered_early(
 
     due = datetime.now(UTC) + timedelta(seconds=1.5)
     await _enqueue(app, scheduled_at=due)
-    async with _handler(handle), _workers(app, database_url):
+    async with _handler(handle), running_workers(app, database_url):
         await asyncio.sleep(0.8)
         assert delivered == []
 
         async def sent() -> bool:
             return (await _statuses(db))["SENT"] == 1
 
-        await _wait_for(sent)
+        await wait_for(sent)
     assert delivered[0] >= due - timedelta(milliseconds=50)
 
 
@@ -300,7 +267,7 @@ async def test_kill_9_mid_batch_loses_nothing(
         async def all_claimed() -> bool:
             return (await _statuses(db))["PROCESSING"] == 5
 
-        await _wait_for(all_claimed, within=30)
+        await wait_for(all_claimed, within=30)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
@@ -312,13 +279,13 @@ async def test_kill_9_mid_batch_loses_nothing(
 
     async with (
         _handler(handle, "MEDIA_PROCESSING"),
-        _workers(app, database_url, types=["MEDIA_PROCESSING"]),
+        running_workers(app, database_url, types=["MEDIA_PROCESSING"]),
     ):
 
         async def all_sent() -> bool:
             return (await _statuses(db))["SENT"] == 5
 
-        await _wait_for(all_sent, within=30)
+        await wait_for(all_sent, within=30)
     assert sorted(seen) == sorted(ids)
     assert await db.fetchval("SELECT max(retry_count) FROM messages") == 1  # the crash counted
 
@@ -333,7 +300,7 @@ async def test_sigterm_finishes_or_gives_back_everything(
         async def some_sent() -> bool:
             return (await _statuses(db))["SENT"] >= 3
 
-        await _wait_for(some_sent, within=30)
+        await wait_for(some_sent, within=30)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:
@@ -394,7 +361,7 @@ async def test_enqueue_wakes_a_listening_worker_only_on_commit(
         await asyncio.sleep(0.2)
         assert heard == []
         await _enqueue(app)
-        await _wait_for(lambda: _truthy(heard), within=5)
+        await wait_for(lambda: _truthy(heard), within=5)
         assert heard == ["IN_APP"]
     finally:
         await listener.close()

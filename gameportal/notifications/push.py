@@ -1,0 +1,149 @@
+"""Web Push subscriptions: a player's browsers register where pushes go, one per device
+session. The PUSH channel (channels/push.py) reads them; this module owns writing them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gameportal.config import Settings
+from gameportal.errors import Conflict, InvalidField, NotFound
+from gameportal.kit.ids import new_id
+from gameportal.models import PushSubscription, Session
+from gameportal.notifications.schemas import PushSubscriptionCreate, PushSubscriptionRead
+
+
+def check_endpoint(settings: Settings, endpoint: str) -> None:
+    """Only the browsers' push services: the worker POSTs to this URL, so an arbitrary
+    one would let any player make the server call into its own network."""
+    try:
+        parts = urlsplit(endpoint)
+        host = (parts.hostname or "").lower()
+        _ = parts.port  # raises on a port that is not a number
+    except ValueError:
+        raise InvalidField("endpoint", "must be an absolute URL", "url_parsing") from None
+    allowed_schemes = ("https", "http") if settings.push_allow_http else ("https",)
+    if parts.scheme not in allowed_schemes or not host:
+        raise InvalidField("endpoint", "must be an https:// URL of a push service", "url_scheme")
+    if parts.username or parts.password:
+        raise InvalidField("endpoint", "must not carry credentials", "url_credentials")
+    allowed = [h.lower().lstrip(".") for h in settings.push_endpoint_hosts]
+    if not any(host == h or host.endswith("." + h) for h in allowed):
+        raise InvalidField(
+            "endpoint",
+            "is not on a known push service; the operator can allow more hosts with "
+            "GAMEPORTAL_PUSH_ENDPOINT_HOSTS",
+            "push_service_unknown",
+        )
+
+
+_UPSERT = text(
+    """
+    INSERT INTO push_subscriptions AS s
+        (id, user_id, session_id, endpoint, p256dh, auth, expires_at)
+    VALUES (:id, :user_id, :session_id, :endpoint, :p256dh, :auth, :expires_at)
+    ON CONFLICT (session_id) DO UPDATE SET
+        endpoint = excluded.endpoint, p256dh = excluded.p256dh, auth = excluded.auth,
+        expires_at = excluded.expires_at, updated_at = now(),
+        last_success_at = CASE WHEN s.endpoint = excluded.endpoint
+                               THEN s.last_success_at END
+    RETURNING s.id, (xmax = 0) AS created
+    """
+)
+
+
+async def subscribe(
+    session: AsyncSession,
+    settings: Settings,
+    user_id: uuid.UUID,
+    session_id: uuid.UUID,
+    body: PushSubscriptionCreate,
+) -> tuple[PushSubscription, bool]:
+    """Register (or replace) this device session's subscription. Returns it and whether
+    it is new."""
+    check_endpoint(settings, body.endpoint)
+    expires_at = (
+        datetime.fromtimestamp(body.expiration_time / 1000, UTC)
+        if body.expiration_time is not None
+        else None
+    )
+    if expires_at is not None and expires_at <= datetime.now(UTC):
+        raise InvalidField("expirationTime", "is in the past", "expired")
+    # The endpoint names one browser profile: held by another session (another account
+    # that logged in there, or an earlier login), it moves to this one.
+    await session.execute(
+        delete(PushSubscription).where(
+            PushSubscription.endpoint == body.endpoint,
+            PushSubscription.session_id != session_id,
+        )
+    )
+    try:
+        row = (
+            await session.execute(
+                _UPSERT,
+                {
+                    "id": new_id(),
+                    "user_id": user_id,
+                    "session_id": session_id,
+                    "endpoint": body.endpoint,
+                    "p256dh": body.keys.p256dh,
+                    "auth": body.keys.auth,
+                    "expires_at": expires_at,
+                },
+            )
+        ).one()
+    except IntegrityError:
+        # Another session registered the same endpoint at the same moment.
+        raise Conflict("this endpoint was registered concurrently; try again") from None
+    subscription = await session.get(PushSubscription, row.id, populate_existing=True)
+    assert subscription is not None
+    return subscription, bool(row.created)
+
+
+async def list_subscriptions(
+    session: AsyncSession, user_id: uuid.UUID, *, after: uuid.UUID | None, limit: int
+) -> list[PushSubscription]:
+    """Subscriptions of live sessions only: a logged-out device gets no pushes, and its
+    row goes when `gameportal prune` deletes the ended session."""
+    query = (
+        select(PushSubscription)
+        .join(Session, Session.id == PushSubscription.session_id)
+        .where(
+            PushSubscription.user_id == user_id,
+            Session.revoked_at.is_(None),
+            Session.expires_at > func.now(),
+        )
+    )
+    if after is not None:
+        query = query.where(PushSubscription.id < after)
+    rows = await session.scalars(query.order_by(PushSubscription.id.desc()).limit(limit))
+    return list(rows)
+
+
+async def unsubscribe(
+    session: AsyncSession, user_id: uuid.UUID, subscription_id: uuid.UUID
+) -> None:
+    deleted = await session.execute(
+        delete(PushSubscription)
+        .where(PushSubscription.id == subscription_id, PushSubscription.user_id == user_id)
+        .returning(PushSubscription.id)
+    )
+    if deleted.first() is None:  # someone else's id reads as unknown, not forbidden
+        raise NotFound("no such push subscription")
+
+
+def as_read(subscription: PushSubscription, current_session: uuid.UUID) -> PushSubscriptionRead:
+    return PushSubscriptionRead(
+        id=subscription.id,
+        endpoint=subscription.endpoint,
+        session_id=subscription.session_id,
+        current=subscription.session_id == current_session,
+        created_at=subscription.created_at,
+        last_success_at=subscription.last_success_at,
+        expires_at=subscription.expires_at,
+    )
