@@ -4,6 +4,7 @@ from gameportal.models.base import Base
 from gameportal.models.message import (
     MESSAGE_STATUSES,
     MESSAGE_TYPES,
+    BroadcastProgress,
     Message,
     NotificationPreference,
     NotificationRead,
@@ -24,6 +25,7 @@ __all__ = [
     "ROLES",
     "AccountToken",
     "Base",
+    "BroadcastProgress",
     "LoginThrottle",
     "Message",
     "NotificationPreference",

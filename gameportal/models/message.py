@@ -100,3 +100,17 @@ class NotificationPreference(Base):
         ARRAY(Text()), server_default=text("ARRAY[]::text[]")
     )
     updated_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+
+
+class BroadcastProgress(Base):
+    """How far an EMAIL or PUSH broadcast's fan-out got: the last user id queued, moved in
+    the same transaction as each batch, so a crash resumes without gaps or repeats."""
+
+    __tablename__ = "broadcast_progress"
+
+    message_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    last_user_id: Mapped[uuid.UUID]
+    recipients: Mapped[int] = mapped_column(server_default=text("0"))
+    updated_at: Mapped[datetime] = mapped_column(server_default=text("now()"))

@@ -11,11 +11,18 @@ from gameportal.models import MESSAGE_TYPES
 PROCESSED = Counter(
     "gameportal_queue_processed_total", "Messages settled by a worker", ["type", "outcome"]
 )
+_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200)
 LATENCY = Histogram(
     "gameportal_queue_latency_seconds",
-    "From due (scheduledAt) to sent",
+    "Waiting while due: from scheduledAt (moved by each retry) to sent",
     ["type"],
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
+    buckets=_BUCKETS,
+)
+END_TO_END = Histogram(
+    "gameportal_queue_end_to_end_seconds",
+    "From queued (createdAt) to sent, retries and any deliberate scheduling included",
+    ["type"],
+    buckets=_BUCKETS,
 )
 DEPTH = Gauge(
     "gameportal_queue_depth", "Unfinished messages by type and status", ["type", "status"]

@@ -22,6 +22,7 @@ class ClaimedMessage:
     type: str
     recipient_user_id: uuid.UUID | None
     payload: dict[str, Any]
+    priority: int
     retry_count: int
     max_attempts: int
     scheduled_at: datetime

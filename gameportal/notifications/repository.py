@@ -99,8 +99,8 @@ UPDATE messages m
 SET status = 'PROCESSING', lease_owner = $3, lease_expires_at = now() + $4::interval,
     updated_at = now()
 FROM due WHERE m.id = due.id
-RETURNING m.id, m.type, m.recipient_user_id, m.payload, m.retry_count, m.max_attempts,
-          m.scheduled_at, m.created_at
+RETURNING m.id, m.type, m.recipient_user_id, m.payload, m.priority, m.retry_count,
+          m.max_attempts, m.scheduled_at, m.created_at
 """
 
 

@@ -142,11 +142,9 @@ class MessageStateConflict(Conflict):
 
 
 async def admin_create(session: AsyncSession, admin_id: uuid.UUID, body: MessageCreate) -> Message:
-    if body.recipient_user_id is None and body.type in ("EMAIL", "PUSH"):
+    if body.recipient_user_id is None and body.type == "MEDIA_PROCESSING":
         raise InvalidField(
-            "recipientUserId",
-            f"{body.type} broadcasts are not available yet: send IN_APP, or one per recipient",
-            "not_supported",
+            "recipientUserId", "media processing is not something to broadcast", "required"
         )
     if body.recipient_user_id is not None and not await repo.user_exists(
         session, body.recipient_user_id

@@ -21,7 +21,7 @@ import structlog
 
 from gameportal.notifications import repository as repo
 from gameportal.notifications.backoff import retry_delay
-from gameportal.notifications.metrics import LATENCY, PROCESSED
+from gameportal.notifications.metrics import END_TO_END, LATENCY, PROCESSED
 from gameportal.notifications.registry import (
     ClaimedMessage,
     Delivery,
@@ -166,6 +166,9 @@ class Worker:
                 PROCESSED.labels(message.type, "sent").inc()
                 LATENCY.labels(message.type).observe(
                     max(0.0, (now - message.scheduled_at).total_seconds())
+                )
+                END_TO_END.labels(message.type).observe(
+                    max(0.0, (now - message.created_at).total_seconds())
                 )
             else:
                 PROCESSED.labels(message.type, "lease_lost").inc()

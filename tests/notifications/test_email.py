@@ -174,18 +174,45 @@ async def test_smtp_down_retries_then_fails_with_the_error(
     assert row["last_error"]
 
 
-async def test_email_broadcasts_are_refused_for_now(
-    client: httpx.AsyncClient, db: asyncpg.Pool
+async def test_an_email_broadcast_reaches_each_player_once_as_they_prefer(
+    client: httpx.AsyncClient, db: asyncpg.Pool, smtp: Inbox, mail_worker: None
 ) -> None:
     admin = await user_with_roles(client, db, "admin")
-    refused = await client.post(
+    players = [await register(client) for _ in range(4)]
+    blocked, opted_out = players[0], players[1]
+    await db.execute(
+        "UPDATE users SET is_blocked = true WHERE id = $1", uuid.UUID(blocked["user"]["id"])
+    )
+    prefs = await client.put(
+        "/api/v1/me/notification-preferences",
+        headers=bearer(opted_out),
+        json={"email": {"marketing": False}},
+    )
+    assert prefs.status_code == 200
+    created = await client.post(
         "/api/v1/admin/notifications",
         headers=bearer(admin),
-        json={"type": "EMAIL", "payload": {"subject": "s", "body": "b"}},
+        json={
+            "type": "EMAIL",
+            "payload": {"subject": "Season 3", "body": "New maps.", "category": "marketing"},
+        },
     )
-    assert refused.status_code == 422
-    assert refused.json()["errors"][0]["field"] == "recipientUserId"
-    assert uuid.UUID(admin["user"]["id"])
+    assert created.status_code == 201, created.text
+    expected = {admin["user"]["email"], *(p["user"]["email"] for p in players[2:])}
+
+    async def all_sent() -> bool:
+        left = await db.fetchval("SELECT count(*) FROM messages WHERE status <> 'SENT'")
+        return bool(left == 0)
+
+    await wait_for(all_sent, within=10)
+    got = [m["To"].addresses[0].addr_spec for m in smtp.mails if m["Subject"] == "Season 3"]
+    assert sorted(got) == sorted(expected)
+    copies = await db.fetch(
+        "SELECT priority, dedupe_key FROM messages WHERE recipient_user_id IS NOT NULL "
+        "AND payload->>'subject' = 'Season 3'"
+    )
+    assert {c["priority"] for c in copies} == {-1}  # behind mail queued directly
+    assert all(c["dedupe_key"].startswith(f"broadcast:{created.json()['id']}:") for c in copies)
 
 
 async def test_registration_mails_a_verification_link_that_verifies(

@@ -102,6 +102,9 @@ async def test_a_push_reaches_every_live_device_encrypted_and_signed(
         assert received.headers["topic"] == uuid.UUID(message_id).hex
     listed = (await client.get(SUBSCRIPTIONS, headers=bearer(phone))).json()["items"]
     assert {item["lastSuccessAt"] is not None for item in listed} == {True}
+    metrics = (await client.get("/metrics")).text
+    for series in ("end_to_end_seconds", "latency_seconds"):
+        assert f'gameportal_queue_{series}_count{{type="PUSH"}}' in metrics
 
 
 async def test_gone_devices_are_removed_and_only_the_failed_one_is_retried(
@@ -179,6 +182,30 @@ async def test_an_opted_out_category_is_not_pushed(
         await settled(db, "SENT", count=2)
     assert [r.payload["category"] for r in push_service.received] == ["transactional"]
     assert push_service.received[0].headers["urgency"] == "high"
+
+
+async def test_a_push_broadcast_goes_only_to_players_with_a_device(
+    app: FastAPI,
+    database_url: str,
+    client: httpx.AsyncClient,
+    db: asyncpg.Pool,
+    push_service: PushService,
+) -> None:
+    admin = await user_with_roles(client, db, "admin")
+    with_devices = [await register(client) for _ in range(2)]
+    await register(client)  # no device: no copy at all
+    for n, player in enumerate(with_devices):
+        await _subscribe(client, player, push_service.browser(f"p{n}")[1])
+    created = await client.post(
+        "/api/v1/admin/notifications",
+        headers=bearer(admin),
+        json={"type": "PUSH", "payload": {"title": "Double XP weekend", "category": "marketing"}},
+    )
+    assert created.status_code == 201, created.text
+    async with running_workers(app, database_url, builtins=True, types=["PUSH"]):
+        await settled(db, "SENT", count=3)  # the broadcast and its two copies
+    assert sorted(r.path for r in push_service.received) == ["/push/p0", "/push/p1"]
+    assert {r.payload["title"] for r in push_service.received} == {"Double XP weekend"}
 
 
 async def test_subscriptions_belong_to_one_device_session_each(

@@ -17,11 +17,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 from fastapi import FastAPI
 
 from gameportal.db import plain_url
 from gameportal.notifications import repository as repo
+from gameportal.notifications.fanout import LeaseLost, fan_out
 from gameportal.notifications.registry import (
     ClaimedMessage,
     Delivery,
@@ -30,6 +32,7 @@ from gameportal.notifications.registry import (
     unregister_handler,
 )
 from gameportal.notifications.service import InvalidPayload, enqueue
+from tests.factories import register
 from tests.notifications.support import running_workers, wait_for
 
 ROOT = Path(__file__).parent.parent.parent
@@ -369,3 +372,52 @@ async def test_enqueue_wakes_a_listening_worker_only_on_commit(
 
 async def _truthy(value: object) -> bool:
     return bool(value)
+
+
+class _DiesOnSecondBatch:
+    """A pool that fails the worker's second transaction: a crash between batches."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool, self.calls = pool, 0
+
+    def acquire(self) -> object:
+        self.calls += 1
+        if self.calls == 2:
+            raise ConnectionResetError("the worker died")
+        return self.pool.acquire()
+
+
+async def test_a_broadcast_fan_out_resumes_after_a_crash_without_gaps_or_repeats(
+    app: FastAPI, client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    players = {uuid.UUID((await register(client))["user"]["id"]) for _ in range(7)}
+    [broadcast_id] = await _enqueue(
+        app, message_type="EMAIL", payload={"subject": "Season 3", "body": "New maps."}
+    )
+    row = await db.fetchrow(
+        "UPDATE messages SET status = 'PROCESSING', lease_owner = 'A', "
+        "lease_expires_at = now() + interval '1 minute' WHERE id = $1 "
+        "RETURNING id, type, recipient_user_id, payload, priority, retry_count, max_attempts, "
+        "scheduled_at, created_at",
+        broadcast_id,
+    )
+    broadcast = ClaimedMessage(**dict(row))
+
+    async def copies() -> collections.Counter[uuid.UUID]:
+        rows = await db.fetch(
+            "SELECT recipient_user_id FROM messages WHERE dedupe_key LIKE 'broadcast:%'"
+        )
+        return collections.Counter(r["recipient_user_id"] for r in rows)
+
+    with pytest.raises(ConnectionResetError):
+        await fan_out(broadcast, Delivery(_DiesOnSecondBatch(db), "A"), batch=3)  # type: ignore[arg-type]
+    assert sum((await copies()).values()) == 3
+
+    # A's lease ran out and B took the broadcast over; A, if it still ran, must stop.
+    await db.execute("UPDATE messages SET lease_owner = 'B' WHERE id = $1", broadcast_id)
+    with pytest.raises(LeaseLost):
+        await fan_out(broadcast, Delivery(db, "A"), batch=3)
+    assert await fan_out(broadcast, Delivery(db, "B"), batch=3) == 4
+    assert await copies() == collections.Counter(players)
+    progress = await db.fetchrow("SELECT recipients FROM broadcast_progress")
+    assert progress["recipients"] == 7

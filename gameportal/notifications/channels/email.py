@@ -14,6 +14,7 @@ import aiosmtplib
 import structlog
 
 from gameportal.config import Settings
+from gameportal.notifications.fanout import fan_out
 from gameportal.notifications.registry import ClaimedMessage, Delivery, PermanentError
 from gameportal.notifications.schemas import OPTIONAL_CATEGORIES, opted_out
 from gameportal.notifications.templates import UnknownTemplate, render
@@ -35,7 +36,8 @@ class EmailChannel:
 
     async def __call__(self, message: ClaimedMessage, delivery: Delivery) -> None:
         if message.recipient_user_id is None:
-            raise PermanentError("EMAIL broadcasts are not supported yet")
+            await fan_out(message, delivery)
+            return
         recipient = await delivery.pool.fetchrow(_RECIPIENT_SQL, message.recipient_user_id)
         if recipient is None:
             raise PermanentError("the recipient no longer exists")

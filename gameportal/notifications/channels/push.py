@@ -20,6 +20,7 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gameportal.config import Settings
+from gameportal.notifications.fanout import fan_out
 from gameportal.notifications.registry import ClaimedMessage, Delivery, PermanentError
 from gameportal.notifications.schemas import opted_out
 from gameportal.notifications.vapid import VapidSigner, b64url_decode
@@ -82,7 +83,8 @@ class PushChannel:
         if self.signer is None:
             raise PermanentError("Web Push is not configured: set GAMEPORTAL_VAPID_PRIVATE_KEY")
         if message.recipient_user_id is None:
-            raise PermanentError("a PUSH broadcast must be fanned out before delivery")
+            await fan_out(message, delivery)
+            return
         pool = delivery.pool
         opt_outs = await pool.fetchval(_OPT_OUTS_SQL, message.recipient_user_id) or []
         if opted_out(list(opt_outs), "PUSH", message.payload.get("category")):
