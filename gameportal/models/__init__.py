@@ -1,6 +1,14 @@
 """Every ORM table, one module per seed collection."""
 
 from gameportal.models.base import Base
+from gameportal.models.content import (
+    CONTENT_FORMATS,
+    CONTENT_STATUSES,
+    CONTENT_TYPES,
+    Content,
+    ContentRevision,
+)
+from gameportal.models.media import MEDIA_STATUSES, MediaAsset
 from gameportal.models.message import (
     MESSAGE_STATUSES,
     MESSAGE_TYPES,
@@ -20,13 +28,20 @@ from gameportal.models.user import (
 )
 
 __all__ = [
+    "CONTENT_FORMATS",
+    "CONTENT_STATUSES",
+    "CONTENT_TYPES",
+    "MEDIA_STATUSES",
     "MESSAGE_STATUSES",
     "MESSAGE_TYPES",
     "ROLES",
     "AccountToken",
     "Base",
     "BroadcastProgress",
+    "Content",
+    "ContentRevision",
     "LoginThrottle",
+    "MediaAsset",
     "Message",
     "NotificationPreference",
     "NotificationRead",

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -18,6 +17,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gameportal.identity import repository as identity_repo
+from gameportal.kit.listener import PgListener
 from gameportal.notifications import service
 from gameportal.notifications.channels.in_app import INBOX_CHANNEL
 from gameportal.notifications.schemas import InboxItem
@@ -27,35 +27,21 @@ log = structlog.get_logger(__name__)
 QUEUE_LIMIT = 1000  # per stream; a client this far behind resumes with Last-Event-ID
 
 
-def _set_event(event: asyncio.Event, *_: object) -> None:
-    event.set()
-
-
 class InboxHub:
-    def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
+    """Fans inbox NOTIFYs out to the streams connected to this process."""
+
+    def __init__(self, listener: PgListener) -> None:
+        self.listener = listener
         self._streams: dict[uuid.UUID, set[asyncio.Queue[uuid.UUID | None]]] = defaultdict(set)
-        self._task: asyncio.Task[None] | None = None
-        self._connected = asyncio.Event()
+        listener.on(INBOX_CHANNEL, self._deliver)
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._listen_forever())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    def close(self) -> None:
         for queues in self._streams.values():
             for queue in queues:
                 queue.put_nowait(None)  # ends the stream
 
     async def wait_connected(self, within: float) -> bool:
-        try:
-            await asyncio.wait_for(self._connected.wait(), within)
-        except TimeoutError:
-            return False
-        return True
+        return await self.listener.wait_connected(within)
 
     def subscribe(self, user_id: uuid.UUID) -> asyncio.Queue[uuid.UUID | None]:
         queue: asyncio.Queue[uuid.UUID | None] = asyncio.Queue(QUEUE_LIMIT)
@@ -69,13 +55,13 @@ class InboxHub:
             if not queues:
                 del self._streams[user_id]
 
-    def _deliver(self, *args: object) -> None:
+    def _deliver(self, payload: str) -> None:
         try:
-            event = orjson.loads(str(args[-1]))
+            event = orjson.loads(payload)
             message_id = uuid.UUID(event["id"])
             to = uuid.UUID(event["to"]) if event.get("to") else None
         except (ValueError, KeyError, TypeError):
-            log.warning("inbox_notify_unreadable", payload=str(args[-1])[:200])
+            log.warning("inbox_notify_unreadable", payload=payload[:200])
             return
         targets = (
             [q for queues in self._streams.values() for q in queues]
@@ -85,29 +71,6 @@ class InboxHub:
         for queue in targets:
             with contextlib.suppress(asyncio.QueueFull):  # it will resume from the database
                 queue.put_nowait(message_id)
-
-    async def _listen_forever(self) -> None:
-        delay = 0.5
-        while True:
-            try:
-                conn = await asyncpg.connect(self.dsn)
-                try:
-                    closed = asyncio.Event()
-                    conn.add_termination_listener(functools.partial(_set_event, closed))
-                    await conn.add_listener(INBOX_CHANNEL, self._deliver)
-                    self._connected.set()
-                    delay = 0.5
-                    await closed.wait()
-                finally:
-                    self._connected.clear()
-                    with contextlib.suppress(Exception):
-                        await conn.close()
-            except asyncio.CancelledError:
-                raise
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("inbox_listen_failed", error=str(exc), retry_in=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30)
 
 
 HEARTBEAT_SECONDS = 15.0
