@@ -14,6 +14,8 @@ from sqlalchemy import text
 
 from gameportal import __version__
 from gameportal.config import Settings, get_settings
+from gameportal.content.cache import PublicCache
+from gameportal.content.router import content_router, tags_router
 from gameportal.db import Database, plain_url
 from gameportal.errors import Problem, problem_response, register_error_handlers
 from gameportal.identity.admin_router import admin_router
@@ -58,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db = await Database.connect(settings)
         listener = PgListener(plain_url(settings.database_url or ""))
         app.state.inbox_hub = InboxHub(listener)
+        app.state.content_cache.attach(listener)
         await listener.start()
         # Everything alive now (the app, its routes, schemas, SQLAlchemy metadata) lives
         # as long as the process: keep it out of the garbage collector's scans. Measured
@@ -83,6 +86,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.identity = Identity.from_settings(settings)
     app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
+    app.state.content_cache = PublicCache(settings.content_cache_entries)
+    app.state.content_cache_control = (
+        f"public, max-age={settings.content_max_age_seconds}, must-revalidate"
+    )
     app.state.vapid = (
         VapidSigner(settings.vapid_private_key, settings.vapid_subject)
         if settings.vapid_private_key
@@ -113,6 +120,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         unsubscribe_router,
         admin_router,
         admin_notifications_router,
+        content_router,
+        tags_router,
     )
     for router in routers:
         _add_routes(app, router)

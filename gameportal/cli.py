@@ -197,6 +197,7 @@ def worker(
     holds). Run as many as you like, on as many machines."""
     import importlib
 
+    from gameportal.content.tasks import register_content_tasks
     from gameportal.db import DataDirInUse, database_url_for
     from gameportal.models import MESSAGE_TYPES
     from gameportal.notifications.channels import register_builtin_handlers
@@ -204,6 +205,7 @@ def worker(
     from gameportal.notifications.worker import WorkerConfig
 
     register_builtin_handlers(_settings())
+    register_content_tasks()
     for module in imports or []:
         importlib.import_module(module)
     wanted = [t.strip().upper() for t in types.split(",") if t.strip()] if types else None

@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     push_timeout_seconds: float = Field(default=10, gt=0)
     push_ttl_seconds: int = Field(default=24 * 3600, ge=0, le=28 * 24 * 3600)
 
+    # Public content reads: cached in-process (dropped on any change, via NOTIFY), and
+    # cacheable by browsers and CDNs for this long (then revalidated with the ETag).
+    content_cache_entries: int = Field(default=20_000, ge=0)
+    content_max_age_seconds: int = Field(default=60, ge=0, le=86_400)
+
     # HTTP
     trusted_proxies: list[str] = Field(default_factory=list)
     max_json_body_bytes: int = Field(default=1024 * 1024, ge=1024)

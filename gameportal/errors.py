@@ -129,6 +129,12 @@ class InvalidField(PortalError):
             errors=[FieldProblem(field=field, location="body", message=message, code=code)],
         )
 
+    @classmethod
+    def many(cls, problems: Sequence[FieldProblem]) -> InvalidField:
+        error = cls.__new__(cls)
+        PortalError.__init__(error, problems[0].message, errors=problems)
+        return error
+
 
 def problem_response(
     status: int,

@@ -58,6 +58,34 @@ def registered_types() -> list[str]:
     return sorted(_handlers)
 
 
+Periodic = Callable[[asyncpg.Pool], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class PeriodicTask:
+    """Housekeeping every worker runs now and then (publishing scheduled content,
+    cleaning abandoned uploads). It must be safe to run in many workers at once."""
+
+    name: str
+    every_seconds: float
+    run: Periodic
+
+
+_periodic: dict[str, PeriodicTask] = {}
+
+
+def register_periodic(name: str, every_seconds: float, run: Periodic) -> None:
+    _periodic[name] = PeriodicTask(name, every_seconds, run)
+
+
+def unregister_periodic(name: str) -> None:
+    _periodic.pop(name, None)
+
+
+def periodic_tasks() -> list[PeriodicTask]:
+    return list(_periodic.values())
+
+
 async def close_handlers() -> None:
     """Let handlers that hold connections (an HTTP client) close them on shutdown."""
     for handler in _handlers.values():

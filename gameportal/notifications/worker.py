@@ -27,6 +27,7 @@ from gameportal.notifications.registry import (
     Delivery,
     PermanentError,
     handler_for,
+    periodic_tasks,
 )
 
 log = structlog.get_logger(__name__)
@@ -68,6 +69,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
         self._next_reap = 0.0
+        self._next_run: dict[str, float] = {}
         self._delivery = Delivery(pool=pool, worker=self.owner)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -87,6 +89,7 @@ class Worker:
             while not stop.is_set():
                 await self._ensure_listener()
                 await self._reap_now_and_then()
+                await self._housekeeping()
                 claimed = await self._claim()
                 if claimed and len(self._held) < self.config.batch:
                     continue  # there may be more due right now
@@ -221,6 +224,17 @@ class Worker:
         for row in await repo.reap_expired(self.pool):
             log.warning("lease_expired", message_id=str(row["id"]), status=row["status"])
             PROCESSED.labels("unknown", "reaped").inc()
+
+    async def _housekeeping(self) -> None:
+        now = time.monotonic()
+        for task in periodic_tasks():
+            if now < self._next_run.get(task.name, 0.0):
+                continue
+            self._next_run[task.name] = now + task.every_seconds
+            try:
+                await task.run(self.pool)
+            except Exception:  # housekeeping must never stop delivery
+                log.exception("periodic_task_failed", task=task.name)
 
     async def _idle(self, stop: asyncio.Event) -> None:
         """Until a NOTIFY, a freed slot, a stop, or the polling fallback."""

@@ -1,0 +1,1 @@
+"""Static content (games, news, announcements, FAQ) and media."""

@@ -1,0 +1,363 @@
+"""Content over HTTP: editors write under `/api/v1/content`; anyone reads what is
+published, from an in-process cache, with ETags."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Header, Path, Query, Request, Response, status
+from starlette.convertors import Convertor, register_url_convertor
+
+from gameportal.content import repository as repo
+from gameportal.content import service
+from gameportal.content.cache import Cached, PublicCache
+from gameportal.content.rendering import search_config
+from gameportal.content.schemas import (
+    ContentCreate,
+    ContentRead,
+    ContentType,
+    ContentUpdate,
+    PublicContent,
+    PublishRequest,
+    RevisionRead,
+    TagCount,
+    TagList,
+    normalize_locale,
+    normalize_tag,
+)
+from gameportal.db import DbReadSession, DbSession
+from gameportal.errors import InvalidField, NotFound, problem_responses
+from gameportal.identity.deps import EditorUser
+from gameportal.kit.pagination import MAX_LIMIT, Page, Pagination, encode_cursor
+from gameportal.kit.schemas import QueryText
+from gameportal.models import Content
+
+
+class ContentTypeConvertor(Convertor[str]):
+    """`game`, `news`, `announcement`, `faq` in any case: the public slug route then never
+    swallows `/content/{id}/revisions`."""
+
+    regex = "(?i:game|news|announcement|faq)"
+
+    def convert(self, value: str) -> str:
+        return value.upper()
+
+    def to_string(self, value: str) -> str:
+        return value.lower()
+
+
+register_url_convertor("content_type", ContentTypeConvertor())
+
+content_router = APIRouter(
+    prefix="/api/v1/content", tags=["content"], responses=problem_responses(500)
+)
+
+IfMatch = Annotated[
+    str | None,
+    Header(max_length=200, description="The ETag you last read; 412 if it changed since"),
+]
+
+
+def _editor_view(item: Content, response: Response) -> ContentRead:
+    response.headers["ETag"] = service.etag(item)
+    return ContentRead.model_validate(item)
+
+
+# --- editors -------------------------------------------------------------------------------
+
+
+@content_router.post(
+    "",
+    response_model=ContentRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(401, 403, 409, 413, 422),
+    summary="Create a draft (editor)",
+)
+async def create_content(
+    body: ContentCreate, principal: EditorUser, session: DbSession, response: Response
+) -> ContentRead:
+    item = await service.create(session, principal.user_id, body)
+    response.headers["Location"] = f"/api/v1/content/{item.id}"
+    return _editor_view(item, response)
+
+
+@content_router.get(
+    "/{content_id}",
+    response_model=ContentRead,
+    responses=problem_responses(401, 403, 404, 422),
+    summary="Any content, in any status, with its ETag (editor)",
+)
+async def get_content(
+    content_id: uuid.UUID, _: EditorUser, session: DbReadSession, response: Response
+) -> ContentRead:
+    return _editor_view(await service.get(session, content_id), response)
+
+
+@content_router.patch(
+    "/{content_id}",
+    response_model=ContentRead,
+    responses=problem_responses(401, 403, 404, 409, 412, 413, 422, 428),
+    summary="Change fields; needs If-Match (editor)",
+)
+async def update_content(
+    content_id: uuid.UUID,
+    body: ContentUpdate,
+    principal: EditorUser,
+    session: DbSession,
+    response: Response,
+    if_match: IfMatch = None,
+) -> ContentRead:
+    item = await service.update(session, principal.user_id, content_id, body, if_match)
+    return _editor_view(item, response)
+
+
+@content_router.post(
+    "/{content_id}/publish",
+    response_model=ContentRead,
+    responses=problem_responses(401, 403, 404, 412, 422),
+    summary="Publish now, or schedule for `publishAt` (editor)",
+)
+async def publish_content(
+    content_id: uuid.UUID,
+    principal: EditorUser,
+    session: DbSession,
+    response: Response,
+    body: Annotated[PublishRequest | None, Body()] = None,
+    if_match: IfMatch = None,
+) -> ContentRead:
+    when = body.publish_at if body is not None else None
+    item = await service.publish(session, principal.user_id, content_id, when, if_match)
+    return _editor_view(item, response)
+
+
+@content_router.post(
+    "/{content_id}/unpublish",
+    response_model=ContentRead,
+    responses=problem_responses(401, 403, 404, 409, 412, 422),
+    summary="Back to draft (editor)",
+)
+async def unpublish_content(
+    content_id: uuid.UUID,
+    principal: EditorUser,
+    session: DbSession,
+    response: Response,
+    if_match: IfMatch = None,
+) -> ContentRead:
+    item = await service.unpublish(session, principal.user_id, content_id, if_match)
+    return _editor_view(item, response)
+
+
+@content_router.delete(
+    "/{content_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404, 412, 422),
+    summary="Archive: no longer public, kept with its revisions (editor)",
+)
+async def archive_content(
+    content_id: uuid.UUID, principal: EditorUser, session: DbSession, if_match: IfMatch = None
+) -> Response:
+    await service.archive(session, principal.user_id, content_id, if_match)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@content_router.get(
+    "/{content_id}/revisions",
+    response_model=Page[RevisionRead],
+    responses=problem_responses(400, 401, 403, 404, 422),
+    summary="Every save, newest first: who, when, what (editor)",
+)
+async def list_revisions(
+    content_id: uuid.UUID,
+    _: EditorUser,
+    session: DbReadSession,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,9}$")] = None,
+) -> Page[RevisionRead]:
+    before = int(cursor) if cursor else None
+    rows = await service.revisions(session, content_id, before=before, limit=limit + 1)
+    items = [RevisionRead.model_validate(r) for r in rows[:limit]]
+    more = len(rows) > limit and items
+    return Page[RevisionRead](items=items, next_cursor=str(items[-1].number) if more else None)
+
+
+@content_router.post(
+    "/{content_id}/revisions/{number}/restore",
+    response_model=ContentRead,
+    responses=problem_responses(401, 403, 404, 409, 412, 422),
+    summary="Bring back what a revision said, as a new save (editor)",
+)
+async def restore_revision(
+    content_id: uuid.UUID,
+    number: Annotated[int, Path(ge=1, le=1_000_000_000)],
+    principal: EditorUser,
+    session: DbSession,
+    response: Response,
+    if_match: IfMatch = None,
+) -> ContentRead:
+    item = await service.restore(session, principal.user_id, content_id, number, if_match)
+    return _editor_view(item, response)
+
+
+# --- public --------------------------------------------------------------------------------
+
+_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_MAX_ACCEPTED_LANGUAGES = 6
+
+
+def candidate_locales(explicit: str | None, accept_language: str | None) -> list[str]:
+    """The locales to try, best first: `?locale=`, else Accept-Language by quality (each
+    region tag followed by its language), and English last."""
+    wanted: list[str] = []
+    if explicit is not None:
+        try:
+            wanted.append(normalize_locale(explicit))
+        except ValueError as exc:
+            raise InvalidField("locale", str(exc)) from None
+    elif accept_language:
+        ranked: list[tuple[float, int, str]] = []
+        for index, part in enumerate(accept_language.split(",")[:20]):
+            tag, _, params = part.strip().partition(";")
+            quality = 1.0
+            if params.strip().startswith("q="):
+                try:
+                    quality = float(params.strip()[2:])
+                except ValueError:
+                    continue
+            if tag and tag != "*" and quality > 0:
+                ranked.append((-quality, index, tag))
+        for _, _, tag in sorted(ranked):
+            try:
+                locale = normalize_locale(tag)
+            except ValueError:
+                continue
+            wanted.extend([locale, locale.split("-")[0]])
+    wanted.append("en")
+    return list(dict.fromkeys(wanted))[:_MAX_ACCEPTED_LANGUAGES]
+
+
+def _cached_response(request: Request, hit: Cached, *, vary: bool) -> Response:
+    headers = {
+        "ETag": hit.etag,
+        "Cache-Control": request.app.state.content_cache_control,
+    }
+    if vary:
+        headers["Vary"] = "Accept-Language"
+    inm = request.headers.get("if-none-match")
+    if inm is not None and (inm.strip() == hit.etag or hit.etag in inm.split(", ")):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return Response(hit.body, media_type="application/json", headers=headers)
+
+
+def _digest_etag(body: bytes) -> str:
+    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+
+
+@content_router.get(
+    "/{content_type:content_type}/{slug}",
+    response_model=PublicContent,
+    responses={304: {"description": "Not modified (If-None-Match)"}, **problem_responses(404, 422)},
+    summary="A published item by type and slug, in the best locale (anyone)",
+)
+async def read_published(
+    request: Request,
+    content_type: Annotated[str, Path(description="game, news, announcement or faq")],
+    slug: str,
+    locale: Annotated[str | None, Query(max_length=35)] = None,
+) -> Response:
+    locales = candidate_locales(locale, request.headers.get("accept-language"))
+    key = f"s|{content_type}|{slug}|{','.join(locales)}"
+    cache: PublicCache = request.app.state.content_cache
+    hit = cache.get(key)
+    if hit is None:
+        if len(slug) > 120 or not _SLUG.match(slug):
+            raise NotFound("no such published content")
+        generation = cache.generation
+        row = await repo.published_by_slug(request.app.state.db.pool, content_type, slug, locales)
+        if row is None:
+            raise NotFound("no such published content")
+        body = PublicContent.model_validate(dict(row)).model_dump_json(by_alias=True).encode()
+        hit = Cached(etag=f'"{row["id"]}.{row["version"]}"', body=body)
+        cache.put(key, hit, generation)
+    return _cached_response(request, hit, vary=locale is None)
+
+
+@content_router.get(
+    "",
+    response_model=Page[PublicContent],
+    responses={304: {"description": "Not modified"}, **problem_responses(400, 422)},
+    summary="Published content, newest first or best match for `q` (anyone)",
+)
+async def list_published(
+    request: Request,
+    page: Pagination,
+    type: ContentType | None = None,
+    tag: Annotated[list[str] | None, Query(max_length=10)] = None,
+    locale: Annotated[str | None, Query(max_length=35)] = None,
+    q: Annotated[QueryText | None, Query(min_length=1, max_length=200)] = None,
+) -> Response:
+    try:
+        tags = sorted({normalize_tag(t) for t in tag or []})
+    except ValueError as exc:
+        raise InvalidField("tag", str(exc)) from None
+    if locale is not None:
+        locale = candidate_locales(locale, None)[0]
+    key = f"l|{type}|{tags}|{locale}|{q}|{page.after}|{page.limit}"
+    cache: PublicCache = request.app.state.content_cache
+    hit = cache.get(key)
+    if hit is None:
+        generation = cache.generation
+        rows = await repo.published_list(
+            request.app.state.db.pool,
+            repo.ListFilter(
+                type=type,
+                tags=tags,
+                locale=locale,
+                q=q,
+                search_config=search_config(locale or "en"),
+            ),
+            after=page.after,
+            limit=page.limit + 1,
+        )
+        items = [PublicContent.model_validate(dict(r)) for r in rows[: page.limit]]
+        next_cursor = encode_cursor(items[-1].id) if len(rows) > page.limit and items else None
+        body = Page[PublicContent](items=items, next_cursor=next_cursor).model_dump_json(
+            by_alias=True
+        )
+        hit = Cached(etag=_digest_etag(body.encode()), body=body.encode())
+        cache.put(key, hit, generation)
+    return _cached_response(request, hit, vary=False)
+
+
+tags_router = APIRouter(prefix="/api/v1/tags", tags=["content"], responses=problem_responses(500))
+
+
+@tags_router.get(
+    "",
+    response_model=TagList,
+    responses={304: {"description": "Not modified"}, **problem_responses(422)},
+    summary="Tags of published content with their counts, most used first (anyone)",
+)
+async def list_tags(
+    request: Request,
+    type: ContentType | None = None,
+    locale: Annotated[str | None, Query(max_length=35)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    if locale is not None:
+        locale = candidate_locales(locale, None)[0]
+    key = f"t|{type}|{locale}|{limit}"
+    cache: PublicCache = request.app.state.content_cache
+    hit = cache.get(key)
+    if hit is None:
+        generation = cache.generation
+        rows = await repo.tag_counts(
+            request.app.state.db.pool, type=type, locale=locale, limit=limit
+        )
+        body = TagList(items=[TagCount(tag=r["tag"], count=r["count"]) for r in rows])
+        encoded = body.model_dump_json(by_alias=True).encode()
+        hit = Cached(etag=_digest_etag(encoded), body=encoded)
+        cache.put(key, hit, generation)
+    return _cached_response(request, hit, vary=False)

@@ -1,0 +1,175 @@
+"""Shapes of content in and out of the API."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+import langcodes
+import orjson
+from pydantic import AfterValidator, Field, StringConstraints, field_validator
+
+from gameportal.kit.schemas import InputSchema, Schema, UtcDatetime, printable
+
+ContentType = Literal["GAME", "NEWS", "ANNOUNCEMENT", "FAQ"]
+ContentFormat = Literal["MARKDOWN", "HTML", "JSON"]
+ContentStatus = Literal["DRAFT", "SCHEDULED", "PUBLISHED", "ARCHIVED"]
+
+MAX_TAGS = 20
+MAX_MEDIA = 50
+MAX_BODY = 200_000  # characters of source
+MAX_ATTRIBUTES_BYTES = 16 * 1024
+MAX_ATTRIBUTES_DEPTH = 6
+
+Title = Annotated[str, StringConstraints(min_length=1, max_length=300), AfterValidator(printable)]
+Slug = Annotated[
+    str, StringConstraints(min_length=1, max_length=120, pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+]
+Body = Annotated[str, StringConstraints(max_length=MAX_BODY)]
+
+
+def normalize_tag(tag: str) -> str:
+    """Lowercase, trimmed, inner whitespace collapsed to one space."""
+    cleaned = " ".join(printable(tag).lower().split())
+    if not cleaned:
+        raise ValueError("tags must not be blank")
+    if len(cleaned) > 50:
+        raise ValueError("tags are at most 50 characters")
+    return cleaned
+
+
+def normalize_locale(value: str) -> str:
+    """A BCP 47 tag in its standard form (`pt-br` → `pt-BR`)."""
+    try:
+        if not langcodes.tag_is_valid(value):
+            raise ValueError
+        tag = str(langcodes.standardize_tag(value))
+    except (ValueError, langcodes.tag_parser.LanguageTagError):
+        raise ValueError("must be a language tag such as en, de or pt-BR") from None
+    if len(tag) > 16:
+        raise ValueError("must be a language tag of at most 16 characters")
+    return tag
+
+
+Locale = Annotated[
+    str, StringConstraints(min_length=2, max_length=35), AfterValidator(normalize_locale)
+]
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
+
+
+def check_attributes(value: dict[str, Any]) -> dict[str, Any]:
+    encoded = orjson.dumps(value)
+    if len(encoded) > MAX_ATTRIBUTES_BYTES:
+        raise ValueError(f"must be at most {MAX_ATTRIBUTES_BYTES} bytes as JSON")
+    if _depth(value) > MAX_ATTRIBUTES_DEPTH:
+        raise ValueError(f"must nest at most {MAX_ATTRIBUTES_DEPTH} levels deep")
+    if b"\\u0000" in encoded:  # PostgreSQL's jsonb cannot store NUL
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Attributes = Annotated[dict[str, Any], AfterValidator(check_attributes)]
+
+
+class _ContentFields(InputSchema):
+    @field_validator("tags", check_fields=False)
+    @classmethod
+    def _tags(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        normalized = list(dict.fromkeys(normalize_tag(tag) for tag in value))
+        return normalized
+
+    @field_validator("media", check_fields=False)
+    @classmethod
+    def _media(cls, value: list[uuid.UUID] | None) -> list[uuid.UUID] | None:
+        return None if value is None else list(dict.fromkeys(value))
+
+
+class ContentCreate(_ContentFields):
+    type: ContentType
+    title: Title
+    slug: Slug | None = Field(default=None, description="Made from the title when absent")
+    locale: Locale = "en"
+    format: ContentFormat = "MARKDOWN"
+    content: Body = ""
+    tags: Annotated[list[str], Field(max_length=MAX_TAGS)] = Field(default_factory=list)
+    media: Annotated[list[uuid.UUID], Field(max_length=MAX_MEDIA)] = Field(default_factory=list)
+    attributes: Attributes = Field(
+        default_factory=dict,
+        description="Free fields per type, e.g. for a GAME genres, platforms, releaseDate",
+    )
+    publish_at: UtcDatetime | None = Field(
+        default=None, description="When `publish` schedules it for (stored; see publish)"
+    )
+
+
+class ContentUpdate(_ContentFields):
+    """Only the fields sent change. Send with `If-Match: <ETag>`."""
+
+    title: Title | None = None
+    slug: Slug | None = None
+    locale: Locale | None = None
+    format: ContentFormat | None = None
+    content: Body | None = None
+    tags: Annotated[list[str], Field(max_length=MAX_TAGS)] | None = None
+    media: Annotated[list[uuid.UUID], Field(max_length=MAX_MEDIA)] | None = None
+    attributes: Attributes | None = None
+    publish_at: UtcDatetime | None = None
+
+
+class PublishRequest(InputSchema):
+    publish_at: UtcDatetime | None = Field(
+        default=None, description="In the future: SCHEDULED until then; absent or past: now"
+    )
+
+
+class PublicContent(Schema):
+    """What players see."""
+
+    id: uuid.UUID
+    type: ContentType
+    title: str
+    slug: str
+    locale: str
+    format: ContentFormat
+    content: str
+    html: str | None = Field(description="The sanitised HTML (null for JSON content)")
+    tags: list[str]
+    media: list[uuid.UUID]
+    attributes: dict[str, Any]
+    published_at: UtcDatetime | None
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+
+
+class ContentRead(PublicContent):
+    """What editors see."""
+
+    status: ContentStatus
+    publish_at: UtcDatetime | None
+    author_id: uuid.UUID | None
+    version: int = Field(description="Bumped by every change; the ETag is derived from it")
+
+
+class RevisionRead(Schema):
+    number: int
+    editor_id: uuid.UUID | None
+    created_at: UtcDatetime
+    snapshot: dict[str, Any] = Field(description="The saved fields at this revision")
+
+
+class TagCount(Schema):
+    tag: str
+    count: int
+
+
+class TagList(Schema):
+    items: list[TagCount]
