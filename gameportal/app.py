@@ -15,6 +15,8 @@ from sqlalchemy import text
 from gameportal import __version__
 from gameportal.config import Settings, get_settings
 from gameportal.content.cache import PublicCache
+from gameportal.content.media.router import media_router
+from gameportal.content.media.storage import storage_from
 from gameportal.content.router import content_router, tags_router
 from gameportal.db import Database, plain_url
 from gameportal.errors import Problem, problem_response, register_error_handlers
@@ -86,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.identity = Identity.from_settings(settings)
     app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
+    app.state.storage = storage_from(settings)
     app.state.content_cache = PublicCache(settings.content_cache_entries)
     app.state.content_cache_control = (
         f"public, max-age={settings.content_max_age_seconds}, must-revalidate"
@@ -108,7 +111,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["X-Request-ID", "Retry-After", "ETag"],
             max_age=600,
         )
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_json_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_json_body_bytes,
+        # The multipart envelope around the largest file a media upload may carry.
+        body_limits={"/api/v1/media": settings.media_max_bytes + 64 * 1024},
+    )
 
     routers = (
         auth_router,
@@ -122,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         admin_notifications_router,
         content_router,
         tags_router,
+        media_router,
     )
     for router in routers:
         _add_routes(app, router)

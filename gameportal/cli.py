@@ -205,7 +205,7 @@ def worker(
     from gameportal.notifications.worker import WorkerConfig
 
     register_builtin_handlers(_settings())
-    register_content_tasks()
+    register_content_tasks(_settings())
     for module in imports or []:
         importlib.import_module(module)
     wanted = [t.strip().upper() for t in types.split(",") if t.strip()] if types else None

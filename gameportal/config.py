@@ -95,6 +95,25 @@ class Settings(BaseSettings):
     content_cache_entries: int = Field(default=20_000, ge=0)
     content_max_age_seconds: int = Field(default=60, ge=0, le=86_400)
 
+    # Media. Files live in a local folder (served by the app) or an S3 bucket (any
+    # S3-compatible server); keys are made by the server, never from file names.
+    media_storage: Literal["local", "s3"] = "local"
+    media_dir: Path = Path("./var/media")
+    # Where media URLs point: unset, the app's own /api/v1/media/{id}/file route (local)
+    # or the bucket's endpoint (S3); set it to a CDN in front of either.
+    media_public_url: str | None = None
+    media_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    # Types accepted by their bytes (not their name); images get renditions.
+    media_extra_types: list[str] = Field(default_factory=list)
+    media_max_pixels: int = Field(default=40_000_000, ge=10_000)
+    media_rendition_widths: list[int] = Field(default_factory=lambda: [320, 1280])
+    media_upload_ttl_seconds: int = Field(default=900, ge=60, le=7 * 86_400)
+    s3_bucket: str | None = None
+    s3_region: str = "us-east-1"
+    s3_endpoint_url: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+
     # HTTP
     trusted_proxies: list[str] = Field(default_factory=list)
     max_json_body_bytes: int = Field(default=1024 * 1024, ge=1024)
@@ -121,6 +140,8 @@ class Settings(BaseSettings):
             raise ValueError(
                 "GAMEPORTAL_SESSION_IDLE_DAYS cannot exceed GAMEPORTAL_SESSION_TTL_DAYS"
             )
+        if self.media_storage == "s3" and not self.s3_bucket:
+            raise ValueError("GAMEPORTAL_MEDIA_STORAGE=s3 needs GAMEPORTAL_S3_BUCKET")
         if self.vapid_private_key:
             # A bad key or subject is found at start-up, not at the first push.
             from gameportal.notifications.vapid import VapidSigner

@@ -92,9 +92,13 @@ error_log = structlog.get_logger("gameportal.errors")
 class RequestContextMiddleware:
     """Request id, body size limit, access log and metrics for every HTTP request."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, body_limits: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # Paths that take more than JSON does (media uploads), by exact path.
+        self.body_limits = body_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -105,7 +109,7 @@ class RequestContextMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
-        limit = self.max_body_bytes
+        limit = self.body_limits.get(scope["path"], self.max_body_bytes)
 
         # A declared length over the limit is refused before reading a byte; a body that
         # only turns out too long (chunked, or a lying header) is cut off while read.

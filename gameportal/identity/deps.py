@@ -118,3 +118,13 @@ def require_role(role: str) -> Callable[[Principal], Awaitable[Principal]]:
 AdminUser = Annotated[Principal, Depends(require_role("admin"))]
 EditorUser = Annotated[Principal, Depends(require_role("editor"))]
 MarketerUser = Annotated[Principal, Depends(require_role("marketer"))]
+
+
+async def get_optional_principal(request: Request) -> Principal | None:
+    """The caller if they sent a token (which must then be valid), else None."""
+    if "authorization" not in request.headers:
+        return None
+    return await get_principal(request)
+
+
+MaybeUser = Annotated[Principal | None, Depends(get_optional_principal)]

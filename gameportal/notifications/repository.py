@@ -75,6 +75,35 @@ async def insert_messages(session: AsyncSession, messages: list[NewMessage]) -> 
     return {row[0] for row in result}
 
 
+_ENQUEUE_ONE_SQL = """
+WITH ins AS (
+    INSERT INTO messages (id, type, recipient_user_id, payload, priority, max_attempts,
+                          scheduled_at, dedupe_key)
+    VALUES ($1, $2, $3, $4::text::jsonb, $5, $6, coalesce($7, now()), $8)
+    ON CONFLICT (dedupe_key) WHERE status IN ('PENDING', 'PROCESSING') DO NOTHING
+    RETURNING id, type
+)
+SELECT ins.id, pg_notify($9, ins.type) FROM ins
+"""
+
+
+async def insert_message_on(conn: asyncpg.Connection, m: NewMessage) -> bool:
+    """The same insert on a plain asyncpg connection (a worker's transaction)."""
+    row = await conn.fetchrow(
+        _ENQUEUE_ONE_SQL,
+        m.id,
+        m.type,
+        m.recipient_user_id,
+        m.payload_json,
+        m.priority,
+        m.max_attempts,
+        m.scheduled_at,
+        m.dedupe_key,
+        CHANNEL,
+    )
+    return row is not None
+
+
 async def open_message_with_key(session: AsyncSession, dedupe_key: str) -> uuid.UUID | None:
     found = await session.scalar(
         text(

@@ -128,6 +128,27 @@ async def enqueue(
         # The holder of the key finished between the two statements: queue afresh.
 
 
+async def enqueue_on(
+    conn: asyncpg.Connection,
+    *,
+    message_type: str,
+    payload: dict[str, Any],
+    recipient_user_id: uuid.UUID | None = None,
+    dedupe_key: str | None = None,
+) -> bool:
+    """`enqueue` for code that runs on a raw connection (queue handlers): the message is
+    written in that connection's transaction. False when the dedupe key is taken."""
+    prepared = _prepared(
+        Outgoing(
+            message_type=message_type,
+            payload=payload,
+            recipient_user_id=recipient_user_id,
+            dedupe_key=dedupe_key,
+        )
+    )
+    return await repo.insert_message_on(conn, prepared)
+
+
 # --- operators ---------------------------------------------------------------------------
 
 

@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from fastapi import FastAPI
 
-from gameportal.content.tasks import register_content_tasks
-from gameportal.notifications.registry import unregister_periodic
 from tests.factories import bearer, register, user_with_roles
-from tests.notifications.support import running_workers, wait_for
+from tests.notifications.support import wait_for
 
 URL = "/api/v1/content"
 
@@ -247,16 +243,6 @@ async def test_reads_pick_the_best_locale_and_fall_back_to_english(
     ] == "Welcome"
     assert (await client.get(f"{URL}/NEWS/welcome")).json()["title"] == "Welcome"
     assert (await client.get(f"{URL}/news/Not_A_Slug")).status_code == 404
-
-
-@pytest.fixture
-async def content_worker(app: FastAPI, database_url: str) -> AsyncIterator[None]:
-    register_content_tasks()
-    try:
-        async with running_workers(app, database_url):
-            yield
-    finally:
-        unregister_periodic("content.publish_due")
 
 
 async def test_scheduled_content_is_published_by_the_worker_when_due(

@@ -1,0 +1,1 @@
+"""Media assets: uploads, storage backends, image processing."""

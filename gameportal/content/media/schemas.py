@@ -1,0 +1,53 @@
+"""Shapes of media in and out of the API."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from gameportal.kit.schemas import InputSchema, Schema, UtcDatetime
+
+MediaStatus = Literal["UPLOADING", "PROCESSING", "READY", "REJECTED"]
+
+
+class RenditionRead(Schema):
+    name: str
+    width: int
+    height: int
+    mime_type: str
+    url: str
+
+
+class MediaRead(Schema):
+    id: uuid.UUID
+    file_name: str
+    url: str
+    mime_type: str
+    size_bytes: int
+    uploaded_by: uuid.UUID | None
+    related_content_id: uuid.UUID | None
+    status: MediaStatus
+    reject_reason: str | None
+    sha256: str | None
+    width: int | None
+    height: int | None
+    renditions: list[RenditionRead]
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+
+
+class UploadRequest(InputSchema):
+    file_name: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    mime_type: Annotated[str, StringConstraints(min_length=3, max_length=127)]
+    size_bytes: Annotated[int, Field(ge=1)]
+    related_content_id: uuid.UUID | None = None
+
+
+class UploadTicket(Schema):
+    media: MediaRead
+    upload_url: str = Field(description="PUT the file's bytes here, with `uploadHeaders`")
+    upload_method: Literal["PUT"] = "PUT"
+    upload_headers: dict[str, str]
+    expires_at: UtcDatetime

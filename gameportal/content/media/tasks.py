@@ -1,0 +1,125 @@
+"""The worker's media jobs: MEDIA_PROCESSING (verify, strip EXIF, renditions; then tell
+the uploader), and removing presigned uploads that were never completed."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import structlog
+
+from gameportal.config import Settings
+from gameportal.content.media import repository as repo
+from gameportal.content.media.images import Processed, Rejected, process
+from gameportal.content.media.storage import Storage, media_key
+from gameportal.notifications.registry import ClaimedMessage, Delivery
+from gameportal.notifications.service import enqueue_on
+
+log = structlog.get_logger(__name__)
+
+ABANDONED_BATCH = 100
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+class MediaProcessor:
+    def __init__(self, settings: Settings, storage: Storage) -> None:
+        self.settings = settings
+        self.storage = storage
+
+    async def __call__(self, message: ClaimedMessage, delivery: Delivery) -> None:
+        media_id = uuid.UUID(str(message.payload["mediaId"]))
+        row = await delivery.pool.fetchrow(
+            "SELECT storage_key, mime_type, status FROM media_assets WHERE id = $1", media_id
+        )
+        if row is None or row["status"] != "PROCESSING":
+            return  # deleted meanwhile, or done by an earlier attempt
+        data = await self.storage.read(row["storage_key"])
+        try:
+            # Pillow in a thread: the event loop keeps the leases of other jobs alive.
+            result = await asyncio.to_thread(
+                process,
+                data,
+                row["mime_type"],
+                max_pixels=self.settings.media_max_pixels,
+                widths=self.settings.media_rendition_widths,
+            )
+        except Rejected as exc:
+            await self.storage.delete([row["storage_key"]])
+            await self._settle(delivery.pool, media_id, rejected=str(exc))
+            log.info("media_rejected", media_id=str(media_id), reason=str(exc))
+            return
+        await self._store(media_id, row["storage_key"], row["mime_type"], result)
+        await self._settle(delivery.pool, media_id, result=result)
+        log.info("media_ready", media_id=str(media_id), renditions=len(result.renditions))
+
+    async def _store(self, media_id: uuid.UUID, key: str, mime: str, result: Processed) -> None:
+        # Overwriting is safe to repeat: a retry writes the same names again.
+        await self.storage.write(key, _once(result.original), mime)
+        for rendition in result.renditions:
+            await self.storage.write(
+                media_key(media_id, rendition.name), _once(rendition.data), rendition.mime_type
+            )
+
+    async def _settle(
+        self,
+        pool: asyncpg.Pool,
+        media_id: uuid.UUID,
+        *,
+        result: Processed | None = None,
+        rejected: str | None = None,
+    ) -> None:
+        async with pool.acquire() as conn, conn.transaction():
+            row = await repo.for_processing(conn, media_id)
+            if row is None or row["status"] != "PROCESSING":
+                return
+            if result is not None:
+                await repo.mark_ready(
+                    conn,
+                    media_id,
+                    width=result.width,
+                    height=result.height,
+                    size_bytes=len(result.original),
+                    sha256=hashlib.sha256(result.original).hexdigest(),
+                    renditions=[
+                        {
+                            "name": r.name,
+                            "width": r.width,
+                            "height": r.height,
+                            "mimeType": r.mime_type,
+                            "url": self.storage.url(media_key(media_id, r.name)),
+                        }
+                        for r in result.renditions
+                    ],
+                )
+                subject = f"{row['file_name']} is ready"
+                body = None
+            else:
+                await repo.mark_rejected(conn, media_id, rejected or "rejected")
+                subject = f"{row['file_name']} was rejected"
+                body = rejected
+            if row["uploaded_by"] is not None:
+                await enqueue_on(
+                    conn,
+                    message_type="IN_APP",
+                    payload={"subject": subject[:300], "body": body, "category": "transactional"},
+                    recipient_user_id=row["uploaded_by"],
+                )
+
+
+class AbandonedUploads:
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    async def __call__(self, pool: asyncpg.Pool) -> None:
+        async with pool.acquire() as conn, conn.transaction():
+            rows = await repo.take_abandoned_uploads(conn, ABANDONED_BATCH)
+            if rows:
+                await self.storage.delete([r["storage_key"] for r in rows])
+        if rows:
+            log.info("abandoned_uploads_removed", count=len(rows))
