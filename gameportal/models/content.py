@@ -45,6 +45,7 @@ class Content(IdMixin, CreatedAtMixin, Base):
             postgresql_where=text("status = 'PUBLISHED'"),
         ),
         Index("ix_content_tags", "tags", postgresql_using="gin"),
+        Index("ix_content_media", "media", postgresql_using="gin"),
         Index("ix_content_search", "search", postgresql_using="gin"),
         # The scheduler's scan: only what is waiting.
         Index("ix_content_due", "publish_at", postgresql_where=text("status = 'SCHEDULED'")),

@@ -21,7 +21,7 @@ async def referenced_by_published(session: AsyncSession, media_id: uuid.UUID) ->
     rows = await session.execute(
         text(
             "SELECT type || '/' || slug FROM content "
-            "WHERE status = 'PUBLISHED' AND :id = ANY(media) LIMIT 5"
+            "WHERE status = 'PUBLISHED' AND media @> ARRAY[CAST(:id AS uuid)] LIMIT 5"
         ),
         {"id": media_id},
     )

@@ -118,6 +118,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_content_search", "content", ["search"], unique=False, postgresql_using="gin"
     )
+    op.create_index("ix_content_media", "content", ["media"], unique=False, postgresql_using="gin")
     op.create_index("ix_content_tags", "content", ["tags"], unique=False, postgresql_using="gin")
     op.create_table(
         "content_revisions",
@@ -233,6 +234,7 @@ def downgrade() -> None:
     op.drop_table("content_revisions")
     op.drop_index("ix_content_tags", table_name="content", postgresql_using="gin")
     op.drop_index("ix_content_search", table_name="content", postgresql_using="gin")
+    op.drop_index("ix_content_media", table_name="content", postgresql_using="gin")
     op.drop_index(
         "ix_content_published",
         table_name="content",
