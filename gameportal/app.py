@@ -15,6 +15,7 @@ from sqlalchemy import text
 from gameportal import __version__
 from gameportal.config import Settings, get_settings
 from gameportal.content.cache import PublicCache
+from gameportal.content.fastpath import PublicReadFastPath
 from gameportal.content.media.router import media_router
 from gameportal.content.media.storage import storage_from
 from gameportal.content.router import content_router, tags_router
@@ -89,9 +90,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.identity = Identity.from_settings(settings)
     app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
     app.state.storage = storage_from(settings)
-    app.state.content_cache = PublicCache(settings.content_cache_entries)
-    app.state.content_cache_control = (
-        f"public, max-age={settings.content_max_age_seconds}, must-revalidate"
+    app.state.content_cache = PublicCache(
+        settings.content_cache_entries,
+        f"public, max-age={settings.content_max_age_seconds}, must-revalidate",
     )
     app.state.vapid = (
         VapidSigner(settings.vapid_private_key, settings.vapid_subject)
@@ -100,7 +101,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     register_error_handlers(app)
-    if settings.cors_origins:
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_json_body_bytes,
+        # The multipart envelope around the largest file a media upload may carry.
+        body_limits={"/api/v1/media": settings.media_max_bytes + 64 * 1024},
+    )
+    # Before the rest: a public read this process holds is answered at once.
+    app.add_middleware(PublicReadFastPath, cache=app.state.content_cache)
+    if settings.cors_origins:  # outermost, so cached answers carry CORS headers too
         # Browser game clients and the portal front end on other origins; tokens travel in
         # the Authorization header, never cookies, so credentials stay off.
         app.add_middleware(
@@ -111,12 +120,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["X-Request-ID", "Retry-After", "ETag"],
             max_age=600,
         )
-    app.add_middleware(
-        RequestContextMiddleware,
-        max_body_bytes=settings.max_json_body_bytes,
-        # The multipart envelope around the largest file a media upload may carry.
-        body_limits={"/api/v1/media": settings.media_max_bytes + 64 * 1024},
-    )
 
     routers = (
         auth_router,

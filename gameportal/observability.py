@@ -105,7 +105,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
 
-        request_id = _request_id(scope)
+        request_id = request_id_of(scope)
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
@@ -177,21 +177,25 @@ class RequestContextMiddleware:
 
     @staticmethod
     def _record(scope: Scope, status: int, started: float) -> None:
-        elapsed = time.perf_counter() - started
         route = scope.get("route")
         template = getattr(route, "path", None) or "<unmatched>"
-        # A client picks the method: an unknown one must not mint a new time series.
-        method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
-        counter, histogram = _series(method, template, status)
-        counter.inc()
-        histogram.observe(elapsed)
-        access_log.info(
-            "request",
-            method=method,
-            route=template,
-            status=status,
-            duration_ms=round(elapsed * 1000, 2),
-        )
+        record_request(scope["method"], template, status, time.perf_counter() - started)
+
+
+def record_request(method: str, template: str, status: int, elapsed: float) -> None:
+    """Metrics and the access log line of one request."""
+    # A client picks the method: an unknown one must not mint a new time series.
+    method = method if method in _KNOWN_METHODS else "OTHER"
+    counter, histogram = _series(method, template, status)
+    counter.inc()
+    histogram.observe(elapsed)
+    access_log.info(
+        "request",
+        method=method,
+        route=template,
+        status=status,
+        duration_ms=round(elapsed * 1000, 2),
+    )
 
 
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -214,7 +218,7 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _request_id(scope: Scope) -> str:
+def request_id_of(scope: Scope) -> str:
     given = _header(scope, REQUEST_ID_HEADER.encode())
     if given and _SAFE_REQUEST_ID.match(given):
         return given

@@ -13,7 +13,7 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from gameportal.content import repository as repo
 from gameportal.content import service
-from gameportal.content.cache import Cached, PublicCache
+from gameportal.content.cache import Cached, PublicCache, cache_key, etag_matches
 from gameportal.content.rendering import search_config
 from gameportal.content.schemas import (
     ContentCreate,
@@ -238,15 +238,20 @@ def candidate_locales(explicit: str | None, accept_language: str | None) -> list
     return list(dict.fromkeys(wanted))[:_MAX_ACCEPTED_LANGUAGES]
 
 
-def _cached_response(request: Request, hit: Cached, *, vary: bool) -> Response:
-    headers = {
-        "ETag": hit.etag,
-        "Cache-Control": request.app.state.content_cache_control,
-    }
-    if vary:
+def _request_key(request: Request) -> str:
+    key = cache_key(
+        request.url.path, request.scope["query_string"], request.headers.get("accept-language")
+    )
+    assert key is not None  # these routes are exactly the cacheable ones
+    return key
+
+
+def _cached_response(request: Request, hit: Cached) -> Response:
+    cache: PublicCache = request.app.state.content_cache
+    headers = {"ETag": hit.etag, "Cache-Control": cache.cache_control}
+    if hit.vary:
         headers["Vary"] = "Accept-Language"
-    inm = request.headers.get("if-none-match")
-    if inm is not None and (inm.strip() == hit.etag or hit.etag in inm.split(", ")):
+    if etag_matches(request.headers.get("if-none-match"), hit.etag):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
     return Response(hit.body, media_type="application/json", headers=headers)
 
@@ -268,7 +273,7 @@ async def read_published(
     locale: Annotated[str | None, Query(max_length=35)] = None,
 ) -> Response:
     locales = candidate_locales(locale, request.headers.get("accept-language"))
-    key = f"s|{content_type}|{slug}|{','.join(locales)}"
+    key = _request_key(request)
     cache: PublicCache = request.app.state.content_cache
     hit = cache.get(key)
     if hit is None:
@@ -279,9 +284,9 @@ async def read_published(
         if row is None:
             raise NotFound("no such published content")
         body = PublicContent.model_validate(dict(row)).model_dump_json(by_alias=True).encode()
-        hit = Cached(etag=f'"{row["id"]}.{row["version"]}"', body=body)
+        hit = Cached(etag=f'"{row["id"]}.{row["version"]}"', body=body, vary=True)
         cache.put(key, hit, generation)
-    return _cached_response(request, hit, vary=locale is None)
+    return _cached_response(request, hit)
 
 
 @content_router.get(
@@ -304,7 +309,7 @@ async def list_published(
         raise InvalidField("tag", str(exc)) from None
     if locale is not None:
         locale = candidate_locales(locale, None)[0]
-    key = f"l|{type}|{tags}|{locale}|{q}|{page.after}|{page.limit}"
+    key = _request_key(request)
     cache: PublicCache = request.app.state.content_cache
     hit = cache.get(key)
     if hit is None:
@@ -326,9 +331,9 @@ async def list_published(
         body = Page[PublicContent](items=items, next_cursor=next_cursor).model_dump_json(
             by_alias=True
         )
-        hit = Cached(etag=_digest_etag(body.encode()), body=body.encode())
+        hit = Cached(etag=_digest_etag(body.encode()), body=body.encode(), vary=False)
         cache.put(key, hit, generation)
-    return _cached_response(request, hit, vary=False)
+    return _cached_response(request, hit)
 
 
 tags_router = APIRouter(prefix="/api/v1/tags", tags=["content"], responses=problem_responses(500))
@@ -348,7 +353,7 @@ async def list_tags(
 ) -> Response:
     if locale is not None:
         locale = candidate_locales(locale, None)[0]
-    key = f"t|{type}|{locale}|{limit}"
+    key = _request_key(request)
     cache: PublicCache = request.app.state.content_cache
     hit = cache.get(key)
     if hit is None:
@@ -358,6 +363,6 @@ async def list_tags(
         )
         body = TagList(items=[TagCount(tag=r["tag"], count=r["count"]) for r in rows])
         encoded = body.model_dump_json(by_alias=True).encode()
-        hit = Cached(etag=_digest_etag(encoded), body=encoded)
+        hit = Cached(etag=_digest_etag(encoded), body=encoded, vary=False)
         cache.put(key, hit, generation)
-    return _cached_response(request, hit, vary=False)
+    return _cached_response(request, hit)

@@ -11,7 +11,9 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from fastapi import FastAPI
 
+from gameportal.content.cache import cache_key
 from tests.factories import bearer, register, user_with_roles
 from tests.notifications.support import wait_for
 
@@ -261,3 +263,28 @@ async def test_scheduled_content_is_published_by_the_worker_when_due(
     assert read.json()["publishedAt"] is not None
     item = (await client.get(f"{URL}/{created['id']}", headers=editor)).json()
     assert item["status"] == "PUBLISHED"
+
+
+@pytest.mark.parametrize(
+    "settings_overrides", [{"cors_origins": ["https://play.example.com"]}], ids=["cors"]
+)
+async def test_answers_from_the_cache_are_the_same_as_fresh_ones(
+    app: FastAPI, client: httpx.AsyncClient, editor: dict[str, str]
+) -> None:
+    assert await app.state.inbox_hub.wait_connected(within=5)  # the cache needs LISTEN
+    await _published(client, editor, title="Cached", slug="cached")
+    url = f"{URL}/news/cached"
+    origin = {"Origin": "https://play.example.com", "Accept-Language": "de"}
+    fresh = await _eventually(client, url, lambda r: r.status_code == 200, headers=origin)
+    key = cache_key("/api/v1/content/news/cached", b"", "de")
+    assert key is not None and app.state.content_cache.get(key) is not None
+    cached = await client.get(url, headers=origin)
+    assert cached.content == fresh.content
+    for header in ("etag", "cache-control", "vary", "content-type", "access-control-allow-origin"):
+        assert cached.headers[header] == fresh.headers[header], header
+    assert cached.headers["x-request-id"] != fresh.headers["x-request-id"]
+    not_modified = await client.get(url, headers={**origin, "If-None-Match": fresh.headers["etag"]})
+    assert not_modified.status_code == 304
+    assert not_modified.headers["access-control-allow-origin"] == "https://play.example.com"
+    # An editor's route with the same shape is never served from it.
+    assert (await client.get(f"{URL}/{uuid.uuid4()}/revisions")).status_code == 401
