@@ -149,6 +149,11 @@ async def test_bad_content_is_refused_naming_the_field_and_writes_nothing(
         response = await _create(client, editor, **fields)
         assert response.status_code == 422, (fields, response.text)
         assert field in [e["field"] for e in response.json()["errors"]], response.text
+    too_long = await _create(client, editor, content="x" * 200_001)
+    assert too_long.status_code == 422
+    oversized = await _create(client, editor, content="x" * 1_100_000)
+    assert oversized.status_code == 413
+    assert oversized.headers["content-type"] == "application/problem+json"
     assert await db.fetchval("SELECT count(*) FROM content") == 0
     player = await register(client)
     assert (await _create(client, bearer(player))).status_code == 403

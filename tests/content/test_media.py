@@ -202,6 +202,11 @@ async def test_media_shown_by_published_content_cannot_be_deleted(
     )
     assert content.status_code == 201, content.text
     await client.post(f"/api/v1/content/{content.json()['id']}/publish", headers=bearer(editor))
+    draft = await client.post(
+        "/api/v1/content",
+        json={"type": "NEWS", "title": "Coming soon", "media": [media["id"]]},
+        headers=bearer(editor),
+    )
     refused = await client.delete(f"{URL}/{media['id']}", headers=bearer(editor))
     assert refused.status_code == 409
     assert "game/star-racer" in refused.json()["detail"].lower()
@@ -209,6 +214,8 @@ async def test_media_shown_by_published_content_cannot_be_deleted(
     assert (await client.delete(f"{URL}/{media['id']}", headers=bearer(editor))).status_code == 204
     assert _files(app) == []
     assert (await client.get(f"{URL}/{media['id']}", headers=bearer(editor))).status_code == 404
+    listed = await client.get(f"/api/v1/content/{draft.json()['id']}", headers=bearer(editor))
+    assert listed.json()["media"] == []  # content never lists media that do not exist
 
 
 async def test_listing_filters_and_the_local_backend_has_no_presigned_uploads(

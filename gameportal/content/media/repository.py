@@ -28,6 +28,17 @@ async def referenced_by_published(session: AsyncSession, media_id: uuid.UUID) ->
     return [r[0] for r in rows]
 
 
+async def forget_in_content(session: AsyncSession, media_id: uuid.UUID) -> None:
+    """Drafts that listed a deleted asset stop listing it: content's media always exist."""
+    await session.execute(
+        text(
+            "UPDATE content SET media = array_remove(media, CAST(:id AS uuid)) "
+            "WHERE media @> ARRAY[CAST(:id AS uuid)]"
+        ),
+        {"id": media_id},
+    )
+
+
 async def listing(
     session: AsyncSession,
     *,

@@ -209,8 +209,9 @@ async def complete(
         # PUT the right file to the same URL (the janitor removes it after that).
         await storage.delete([item.storage_key])
         raise
-    item.sha256 = None  # computed by processing, from the bytes actually kept
     item.upload_expires_at = None
+    if item.mime_type not in IMAGE_FORMATS:  # images get theirs from processing
+        item.sha256 = hashlib.sha256(await storage.read(item.storage_key)).hexdigest()
     await _queue_processing(session, item)
     await session.flush()
     return item
@@ -231,6 +232,7 @@ async def delete(session: AsyncSession, storage: Storage, media_id: uuid.UUID) -
     if shown_on:
         raise MediaInUse(f"unpublish or change {', '.join(shown_on)} first")
     keys = [item.storage_key, *(media_key(item.id, r["name"]) for r in item.renditions)]
+    await repo.forget_in_content(session, media_id)
     await session.delete(item)
     await session.flush()
     # After the row is gone from this transaction; if the commit then failed, the row
