@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, Path, Query, Request, Response, status
@@ -238,16 +239,19 @@ def candidate_locales(explicit: str | None, accept_language: str | None) -> list
     return list(dict.fromkeys(wanted))[:_MAX_ACCEPTED_LANGUAGES]
 
 
-def _request_key(request: Request) -> str:
+async def _public(request: Request, build: Callable[[], Awaitable[Cached]]) -> Response:
+    """Answer from the process's cache, or build the answer and keep it. The fast path
+    (fastpath.py) serves later hits of the same key before they get here."""
+    cache: PublicCache = request.app.state.content_cache
     key = cache_key(
         request.url.path, request.scope["query_string"], request.headers.get("accept-language")
     )
     assert key is not None  # these routes are exactly the cacheable ones
-    return key
-
-
-def _cached_response(request: Request, hit: Cached) -> Response:
-    cache: PublicCache = request.app.state.content_cache
+    hit = cache.get(key)
+    if hit is None:
+        generation = cache.generation
+        hit = await build()
+        cache.put(key, hit, generation)
     headers = {"ETag": hit.etag, "Cache-Control": cache.cache_control}
     if hit.vary:
         headers["Vary"] = "Accept-Language"
@@ -273,20 +277,17 @@ async def read_published(
     locale: Annotated[str | None, Query(max_length=35)] = None,
 ) -> Response:
     locales = candidate_locales(locale, request.headers.get("accept-language"))
-    key = _request_key(request)
-    cache: PublicCache = request.app.state.content_cache
-    hit = cache.get(key)
-    if hit is None:
+
+    async def build() -> Cached:
         if len(slug) > 120 or not _SLUG.match(slug):
             raise NotFound("no such published content")
-        generation = cache.generation
         row = await repo.published_by_slug(request.app.state.db.pool, content_type, slug, locales)
         if row is None:
             raise NotFound("no such published content")
         body = PublicContent.model_validate(dict(row)).model_dump_json(by_alias=True).encode()
-        hit = Cached(etag=f'"{row["id"]}.{row["version"]}"', body=body, vary=True)
-        cache.put(key, hit, generation)
-    return _cached_response(request, hit)
+        return Cached(etag=f'"{row["id"]}.{row["version"]}"', body=body, vary=True)
+
+    return await _public(request, build)
 
 
 @content_router.get(
@@ -309,11 +310,8 @@ async def list_published(
         raise InvalidField("tag", str(exc)) from None
     if locale is not None:
         locale = candidate_locales(locale, None)[0]
-    key = _request_key(request)
-    cache: PublicCache = request.app.state.content_cache
-    hit = cache.get(key)
-    if hit is None:
-        generation = cache.generation
+
+    async def build() -> Cached:
         rows = await repo.published_list(
             request.app.state.db.pool,
             repo.ListFilter(
@@ -331,9 +329,9 @@ async def list_published(
         body = Page[PublicContent](items=items, next_cursor=next_cursor).model_dump_json(
             by_alias=True
         )
-        hit = Cached(etag=_digest_etag(body.encode()), body=body.encode(), vary=False)
-        cache.put(key, hit, generation)
-    return _cached_response(request, hit)
+        return Cached(etag=_digest_etag(body.encode()), body=body.encode(), vary=False)
+
+    return await _public(request, build)
 
 
 tags_router = APIRouter(prefix="/api/v1/tags", tags=["content"], responses=problem_responses(500))
@@ -353,16 +351,13 @@ async def list_tags(
 ) -> Response:
     if locale is not None:
         locale = candidate_locales(locale, None)[0]
-    key = _request_key(request)
-    cache: PublicCache = request.app.state.content_cache
-    hit = cache.get(key)
-    if hit is None:
-        generation = cache.generation
+
+    async def build() -> Cached:
         rows = await repo.tag_counts(
             request.app.state.db.pool, type=type, locale=locale, limit=limit
         )
         body = TagList(items=[TagCount(tag=r["tag"], count=r["count"]) for r in rows])
         encoded = body.model_dump_json(by_alias=True).encode()
-        hit = Cached(etag=_digest_etag(encoded), body=encoded, vary=False)
-        cache.put(key, hit, generation)
-    return _cached_response(request, hit)
+        return Cached(etag=_digest_etag(encoded), body=encoded, vary=False)
+
+    return await _public(request, build)
