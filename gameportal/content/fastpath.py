@@ -1,15 +1,27 @@
-"""Public content reads the process already holds, answered before the framework: no
-routing, no validation, no dependency solving, one dict lookup. Everything else (and every
-miss) goes on to the app, which fills the cache. Hits are counted and logged like any
-request, under the route they stand for."""
+"""Public content reads answered before the framework: no routing, no validation, no
+dependency solving. A read the process holds is one dict lookup; an item read it does not
+hold yet is one query, then kept. Anything else, and anything unusual (a bad locale, an
+unknown item, extra parameters), goes on to the app, which answers it properly. Requests
+answered here are counted and logged like any other, under the route they stand for."""
 
 from __future__ import annotations
 
 import time
+from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gameportal.content.cache import Cached, PublicCache, cache_key, etag_matches
+from gameportal.content.cache import (
+    ITEM_PREFIX,
+    LIST_PATHS,
+    Cached,
+    PublicCache,
+    cache_key,
+    etag_matches,
+    is_item_path,
+)
+from gameportal.content.public import candidate_locales, read_item
+from gameportal.errors import InvalidField
 from gameportal.observability import REQUEST_ID_HEADER, record_request, request_id_of
 
 _ITEM_ROUTE = "/api/v1/content/{content_type}/{slug}"
@@ -32,14 +44,38 @@ class PublicReadFastPath:
             path: str = scope["path"]
             headers = scope["headers"]
             key = cache_key(path, scope["query_string"], _header(headers, b"accept-language"))
-            hit = self.cache.get(key) if key is not None else None
-            if hit is not None:
+            if key is not None:
                 started = time.perf_counter()
-                status = await self._answer(scope, send, hit, headers)
-                template = path if key is not None and not key.count("|") else _ITEM_ROUTE
-                record_request("GET", template, status, time.perf_counter() - started)
-                return
+                hit = self.cache.get(key)
+                if hit is None and is_item_path(path):
+                    hit = await self._read_item(scope, key, path, headers)
+                if hit is not None:
+                    status = await self._answer(scope, send, hit, headers)
+                    template = path if path in LIST_PATHS else _ITEM_ROUTE
+                    record_request("GET", template, status, time.perf_counter() - started)
+                    return
         await self.app(scope, receive, send)
+
+    async def _read_item(
+        self, scope: Scope, key: str, path: str, headers: list[tuple[bytes, bytes]]
+    ) -> Cached | None:
+        query = scope["query_string"]
+        explicit = None
+        if query:
+            params = parse_qs(query.decode("latin-1"), keep_blank_values=True)
+            if set(params) != {"locale"} or len(params["locale"]) != 1:
+                return None  # the app decides what to make of other parameters
+            explicit = params["locale"][0]
+        try:
+            locales = candidate_locales(explicit, _header(headers, b"accept-language"))
+        except InvalidField:
+            return None
+        content_type, slug = path[len(ITEM_PREFIX) :].split("/")
+        generation = self.cache.generation
+        hit = await read_item(scope["app"].state.db.pool, content_type, slug, locales)
+        if hit is not None:
+            self.cache.put(key, hit, generation)
+        return hit
 
     async def _answer(
         self, scope: Scope, send: Send, hit: Cached, headers: list[tuple[bytes, bytes]]

@@ -3,8 +3,6 @@ published, from an in-process cache, with ETags."""
 
 from __future__ import annotations
 
-import hashlib
-import re
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated
@@ -15,6 +13,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from gameportal.content import repository as repo
 from gameportal.content import service
 from gameportal.content.cache import Cached, PublicCache, cache_key, etag_matches
+from gameportal.content.public import candidate_locales, digest_etag, read_item
 from gameportal.content.rendering import search_config
 from gameportal.content.schemas import (
     ContentCreate,
@@ -26,7 +25,6 @@ from gameportal.content.schemas import (
     RevisionRead,
     TagCount,
     TagList,
-    normalize_locale,
     normalize_tag,
 )
 from gameportal.db import DbReadSession, DbSession
@@ -204,40 +202,6 @@ async def restore_revision(
 
 # --- public --------------------------------------------------------------------------------
 
-_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-_MAX_ACCEPTED_LANGUAGES = 6
-
-
-def candidate_locales(explicit: str | None, accept_language: str | None) -> list[str]:
-    """The locales to try, best first: `?locale=`, else Accept-Language by quality (each
-    region tag followed by its language), and English last."""
-    wanted: list[str] = []
-    if explicit is not None:
-        try:
-            wanted.append(normalize_locale(explicit))
-        except ValueError as exc:
-            raise InvalidField("locale", str(exc)) from None
-    elif accept_language:
-        ranked: list[tuple[float, int, str]] = []
-        for index, part in enumerate(accept_language.split(",")[:20]):
-            tag, _, params = part.strip().partition(";")
-            quality = 1.0
-            if params.strip().startswith("q="):
-                try:
-                    quality = float(params.strip()[2:])
-                except ValueError:
-                    continue
-            if tag and tag != "*" and quality > 0:
-                ranked.append((-quality, index, tag))
-        for _, _, tag in sorted(ranked):
-            try:
-                locale = normalize_locale(tag)
-            except ValueError:
-                continue
-            wanted.extend([locale, locale.split("-")[0]])
-    wanted.append("en")
-    return list(dict.fromkeys(wanted))[:_MAX_ACCEPTED_LANGUAGES]
-
 
 async def _public(request: Request, build: Callable[[], Awaitable[Cached]]) -> Response:
     """Answer from the process's cache, or build the answer and keep it. The fast path
@@ -260,10 +224,6 @@ async def _public(request: Request, build: Callable[[], Awaitable[Cached]]) -> R
     return Response(hit.body, media_type="application/json", headers=headers)
 
 
-def _digest_etag(body: bytes) -> str:
-    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
-
-
 @content_router.get(
     "/{content_type:content_type}/{slug}",
     response_model=PublicContent,
@@ -279,13 +239,10 @@ async def read_published(
     locales = candidate_locales(locale, request.headers.get("accept-language"))
 
     async def build() -> Cached:
-        if len(slug) > 120 or not _SLUG.match(slug):
+        found = await read_item(request.app.state.db.pool, content_type, slug, locales)
+        if found is None:
             raise NotFound("no such published content")
-        row = await repo.published_by_slug(request.app.state.db.pool, content_type, slug, locales)
-        if row is None:
-            raise NotFound("no such published content")
-        body = PublicContent.model_validate(dict(row)).model_dump_json(by_alias=True).encode()
-        return Cached(etag=f'"{row["id"]}.{row["version"]}"', body=body, vary=True)
+        return found
 
     return await _public(request, build)
 
@@ -329,7 +286,7 @@ async def list_published(
         body = Page[PublicContent](items=items, next_cursor=next_cursor).model_dump_json(
             by_alias=True
         )
-        return Cached(etag=_digest_etag(body.encode()), body=body.encode(), vary=False)
+        return Cached(etag=digest_etag(body.encode()), body=body.encode(), vary=False)
 
     return await _public(request, build)
 
@@ -358,6 +315,6 @@ async def list_tags(
         )
         body = TagList(items=[TagCount(tag=r["tag"], count=r["count"]) for r in rows])
         encoded = body.model_dump_json(by_alias=True).encode()
-        return Cached(etag=_digest_etag(encoded), body=encoded, vary=False)
+        return Cached(etag=digest_etag(encoded), body=encoded, vary=False)
 
     return await _public(request, build)
