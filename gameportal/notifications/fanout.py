@@ -9,6 +9,8 @@ a dedupe key naming the broadcast and the player, a second guard while it is unf
 
 from __future__ import annotations
 
+import uuid
+
 import structlog
 
 from gameportal.kit.ids import new_id
@@ -19,6 +21,7 @@ from gameportal.notifications.schemas import OPTIONAL_CATEGORIES
 log = structlog.get_logger(__name__)
 
 BATCH = 1000
+_BEFORE_EVERY_ID = uuid.UUID(int=0)
 
 _HOLD_SQL = """
 SELECT p.last_user_id, coalesce(p.recipients, 0) AS recipients
@@ -32,7 +35,7 @@ FOR UPDATE OF m
 _RECIPIENTS_SQL = """
 SELECT u.id FROM users u
 LEFT JOIN notification_preferences p ON p.user_id = u.id
-WHERE ($1::uuid IS NULL OR u.id > $1) AND NOT u.is_blocked
+WHERE u.id > $1 AND NOT u.is_blocked
   AND NOT (coalesce(p.opt_outs, ARRAY[]::text[]) && $2::text[])
   AND (NOT $3 OR EXISTS (
       SELECT 1 FROM push_subscriptions s JOIN sessions d ON d.id = s.session_id
@@ -75,8 +78,11 @@ async def fan_out(message: ClaimedMessage, delivery: Delivery, *, batch: int = B
             held = await conn.fetchrow(_HOLD_SQL, message.id, delivery.worker)
             if held is None:
                 raise LeaseLost(f"broadcast {message.id} is no longer held by this worker")
+            # A plain `id > $1` (never NULL) keeps every batch an index range scan, even
+            # once PostgreSQL switches the prepared statement to a generic plan.
+            after = held["last_user_id"] or _BEFORE_EVERY_ID
             recipients = await conn.fetch(
-                _RECIPIENTS_SQL, held["last_user_id"], opt_out, message.type == "PUSH", batch
+                _RECIPIENTS_SQL, after, opt_out, message.type == "PUSH", batch
             )
             if not recipients:
                 break
