@@ -18,7 +18,7 @@ from gameportal.content.cache import PublicCache
 from gameportal.content.fastpath import PublicReadFastPath
 from gameportal.content.media.router import media_router
 from gameportal.content.media.storage import storage_from
-from gameportal.content.router import content_router, tags_router
+from gameportal.content.router import content_router, public_content_router, tags_router
 from gameportal.db import Database, plain_url
 from gameportal.errors import Problem, problem_response, register_error_handlers
 from gameportal.identity.admin_router import admin_router
@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.storage = storage_from(settings)
     app.state.content_cache = PublicCache(
         settings.content_cache_entries,
+        settings.content_cache_bytes,
         f"public, max-age={settings.content_max_age_seconds}, must-revalidate",
     )
     app.state.vapid = (
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         unsubscribe_router,
         admin_router,
         admin_notifications_router,
+        public_content_router,
         content_router,
         tags_router,
         media_router,

@@ -93,6 +93,7 @@ class Settings(BaseSettings):
     # Public content reads: cached in-process (dropped on any change, via NOTIFY), and
     # cacheable by browsers and CDNs for this long (then revalidated with the ETag).
     content_cache_entries: int = Field(default=20_000, ge=0)
+    content_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     content_max_age_seconds: int = Field(default=60, ge=0, le=86_400)
 
     # Media. Files live in a local folder (served by the app) or an S3 bucket (any

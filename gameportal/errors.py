@@ -123,10 +123,12 @@ class InvalidField(PortalError):
     slug = "validation-error"
     title = "Request validation failed"
 
-    def __init__(self, field: str, message: str, code: str = "invalid") -> None:
+    def __init__(
+        self, field: str, message: str, code: str = "invalid", *, location: str = "body"
+    ) -> None:
         super().__init__(
             message,
-            errors=[FieldProblem(field=field, location="body", message=message, code=code)],
+            errors=[FieldProblem(field=field, location=location, message=message, code=code)],
         )
 
     @classmethod

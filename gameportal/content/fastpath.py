@@ -7,7 +7,7 @@ answered here are counted and logged like any other, under the route they stand 
 from __future__ import annotations
 
 import time
-from urllib.parse import parse_qs
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -16,11 +16,13 @@ from gameportal.content.cache import (
     LIST_PATHS,
     Cached,
     PublicCache,
+    app_path,
     cache_key,
     etag_matches,
     is_item_path,
 )
-from gameportal.content.public import candidate_locales, read_item
+from gameportal.content.locales import candidate_locales
+from gameportal.content.public import read_item
 from gameportal.errors import InvalidField
 from gameportal.observability import REQUEST_ID_HEADER, record_request, request_id_of
 
@@ -41,7 +43,7 @@ class PublicReadFastPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
-            path: str = scope["path"]
+            path = app_path(scope)
             headers = scope["headers"]
             key = cache_key(path, scope["query_string"], _header(headers, b"accept-language"))
             if key is not None:
@@ -61,11 +63,9 @@ class PublicReadFastPath:
     ) -> Cached | None:
         query = scope["query_string"]
         explicit = None
-        if query:
-            params = parse_qs(query.decode("latin-1"), keep_blank_values=True)
-            if set(params) != {"locale"} or len(params["locale"]) != 1:
-                return None  # the app decides what to make of other parameters
-            explicit = params["locale"][0]
+        if query:  # the last `locale` counts, as in the route; others do not matter
+            pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+            explicit = next((v for k, v in reversed(pairs) if k == "locale"), None)
         try:
             locales = candidate_locales(explicit, _header(headers, b"accept-language"))
         except InvalidField:

@@ -10,42 +10,9 @@ import asyncpg
 
 from gameportal.content import repository as repo
 from gameportal.content.cache import Cached
-from gameportal.content.schemas import PublicContent, normalize_locale
-from gameportal.errors import InvalidField
+from gameportal.content.schemas import PublicContent
 
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-_MAX_ACCEPTED_LANGUAGES = 6
-
-
-def candidate_locales(explicit: str | None, accept_language: str | None) -> list[str]:
-    """The locales to try, best first: `?locale=`, else Accept-Language by quality (each
-    region tag followed by its language), and English last."""
-    wanted: list[str] = []
-    if explicit is not None:
-        try:
-            wanted.append(normalize_locale(explicit))
-        except ValueError as exc:
-            raise InvalidField("locale", str(exc)) from None
-    elif accept_language:
-        ranked: list[tuple[float, int, str]] = []
-        for index, part in enumerate(accept_language.split(",")[:20]):
-            tag, _, params = part.strip().partition(";")
-            quality = 1.0
-            if params.strip().startswith("q="):
-                try:
-                    quality = float(params.strip()[2:])
-                except ValueError:
-                    continue
-            if tag and tag != "*" and quality > 0:
-                ranked.append((-quality, index, tag))
-        for _, _, tag in sorted(ranked):
-            try:
-                locale = normalize_locale(tag)
-            except ValueError:
-                continue
-            wanted.extend([locale, locale.split("-")[0]])
-    wanted.append("en")
-    return list(dict.fromkeys(wanted))[:_MAX_ACCEPTED_LANGUAGES]
 
 
 def digest_etag(body: bytes) -> str:

@@ -24,9 +24,15 @@ async def notify_changed(session: AsyncSession, content_id: uuid.UUID) -> None:
 
 
 async def missing_media(session: AsyncSession, ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    """The ids with no media asset. The ones found stay locked (KEY SHARE) until commit,
+    so a concurrent delete waits and then sees this content's reference."""
     if not ids:
         return []
-    found = set(await session.scalars(select(MediaAsset.id).where(MediaAsset.id.in_(ids))))
+    found = set(
+        await session.scalars(
+            select(MediaAsset.id).where(MediaAsset.id.in_(ids)).with_for_update(key_share=True)
+        )
+    )
     return [i for i in ids if i not in found]
 
 
@@ -155,7 +161,10 @@ async def published_list(
         cursor_key = order_key.replace("c.", "a.")
         where.append(
             f"({order_key}, c.id) < "
-            f"(SELECT {cursor_key}, a.id FROM content a WHERE a.id = {cursor})"
+            # Only a published row may serve as the cursor: a draft's rank would tell
+            # whether it matches the query, so its text would leak.
+            f"(SELECT {cursor_key}, a.id FROM content a "
+            f"WHERE a.id = {cursor} AND a.status = 'PUBLISHED')"
         )
     # Only constant fragments are joined here; every value is a parameter. Each shape of
     # filter is its own prepared statement, planned for what it filters on.

@@ -12,8 +12,9 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from gameportal.content import repository as repo
 from gameportal.content import service
-from gameportal.content.cache import Cached, PublicCache, cache_key, etag_matches
-from gameportal.content.public import candidate_locales, digest_etag, read_item
+from gameportal.content.cache import Cached, PublicCache, app_path, cache_key, etag_matches
+from gameportal.content.locales import candidate_locales
+from gameportal.content.public import digest_etag, read_item
 from gameportal.content.rendering import search_config
 from gameportal.content.schemas import (
     ContentCreate,
@@ -208,14 +209,16 @@ async def _public(request: Request, build: Callable[[], Awaitable[Cached]]) -> R
     (fastpath.py) serves later hits of the same key before they get here."""
     cache: PublicCache = request.app.state.content_cache
     key = cache_key(
-        request.url.path, request.scope["query_string"], request.headers.get("accept-language")
+        app_path(request.scope),
+        request.scope["query_string"],
+        request.headers.get("accept-language"),
     )
-    assert key is not None  # these routes are exactly the cacheable ones
-    hit = cache.get(key)
+    hit = cache.get(key) if key is not None else None
     if hit is None:
         generation = cache.generation
         hit = await build()
-        cache.put(key, hit, generation)
+        if key is not None:
+            cache.put(key, hit, generation)
     headers = {"ETag": hit.etag, "Cache-Control": cache.cache_control}
     if hit.vary:
         headers["Vary"] = "Accept-Language"
@@ -224,7 +227,14 @@ async def _public(request: Request, build: Callable[[], Awaitable[Cached]]) -> R
     return Response(hit.body, media_type="application/json", headers=headers)
 
 
-@content_router.get(
+# Registered before the editors' routes: `/content/news/revisions` is the published item
+# with the slug `revisions`, never the editors' revision list of an item called `news`.
+public_content_router = APIRouter(
+    prefix="/api/v1/content", tags=["content"], responses=problem_responses(500)
+)
+
+
+@public_content_router.get(
     "/{content_type:content_type}/{slug}",
     response_model=PublicContent,
     responses={304: {"description": "Not modified (If-None-Match)"}, **problem_responses(404, 422)},
@@ -247,7 +257,7 @@ async def read_published(
     return await _public(request, build)
 
 
-@content_router.get(
+@public_content_router.get(
     "",
     response_model=Page[PublicContent],
     responses={304: {"description": "Not modified"}, **problem_responses(400, 422)},
@@ -264,7 +274,7 @@ async def list_published(
     try:
         tags = sorted({normalize_tag(t) for t in tag or []})
     except ValueError as exc:
-        raise InvalidField("tag", str(exc)) from None
+        raise InvalidField("tag", str(exc), location="query") from None
     if locale is not None:
         locale = candidate_locales(locale, None)[0]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -65,7 +66,13 @@ def _depth(value: Any, level: int = 0) -> int:
 
 
 def check_attributes(value: dict[str, Any]) -> dict[str, Any]:
-    encoded = orjson.dumps(value)
+    try:
+        # NaN and Infinity are not JSON (PostgreSQL refuses them), nor are integers
+        # past 64 bits to most clients; orjson refuses the second and we the first.
+        json.dumps(value, allow_nan=False)
+        encoded = orjson.dumps(value)
+    except (ValueError, orjson.JSONEncodeError) as exc:
+        raise ValueError(f"must be plain JSON: {exc}") from None
     if len(encoded) > MAX_ATTRIBUTES_BYTES:
         raise ValueError(f"must be at most {MAX_ATTRIBUTES_BYTES} bytes as JSON")
     if _depth(value) > MAX_ATTRIBUTES_DEPTH:

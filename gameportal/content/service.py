@@ -3,6 +3,7 @@ revisions. Every save keeps a revision; every change tells the public caches."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime
 from typing import Any
@@ -69,9 +70,11 @@ def _snapshot(item: Content) -> dict[str, Any]:
     return values
 
 
-def _render(fmt: str, source: str) -> str | None:
+async def _render(fmt: str, source: str) -> str | None:
     try:
-        return render(fmt, source)
+        # In a thread: 200,000 characters of pathological markup take seconds, and the
+        # event loop must keep serving everyone else meanwhile.
+        return await asyncio.to_thread(render, fmt, source)
     except InvalidJson as exc:
         raise InvalidField("content", f"must be valid JSON for format JSON: {exc}") from None
 
@@ -92,8 +95,8 @@ async def _check_media(session: AsyncSession, media: list[uuid.UUID]) -> None:
         )
 
 
-def _slug_taken(item: Content) -> SlugTaken:
-    message = f"{item.type} in {item.locale!r} already has the slug {item.slug!r}"
+def _slug_taken(type: str, locale: str, slug: str) -> SlugTaken:
+    message = f"{type} in {locale!r} already has the slug {slug!r}"
     return SlugTaken(
         f"{message}; choose another",
         errors=[FieldProblem(field="slug", location="body", message=message, code="taken")],
@@ -104,15 +107,17 @@ async def _check_slug(session: AsyncSession, item: Content) -> None:
     if await repo.slug_taken(
         session, type=item.type, locale=item.locale, slug=item.slug, other_than=item.id
     ):
-        raise _slug_taken(item)
+        raise _slug_taken(item.type, item.locale, item.slug)
 
 
 async def _flush(session: AsyncSession, item: Content) -> None:
+    # Read now: a failed flush expires the object, and reading it then fails too.
+    ident = (item.type, item.locale, item.slug)
     try:
         await session.flush()
     except IntegrityError as exc:  # two editors took the same slug at the same moment
         if "uq_content_type_locale_slug" in str(exc.orig):
-            raise _slug_taken(item) from None
+            raise _slug_taken(*ident) from None
         raise
 
 
@@ -125,7 +130,7 @@ async def create(session: AsyncSession, author: uuid.UUID, body: ContentCreate) 
         locale=body.locale,
         format=body.format,
         content=body.content,
-        html=_render(body.format, body.content),
+        html=await _render(body.format, body.content),
         tags=body.tags,
         media=body.media,
         attributes=body.attributes,
@@ -161,6 +166,9 @@ async def _locked(session: AsyncSession, content_id: uuid.UUID) -> Content:
 async def _save(
     session: AsyncSession, item: Content, editor: uuid.UUID, *, revision: bool
 ) -> Content:
+    if item.status == "SCHEDULED" and item.publish_at is None:
+        # Its date was removed (by a PATCH or a restore): nothing would ever publish it.
+        item.status = "DRAFT"
     item.version += 1
     item.updated_at = utcnow()
     await _flush(session, item)
@@ -175,7 +183,7 @@ async def _apply(session: AsyncSession, item: Content, changes: dict[str, Any]) 
     for name, value in changes.items():
         setattr(item, name, value)
     if "content" in changes or "format" in changes:
-        item.html = _render(item.format, item.content)
+        item.html = await _render(item.format, item.content)
     if "locale" in changes:
         item.search_config = search_config(item.locale)
     if "media" in changes:
@@ -194,12 +202,14 @@ async def update(
     item = await _locked(session, content_id)
     _check_if_match(item, if_match, required=True)
     changes = body.model_dump(exclude_unset=True)
-    for required in ("title", "content", "format", "locale", "tags", "media", "attributes"):
+    for required in (
+        "title", "slug", "content", "format", "locale", "tags", "media", "attributes",
+    ):  # fmt: skip
         if required in changes and changes[required] is None:
             raise InvalidField(required, "cannot be null", "null")
+    if not changes:
+        return item  # nothing to save: no new version, no revision
     await _apply(session, item, changes)
-    if item.status == "SCHEDULED" and "publish_at" in changes and item.publish_at is None:
-        item.status = "DRAFT"  # unscheduled
     return await _save(session, item, editor, revision=True)
 
 
@@ -214,6 +224,9 @@ async def publish(
     _check_if_match(item, if_match, required=False)
     when = publish_at or item.publish_at
     if when is not None and when > utcnow():
+        if item.status == "PUBLISHED":
+            # Scheduling it would take it offline until then; say so instead.
+            raise InvalidTransition("it is already published; unpublish it first to schedule")
         item.status, item.publish_at = "SCHEDULED", when
     else:
         item.status = "PUBLISHED"
@@ -264,7 +277,10 @@ async def restore(
     if saved is None:
         raise NotFound(f"this content has no revision {number}")
     changes = dict(saved.snapshot)
-    changes["media"] = [uuid.UUID(m) for m in changes.get("media", [])]
+    media = [uuid.UUID(m) for m in changes.get("media", [])]
+    # Media deleted since are left out: content never lists media that do not exist.
+    gone = set(await repo.missing_media(session, media))
+    changes["media"] = [m for m in media if m not in gone]
     publish_at = changes.get("publish_at")
     changes["publish_at"] = datetime.fromisoformat(publish_at) if publish_at else None
     await _apply(session, item, {k: v for k, v in changes.items() if k in SNAPSHOT_FIELDS})

@@ -21,7 +21,10 @@ from gameportal.kit.time import UTC
 
 
 def _as_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    except OverflowError:  # 0001-01-01 at +01:00 has no UTC time; pydantic wants ValueError
+        raise ValueError("is out of the range of dates this API handles") from None
 
 
 # ISO 8601 in UTC with a `Z`, whatever zone the database driver handed us.

@@ -21,6 +21,11 @@ from gameportal.notifications.schemas import PushSubscriptionCreate, PushSubscri
 def check_endpoint(settings: Settings, endpoint: str) -> None:
     """Only the browsers' push services: the worker POSTs to this URL, so an arbitrary
     one would let any player make the server call into its own network."""
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in endpoint):
+        # urlsplit drops tabs and newlines silently; the HTTP client would not.
+        raise InvalidField(
+            "endpoint", "must not contain spaces or control characters", "url_parsing"
+        )
     try:
         parts = urlsplit(endpoint)
         host = (parts.hostname or "").lower()

@@ -205,7 +205,8 @@ class PushSubscriptionCreate(InputSchema):
 
     endpoint: Annotated[str, StringConstraints(min_length=10, max_length=2000)]
     keys: PushKeys
-    expiration_time: Annotated[int, Field(ge=0)] | None = Field(
+    # Up to the end of year 9999, the last instant a datetime can hold.
+    expiration_time: Annotated[int, Field(ge=0, le=253_402_300_799_999)] | None = Field(
         default=None, description="Milliseconds since the epoch, as the browser reports it"
     )
 

@@ -253,6 +253,8 @@ async def test_bad_subscriptions_are_refused_naming_the_field(
         ({**good, "endpoint": "http://10.0.0.7/push/x"}, "endpoint"),
         ({**good, "endpoint": "file:///etc/passwd"}, "endpoint"),
         ({**good, "expirationTime": 1000}, "expirationTime"),
+        ({**good, "expirationTime": 10**20}, "expirationTime"),  # past year 9999
+        ({**good, "endpoint": good["endpoint"] + "\t"}, "endpoint"),  # urlsplit hides it
         ({**good, "extra": 1}, "extra"),
     ]
     for body, field in cases:

@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse, RedirectResponse
 from gameportal.content.media import service
 from gameportal.content.media.images import IMAGE_FORMATS
 from gameportal.content.media.repository import listing
-from gameportal.content.media.schemas import MediaRead, UploadRequest, UploadTicket
+from gameportal.content.media.schemas import MediaRead, PublicMedia, UploadRequest, UploadTicket
 from gameportal.content.media.storage import LocalStorage, Storage, media_key
 from gameportal.db import DbReadSession, DbSession
 from gameportal.errors import NotFound, problem_responses
@@ -140,12 +140,17 @@ async def _visible(session: DbReadSession, media_id: uuid.UUID, caller: MaybeUse
 
 @media_router.get(
     "/{media_id}",
-    response_model=MediaRead,
+    response_model=MediaRead | PublicMedia,
     responses=problem_responses(401, 404, 422),
     summary="A media asset: READY ones for anyone, any for editors",
 )
-async def get_media(media_id: uuid.UUID, session: DbReadSession, caller: MaybeUser) -> MediaAsset:
-    return await _visible(session, media_id, caller)
+async def get_media(
+    media_id: uuid.UUID, session: DbReadSession, caller: MaybeUser
+) -> MediaRead | PublicMedia:
+    item = await _visible(session, media_id, caller)
+    if caller is not None and caller.has_role("editor"):
+        return MediaRead.model_validate(item)
+    return PublicMedia.model_validate(item)
 
 
 @media_router.delete(

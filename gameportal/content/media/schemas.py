@@ -20,21 +20,28 @@ class RenditionRead(Schema):
     url: str
 
 
-class MediaRead(Schema):
+class PublicMedia(Schema):
+    """What anyone may see of READY media: nothing about who uploaded it or for what."""
+
     id: uuid.UUID
     file_name: str
     url: str
     mime_type: str
     size_bytes: int
+    width: int | None
+    height: int | None
+    renditions: list[RenditionRead]
+    created_at: UtcDatetime
+
+
+class MediaRead(PublicMedia):
+    """What editors see."""
+
     uploaded_by: uuid.UUID | None
     related_content_id: uuid.UUID | None
     status: MediaStatus
     reject_reason: str | None
     sha256: str | None
-    width: int | None
-    height: int | None
-    renditions: list[RenditionRead]
-    created_at: UtcDatetime
     updated_at: UtcDatetime
 
 

@@ -99,7 +99,9 @@ async def upload(
     try:
         if size == 0:
             raise InvalidField("file", "the file is empty", "empty")
-        claimed = None if (declared_type or "") in GENERIC_TYPES else declared_type
+        # MIME types are case-insensitive and may carry parameters (`; charset=...`).
+        declared = (declared_type or "").split(";", 1)[0].strip().lower()
+        claimed = None if declared in GENERIC_TYPES else declared
         try:
             real_type = check_type(bytes(head), claimed, allowed_types(settings))
         except Rejected as exc:
@@ -137,6 +139,7 @@ async def start_presigned(
     presign = getattr(storage, "presign_put", None)
     if presign is None:
         raise Unavailable("direct uploads need the S3 storage backend; POST the file instead")
+    body.mime_type = body.mime_type.split(";", 1)[0].strip().lower()
     if body.mime_type not in allowed_types(settings):
         raise InvalidField("mimeType", f"{body.mime_type} is not accepted", "unsupported_type")
     if body.size_bytes > settings.media_max_bytes:

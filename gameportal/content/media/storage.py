@@ -4,6 +4,7 @@ made by the server (`media/<id>/<name>`), so nothing a client sends becomes a pa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -63,6 +64,8 @@ class LocalStorage:
         except BaseException:
             handle.close()
             partial.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # only if empty: other names may live there
+                path.parent.rmdir()
             raise
         handle.close()
         # Readers see the whole file or none of it.

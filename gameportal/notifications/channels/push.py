@@ -123,6 +123,8 @@ class PushChannel:
         }
         try:
             response = await self.client.post(endpoint, content=encrypted, headers=headers)
+        except httpx.InvalidURL as exc:  # stored before endpoints were checked this strictly
+            return _Outcome(row["id"], "refused", f"invalid endpoint: {exc}")
         except httpx.HTTPError as exc:
             return _Outcome(row["id"], "retry", f"{type(exc).__name__}: {exc}")
         status = response.status_code
