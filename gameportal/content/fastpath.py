@@ -50,7 +50,12 @@ class PublicReadFastPath:
                 started = time.perf_counter()
                 hit = self.cache.get(key)
                 if hit is None and is_item_path(path):
-                    hit = await self._read_item(scope, key, path, headers)
+                    try:
+                        hit = await self._read_item(scope, key, path, headers)
+                    except Exception:
+                        # The app will meet the same trouble and answer it properly: with
+                        # a problem document, a request id and a logged traceback.
+                        hit = None
                 if hit is not None:
                     status = await self._answer(scope, send, hit, headers)
                     template = path if path in LIST_PATHS else _ITEM_ROUTE

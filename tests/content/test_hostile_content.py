@@ -236,3 +236,37 @@ async def test_public_reads_behind_a_path_prefix_and_other_edges(
     assert any_version.status_code == 304
     bad_locale = await client.get(URL, params={"locale": "not a locale!"})
     assert bad_locale.json()["errors"][0]["location"] == "query"
+
+
+@pytest.mark.parametrize("settings_overrides", [{"media_max_bytes": 4096}], ids=["4KiB"])
+async def test_a_file_over_the_limit_inside_the_envelope_leaves_no_folder(
+    app: FastAPI, client: httpx.AsyncClient, editor: dict[str, str], tmp_path: Path
+) -> None:
+    # Small enough for the request limit (the limit plus the multipart envelope), too big
+    # for the file limit: refused while streaming to storage.
+    response = await client.post(
+        "/api/v1/media",
+        files={"file": ("big.png", png(120, 120) + b"\0" * 10_000, "image/png")},
+        headers=editor,
+    )
+    assert response.status_code == 413
+    assert _leftovers(app.state.settings.media_dir) == []
+
+
+def _leftovers(root: Path) -> list[Path]:
+    """Anything under the media folder but the folder of keys itself."""
+    return [p for p in root.rglob("*") if p != root / "media"] if root.exists() else []
+
+
+async def test_a_failing_database_in_the_fast_path_gets_the_apps_problem_answer(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*_: object) -> None:
+        raise ConnectionResetError("the database went away")
+
+    monkeypatch.setattr("gameportal.content.fastpath.read_item", broken)
+    monkeypatch.setattr("gameportal.content.router.read_item", broken)
+    response = await client.get(f"{URL}/news/anything")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["x-request-id"]
