@@ -14,52 +14,14 @@ import uuid
 import structlog
 
 from gameportal.kit.ids import new_id
+from gameportal.notifications import repository as repo
 from gameportal.notifications.registry import ClaimedMessage, Delivery
-from gameportal.notifications.repository import CHANNEL
 from gameportal.notifications.schemas import OPTIONAL_CATEGORIES
 
 log = structlog.get_logger(__name__)
 
 BATCH = 1000
 _BEFORE_EVERY_ID = uuid.UUID(int=0)
-
-_HOLD_SQL = """
-SELECT p.last_user_id, coalesce(p.recipients, 0) AS recipients
-FROM messages m LEFT JOIN broadcast_progress p ON p.message_id = m.id
-WHERE m.id = $1 AND m.lease_owner = $2 AND m.status = 'PROCESSING'
-FOR UPDATE OF m
-"""
-
-# Players who should get this copy: not blocked, not opted out of its category on this
-# channel, and for PUSH only those with a device that can receive it.
-_RECIPIENTS_SQL = """
-SELECT u.id FROM users u
-LEFT JOIN notification_preferences p ON p.user_id = u.id
-WHERE u.id > $1 AND NOT u.is_blocked
-  AND NOT (coalesce(p.opt_outs, ARRAY[]::text[]) && $2::text[])
-  AND (NOT $3 OR EXISTS (
-      SELECT 1 FROM push_subscriptions s JOIN sessions d ON d.id = s.session_id
-      WHERE s.user_id = u.id AND d.revoked_at IS NULL AND d.expires_at > now()))
-ORDER BY u.id
-LIMIT $4
-"""
-
-_QUEUE_SQL = """
-INSERT INTO messages (id, type, recipient_user_id, payload, priority, max_attempts,
-                      scheduled_at, dedupe_key)
-SELECT t.id, $3, t.recipient, $4::jsonb, $5, $6, now(), 'broadcast:' || $7 || ':' || t.recipient
-FROM unnest($1::uuid[], $2::uuid[]) AS t (id, recipient)
-ON CONFLICT (dedupe_key) WHERE status IN ('PENDING', 'PROCESSING') DO NOTHING
-"""
-
-_PROGRESS_SQL = """
-INSERT INTO broadcast_progress (message_id, last_user_id, recipients)
-VALUES ($1, $2, $3)
-ON CONFLICT (message_id) DO UPDATE
-SET last_user_id = excluded.last_user_id,
-    recipients = broadcast_progress.recipients + excluded.recipients,
-    updated_at = now()
-"""
 
 
 class LeaseLost(Exception):
@@ -75,32 +37,30 @@ async def fan_out(message: ClaimedMessage, delivery: Delivery, *, batch: int = B
     queued = 0
     while True:
         async with delivery.pool.acquire() as conn, conn.transaction():
-            held = await conn.fetchrow(_HOLD_SQL, message.id, delivery.worker)
-            if held is None:
+            held, last_user = await repo.hold_broadcast(conn, message.id, delivery.worker)
+            if not held:
                 raise LeaseLost(f"broadcast {message.id} is no longer held by this worker")
             # A plain `id > $1` (never NULL) keeps every batch an index range scan, even
             # once PostgreSQL switches the prepared statement to a generic plan.
-            after = held["last_user_id"] or _BEFORE_EVERY_ID
-            recipients = await conn.fetch(
-                _RECIPIENTS_SQL, after, opt_out, message.type == "PUSH", batch
+            ids = await repo.broadcast_recipients(
+                conn,
+                after=last_user or _BEFORE_EVERY_ID,
+                opted_out=opt_out,
+                with_device_only=message.type == "PUSH",
+                limit=batch,
             )
-            if not recipients:
+            if not ids:
                 break
-            ids = [r["id"] for r in recipients]
-            await conn.execute(
-                _QUEUE_SQL,
-                [new_id() for _ in ids],
-                ids,
-                message.type,
-                payload,
+            await repo.queue_broadcast_copies(
+                conn,
+                message,
+                ids=[new_id() for _ in ids],
+                recipients=ids,
+                payload=payload,
                 # One step below the broadcast: a password reset queued after a
                 # million copies must not wait behind them.
-                message.priority - 1,
-                message.max_attempts,
-                str(message.id),
+                priority=message.priority - 1,
             )
-            await conn.execute(_PROGRESS_SQL, message.id, ids[-1], len(ids))
-            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, message.type)
         queued += len(ids)
         if len(ids) < batch:
             break

@@ -7,14 +7,13 @@ import uuid
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gameportal.config import Settings
 from gameportal.errors import Conflict, InvalidField, NotFound
-from gameportal.kit.ids import new_id
-from gameportal.models import PushSubscription, Session
+from gameportal.models import PushSubscription
+from gameportal.notifications import push_repository as repo
 from gameportal.notifications.schemas import PushSubscriptionCreate, PushSubscriptionRead
 
 
@@ -47,21 +46,6 @@ def check_endpoint(settings: Settings, endpoint: str) -> None:
         )
 
 
-_UPSERT = text(
-    """
-    INSERT INTO push_subscriptions AS s
-        (id, user_id, session_id, endpoint, p256dh, auth, expires_at)
-    VALUES (:id, :user_id, :session_id, :endpoint, :p256dh, :auth, :expires_at)
-    ON CONFLICT (session_id) DO UPDATE SET
-        endpoint = excluded.endpoint, p256dh = excluded.p256dh, auth = excluded.auth,
-        expires_at = excluded.expires_at, updated_at = now(),
-        last_success_at = CASE WHEN s.endpoint = excluded.endpoint
-                               THEN s.last_success_at END
-    RETURNING s.id, (xmax = 0) AS created
-    """
-)
-
-
 async def subscribe(
     session: AsyncSession,
     settings: Settings,
@@ -81,33 +65,20 @@ async def subscribe(
         raise InvalidField("expirationTime", "is in the past", "expired")
     # The endpoint names one browser profile: held by another session (another account
     # that logged in there, or an earlier login), it moves to this one.
-    await session.execute(
-        delete(PushSubscription).where(
-            PushSubscription.endpoint == body.endpoint,
-            PushSubscription.session_id != session_id,
-        )
-    )
+    await repo.release_endpoint(session, body.endpoint, session_id)
     try:
-        row = (
-            await session.execute(
-                _UPSERT,
-                {
-                    "id": new_id(),
-                    "user_id": user_id,
-                    "session_id": session_id,
-                    "endpoint": body.endpoint,
-                    "p256dh": body.keys.p256dh,
-                    "auth": body.keys.auth,
-                    "expires_at": expires_at,
-                },
-            )
-        ).one()
+        return await repo.upsert(
+            session,
+            user_id=user_id,
+            session_id=session_id,
+            endpoint=body.endpoint,
+            p256dh=body.keys.p256dh,
+            auth=body.keys.auth,
+            expires_at=expires_at,
+        )
     except IntegrityError:
         # Another session registered the same endpoint at the same moment.
         raise Conflict("this endpoint was registered concurrently; try again") from None
-    subscription = await session.get(PushSubscription, row.id, populate_existing=True)
-    assert subscription is not None
-    return subscription, bool(row.created)
 
 
 async def list_subscriptions(
@@ -115,31 +86,14 @@ async def list_subscriptions(
 ) -> list[PushSubscription]:
     """Subscriptions of live sessions only: a logged-out device gets no pushes, and its
     row goes when `gameportal prune` deletes the ended session."""
-    query = (
-        select(PushSubscription)
-        .join(Session, Session.id == PushSubscription.session_id)
-        .where(
-            PushSubscription.user_id == user_id,
-            Session.revoked_at.is_(None),
-            Session.expires_at > func.now(),
-        )
-    )
-    if after is not None:
-        query = query.where(PushSubscription.id < after)
-    rows = await session.scalars(query.order_by(PushSubscription.id.desc()).limit(limit))
-    return list(rows)
+    return await repo.live_of_user(session, user_id, after=after, limit=limit)
 
 
 async def unsubscribe(
     session: AsyncSession, user_id: uuid.UUID, subscription_id: uuid.UUID
 ) -> None:
-    deleted = await session.execute(
-        delete(PushSubscription)
-        .where(PushSubscription.id == subscription_id, PushSubscription.user_id == user_id)
-        .returning(PushSubscription.id)
-    )
-    if deleted.first() is None:  # someone else's id reads as unknown, not forbidden
-        raise NotFound("no such push subscription")
+    if not await repo.delete_owned(session, user_id, subscription_id):
+        raise NotFound("no such push subscription")  # someone else's id reads as unknown
 
 
 def as_read(subscription: PushSubscription, current_session: uuid.UUID) -> PushSubscriptionRead:

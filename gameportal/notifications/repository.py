@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gameportal.models import Message, NotificationPreference, User
+from gameportal.notifications.registry import ClaimedMessage
 
 CHANNEL = "gameportal_queue"
 
@@ -319,3 +320,93 @@ async def set_opt_outs(session: AsyncSession, user_id: uuid.UUID, opt_outs: list
             set_={"opt_outs": opt_outs, "updated_at": func.now()},
         )
     )
+
+
+# --- broadcast fan-out (see fanout.py) -----------------------------------------------------
+
+_HOLD_BROADCAST_SQL = """
+SELECT p.last_user_id, coalesce(p.recipients, 0) AS recipients
+FROM messages m LEFT JOIN broadcast_progress p ON p.message_id = m.id
+WHERE m.id = $1 AND m.lease_owner = $2 AND m.status = 'PROCESSING'
+FOR UPDATE OF m
+"""
+
+# Players who should get this copy: not blocked, not opted out of its category on this
+# channel, and for PUSH only those with a device that can receive it.
+_BROADCAST_RECIPIENTS_SQL = """
+SELECT u.id FROM users u
+LEFT JOIN notification_preferences p ON p.user_id = u.id
+WHERE u.id > $1 AND NOT u.is_blocked
+  AND NOT (coalesce(p.opt_outs, ARRAY[]::text[]) && $2::text[])
+  AND (NOT $3 OR EXISTS (
+      SELECT 1 FROM push_subscriptions s JOIN sessions d ON d.id = s.session_id
+      WHERE s.user_id = u.id AND d.revoked_at IS NULL AND d.expires_at > now()))
+ORDER BY u.id
+LIMIT $4
+"""
+
+_QUEUE_COPIES_SQL = """
+INSERT INTO messages (id, type, recipient_user_id, payload, priority, max_attempts,
+                      scheduled_at, dedupe_key)
+SELECT t.id, $3, t.recipient, $4::jsonb, $5, $6, now(), 'broadcast:' || $7 || ':' || t.recipient
+FROM unnest($1::uuid[], $2::uuid[]) AS t (id, recipient)
+ON CONFLICT (dedupe_key) WHERE status IN ('PENDING', 'PROCESSING') DO NOTHING
+"""
+
+_BROADCAST_PROGRESS_SQL = """
+INSERT INTO broadcast_progress (message_id, last_user_id, recipients)
+VALUES ($1, $2, $3)
+ON CONFLICT (message_id) DO UPDATE
+SET last_user_id = excluded.last_user_id,
+    recipients = broadcast_progress.recipients + excluded.recipients,
+    updated_at = now()
+"""
+
+
+async def hold_broadcast(
+    conn: asyncpg.Connection, message_id: uuid.UUID, owner: str
+) -> tuple[bool, uuid.UUID | None]:
+    """Whether `owner` still holds the broadcast (now locked until commit), and the last
+    user its fan-out reached."""
+    row = await conn.fetchrow(_HOLD_BROADCAST_SQL, message_id, owner)
+    if row is None:
+        return False, None
+    last: uuid.UUID | None = row["last_user_id"]
+    return True, last
+
+
+async def broadcast_recipients(
+    conn: asyncpg.Connection,
+    *,
+    after: uuid.UUID,
+    opted_out: list[str],
+    with_device_only: bool,
+    limit: int,
+) -> list[uuid.UUID]:
+    rows = await conn.fetch(_BROADCAST_RECIPIENTS_SQL, after, opted_out, with_device_only, limit)
+    return [r["id"] for r in rows]
+
+
+async def queue_broadcast_copies(
+    conn: asyncpg.Connection,
+    broadcast: ClaimedMessage,
+    *,
+    ids: list[uuid.UUID],
+    recipients: list[uuid.UUID],
+    payload: dict[str, Any],
+    priority: int,
+) -> None:
+    """One copy per recipient, the cursor moved to the last of them, workers woken: all in
+    the caller's transaction."""
+    await conn.execute(
+        _QUEUE_COPIES_SQL,
+        ids,
+        recipients,
+        broadcast.type,
+        payload,
+        priority,
+        broadcast.max_attempts,
+        str(broadcast.id),
+    )
+    await conn.execute(_BROADCAST_PROGRESS_SQL, broadcast.id, recipients[-1], len(recipients))
+    await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, broadcast.type)

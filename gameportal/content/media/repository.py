@@ -63,6 +63,13 @@ async def listing(
 # --- the worker's side ---------------------------------------------------------------------
 
 
+async def to_process(pool: asyncpg.Pool, media_id: uuid.UUID) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await pool.fetchrow(
+        "SELECT storage_key, mime_type, status FROM media_assets WHERE id = $1", media_id
+    )
+    return row
+
+
 async def for_processing(conn: asyncpg.Connection, media_id: uuid.UUID) -> asyncpg.Record | None:
     row: asyncpg.Record | None = await conn.fetchrow(
         "SELECT id, file_name, mime_type, storage_key, uploaded_by, status "

@@ -34,9 +34,7 @@ class MediaProcessor:
 
     async def __call__(self, message: ClaimedMessage, delivery: Delivery) -> None:
         media_id = uuid.UUID(str(message.payload["mediaId"]))
-        row = await delivery.pool.fetchrow(
-            "SELECT storage_key, mime_type, status FROM media_assets WHERE id = $1", media_id
-        )
+        row = await repo.to_process(delivery.pool, media_id)
         if row is None or row["status"] != "PROCESSING":
             return  # deleted meanwhile, or done by an earlier attempt
         data = await self.storage.read(row["storage_key"])

@@ -20,26 +20,13 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gameportal.config import Settings
+from gameportal.notifications import push_repository as repo
 from gameportal.notifications.fanout import fan_out
 from gameportal.notifications.registry import ClaimedMessage, Delivery, PermanentError
 from gameportal.notifications.schemas import opted_out
 from gameportal.notifications.vapid import VapidSigner, b64url_decode
 
 log = structlog.get_logger(__name__)
-
-_OPT_OUTS_SQL = "SELECT opt_outs FROM notification_preferences WHERE user_id = $1"
-
-# Subscriptions of the recipient's live sessions that do not have this message yet.
-_TARGETS_SQL = """
-SELECT s.id, s.endpoint, s.p256dh, s.auth
-FROM push_subscriptions s
-JOIN sessions d ON d.id = s.session_id
-WHERE s.user_id = $1
-  AND d.revoked_at IS NULL AND d.expires_at > now()
-  AND (s.expires_at IS NULL OR s.expires_at > now())
-  AND NOT EXISTS (
-      SELECT 1 FROM push_deliveries p WHERE p.message_id = $2 AND p.subscription_id = s.id)
-"""
 
 
 class TransientPushError(Exception):
@@ -86,21 +73,24 @@ class PushChannel:
             await fan_out(message, delivery)
             return
         pool = delivery.pool
-        opt_outs = await pool.fetchval(_OPT_OUTS_SQL, message.recipient_user_id) or []
-        if opted_out(list(opt_outs), "PUSH", message.payload.get("category")):
+        opt_outs = await repo.opt_outs(pool, message.recipient_user_id)
+        if opted_out(opt_outs, "PUSH", message.payload.get("category")):
             log.info("push_skipped_opted_out", message_id=str(message.id))
             return
-        targets = await pool.fetch(_TARGETS_SQL, message.recipient_user_id, message.id)
+        targets = await repo.targets(pool, message.recipient_user_id, message.id)
         if not targets:
             # Nothing to push to is not a failure: the player has no subscribed device.
             log.info("push_no_devices", message_id=str(message.id))
             return
         body = _notification(message)
-        outcomes = await asyncio.gather(*(self._push(row, body, message) for row in targets))
+        outcomes = await asyncio.gather(
+            *(self._push(self.signer, row, body, message) for row in targets)
+        )
         await self._record(pool, message, outcomes)
 
-    async def _push(self, row: asyncpg.Record, body: bytes, message: ClaimedMessage) -> _Outcome:
-        assert self.signer is not None
+    async def _push(
+        self, signer: VapidSigner, row: asyncpg.Record, body: bytes, message: ClaimedMessage
+    ) -> _Outcome:
         endpoint: str = row["endpoint"]
         try:
             encrypted = http_ece.encrypt(
@@ -113,7 +103,7 @@ class PushChannel:
         except ValueError as exc:  # keys that passed validation but cannot be used
             return _Outcome(row["id"], "refused", f"cannot encrypt for this device: {exc}")
         headers = {
-            "Authorization": self.signer.authorization(endpoint),
+            "Authorization": signer.authorization(endpoint),
             "Content-Encoding": "aes128gcm",
             "Content-Type": "application/octet-stream",
             "TTL": str(self.settings.push_ttl_seconds),
@@ -148,22 +138,11 @@ class PushChannel:
         gone = [o.subscription_id for o in by_kind.get("gone", [])]
         retry = by_kind.get("retry", [])
         refused = by_kind.get("refused", [])
-        async with pool.acquire() as conn, conn.transaction():
-            if sent:
-                await conn.execute(
-                    "UPDATE push_subscriptions SET last_success_at = now() WHERE id = ANY($1)",
-                    sent,
-                )
-            if gone:
-                await conn.execute("DELETE FROM push_subscriptions WHERE id = ANY($1)", gone)
-                log.info("push_subscriptions_removed", count=len(gone), reason="gone")
-            if retry and sent:
-                await conn.execute(
-                    "INSERT INTO push_deliveries (message_id, subscription_id) "
-                    "SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING",
-                    message.id,
-                    sent,
-                )
+        await repo.record_outcomes(
+            pool, message.id, sent=sent, gone=gone, remember_sent=bool(retry)
+        )
+        if gone:
+            log.info("push_subscriptions_removed", count=len(gone), reason="gone")
         for outcome in refused:
             log.warning(
                 "push_refused",
