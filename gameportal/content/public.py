@@ -5,14 +5,50 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
+from collections.abc import Mapping
+from typing import Any
 
 import asyncpg
+import orjson
 
 from gameportal.content import repository as repo
 from gameportal.content.cache import Cached
-from gameportal.content.schemas import PublicContent
 
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
+def public_item(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row as `PublicContent` says, ready for orjson: on the hot path, a dict and
+    orjson cost a tenth of validating and dumping the model (a test keeps them equal)."""
+    return {
+        "id": row["id"],
+        "type": row["type"],
+        "title": row["title"],
+        "slug": row["slug"],
+        "locale": row["locale"],
+        "format": row["format"],
+        "content": row["content"],
+        "html": row["html"],
+        "tags": row["tags"],
+        "media": row["media"],
+        "attributes": row["attributes"],
+        "publishedAt": row["published_at"],
+        "createdAt": row["created_at"],
+        "updatedAt": row["updated_at"],
+    }
+
+
+def _uuid_as_text(value: Any) -> str:
+    # asyncpg's own UUID type, which orjson does not know (the standard one it does).
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def to_json(value: Any) -> bytes:
+    # UTC datetimes end in `Z`, as everywhere in the API.
+    return orjson.dumps(value, default=_uuid_as_text, option=orjson.OPT_UTC_Z)
 
 
 def digest_etag(body: bytes) -> str:
@@ -28,5 +64,4 @@ async def read_item(
     row = await repo.published_by_slug(pool, content_type.upper(), slug, locales)
     if row is None:
         return None
-    body = PublicContent.model_validate(dict(row)).model_dump_json(by_alias=True).encode()
-    return Cached(etag=f'"{row["id"]}.{row["version"]}"', body=body, vary=True)
+    return Cached(etag=f'"{row["id"]}.{row["version"]}"', body=to_json(public_item(row)), vary=True)

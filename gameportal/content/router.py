@@ -14,7 +14,7 @@ from gameportal.content import repository as repo
 from gameportal.content import service
 from gameportal.content.cache import Cached, PublicCache, app_path, cache_key, etag_matches
 from gameportal.content.locales import candidate_locales
-from gameportal.content.public import digest_etag, read_item
+from gameportal.content.public import digest_etag, public_item, read_item, to_json
 from gameportal.content.rendering import search_config
 from gameportal.content.schemas import (
     ContentCreate,
@@ -291,12 +291,10 @@ async def list_published(
             after=page.after,
             limit=page.limit + 1,
         )
-        items = [PublicContent.model_validate(dict(r)) for r in rows[: page.limit]]
-        next_cursor = encode_cursor(items[-1].id) if len(rows) > page.limit and items else None
-        body = Page[PublicContent](items=items, next_cursor=next_cursor).model_dump_json(
-            by_alias=True
-        )
-        return Cached(etag=digest_etag(body.encode()), body=body.encode(), vary=False)
+        shown = rows[: page.limit]
+        next_cursor = encode_cursor(shown[-1]["id"]) if len(rows) > page.limit else None
+        body = to_json({"items": [public_item(r) for r in shown], "nextCursor": next_cursor})
+        return Cached(etag=digest_etag(body), body=body, vary=False)
 
     return await _public(request, build)
 

@@ -13,7 +13,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from gameportal.content import repository as repo
 from gameportal.content.cache import cache_key
+from gameportal.content.public import public_item, to_json
+from gameportal.content.schemas import PublicContent
 from tests.factories import bearer, register, user_with_roles
 from tests.notifications.support import wait_for
 
@@ -298,3 +301,29 @@ async def test_answers_from_the_cache_are_the_same_as_fresh_ones(
     assert not_modified.headers["access-control-allow-origin"] == "https://play.example.com"
     # An editor's route with the same shape is never served from it.
     assert (await client.get(f"{URL}/{uuid.uuid4()}/revisions")).status_code == 401
+
+
+async def test_the_fast_json_of_an_item_is_exactly_what_the_schema_gives(
+    client: httpx.AsyncClient, editor: dict[str, str], db: asyncpg.Pool
+) -> None:
+    media_id = uuid.uuid4()
+    await db.execute(
+        "INSERT INTO media_assets (id, file_name, url, mime_type, size_bytes, status, "
+        "storage_key, storage_backend) VALUES ($1, 'a.png', '/x', 'image/png', 1, 'READY', "
+        "$2, 'local')",
+        media_id,
+        f"media/{media_id}/original",
+    )
+    await _published(
+        client,
+        editor,
+        title="Ünïcode <b>",
+        slug="exact",
+        tags=["a b", "ç"],
+        media=[str(media_id)],
+        attributes={"nested": {"list": [1, 2.5, None, True, "ü"]}, "empty": {}},
+    )
+    row = await repo.published_by_slug(db, "NEWS", "exact", ["en"])
+    assert row is not None
+    schema = PublicContent.model_validate(dict(row)).model_dump_json(by_alias=True).encode()
+    assert to_json(public_item(row)) == schema
