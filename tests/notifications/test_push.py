@@ -66,6 +66,14 @@ async def _push(
     return str(response.json()["id"])
 
 
+async def _deliver(
+    app: FastAPI, database_url: str, db: asyncpg.Pool, status: str, count: int = 1
+) -> None:
+    """Run a PUSH worker until `count` messages are in `status`."""
+    async with running_workers(app, database_url, builtins=True, types=["PUSH"]):
+        await settled(db, status, count)
+
+
 async def test_a_push_reaches_every_live_device_encrypted_and_signed(
     app: FastAPI,
     database_url: str,
@@ -82,8 +90,7 @@ async def test_a_push_reaches_every_live_device_encrypted_and_signed(
     await client.post("/api/v1/auth/logout", headers=bearer(ended))
 
     message_id = await _push(client, admin, phone["user"]["id"], body="You reached level 10.")
-    async with running_workers(app, database_url, builtins=True, types=["PUSH"]):
-        await settled(db, "SENT")
+    await _deliver(app, database_url, db, "SENT")
 
     assert push_service.errors == []
     assert sorted(r.path for r in push_service.received) == ["/push/laptop", "/push/phone"]
@@ -124,8 +131,7 @@ async def test_gone_devices_are_removed_and_only_the_failed_one_is_retried(
     push_service.script = {"gone": [410], "flaky": [503]}
 
     await _push(client, admin, user["user"]["id"])
-    async with running_workers(app, database_url, builtins=True, types=["PUSH"]):
-        await settled(db, "SENT")
+    await _deliver(app, database_url, db, "SENT")
 
     assert push_service.errors == []
     paths = sorted(r.path for r in push_service.received)
@@ -151,8 +157,7 @@ async def test_a_push_every_device_refuses_fails_with_the_reason(
     await _subscribe(client, user, push_service.browser("mismatched")[1])
     push_service.script = {"mismatched": [403]}  # subscribed with another server's key
     await _push(client, admin, user["user"]["id"])
-    async with running_workers(app, database_url, builtins=True, types=["PUSH"]):
-        await settled(db, "FAILED")
+    await _deliver(app, database_url, db, "FAILED")
     message = await db.fetchrow("SELECT retry_count, last_error FROM messages WHERE type = 'PUSH'")
     assert message["retry_count"] == 1  # one attempt of three: retrying cannot help
     assert len(push_service.received) == 1
@@ -178,8 +183,7 @@ async def test_an_opted_out_category_is_not_pushed(
     assert prefs.status_code == 200, prefs.text
     await _push(client, admin, user["user"]["id"], category="marketing")
     await _push(client, admin, user["user"]["id"], category="transactional")
-    async with running_workers(app, database_url, builtins=True, types=["PUSH"]):
-        await settled(db, "SENT", count=2)
+    await _deliver(app, database_url, db, "SENT", count=2)
     assert [r.payload["category"] for r in push_service.received] == ["transactional"]
     assert push_service.received[0].headers["urgency"] == "high"
 
@@ -202,8 +206,7 @@ async def test_a_push_broadcast_goes_only_to_players_with_a_device(
         json={"type": "PUSH", "payload": {"title": "Double XP weekend", "category": "marketing"}},
     )
     assert created.status_code == 201, created.text
-    async with running_workers(app, database_url, builtins=True, types=["PUSH"]):
-        await settled(db, "SENT", count=3)  # the broadcast and its two copies
+    await _deliver(app, database_url, db, "SENT", count=3)  # the broadcast and its two copies
     assert sorted(r.path for r in push_service.received) == ["/push/p0", "/push/p1"]
     assert {r.payload["title"] for r in push_service.received} == {"Double XP weekend"}
 
