@@ -7,16 +7,18 @@ import asyncio
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import asyncpg
 import structlog
 
 from gameportal.config import Settings
 from gameportal.content.media import repository as repo
-from gameportal.content.media.images import Processed, Rejected, process
 from gameportal.content.media.storage import Storage, media_key
 from gameportal.notifications.registry import ClaimedMessage, Delivery
-from gameportal.notifications.service import enqueue_on
+
+if TYPE_CHECKING:
+    from gameportal.content.media.images import Processed
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +39,10 @@ class MediaProcessor:
         row = await repo.to_process(delivery.pool, media_id)
         if row is None or row["status"] != "PROCESSING":
             return  # deleted meanwhile, or done by an earlier attempt
+        # Imported on first use: every `gameportal worker` registers this handler, and
+        # Pillow (and FastAPI, behind the queue service) would slow each one's start.
+        from gameportal.content.media.images import Rejected, process
+
         data = await self.storage.read(row["storage_key"])
         try:
             # Pillow in a thread: the event loop keeps the leases of other jobs alive.
@@ -72,6 +78,8 @@ class MediaProcessor:
         result: Processed | None = None,
         rejected: str | None = None,
     ) -> None:
+        from gameportal.notifications.service import enqueue_on
+
         async with pool.acquire() as conn, conn.transaction():
             row = await repo.for_processing(conn, media_id)
             if row is None or row["status"] != "PROCESSING":
