@@ -113,7 +113,7 @@ class RequestContextMiddleware:
 
         # A declared length over the limit is refused before reading a byte; a body that
         # only turns out too long (chunked, or a lying header) is cut off while read.
-        declared = _header(scope, b"content-length")
+        declared = scope_header(scope, b"content-length")
         too_large = declared is not None and (not declared.isdigit() or int(declared) > limit)
         started_response = False
         received = 0
@@ -211,7 +211,7 @@ def _series(method: str, template: str, status: int) -> tuple[Any, Any]:
     )
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def scope_header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == name:
             return str(value.decode("latin-1"))
@@ -219,7 +219,7 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 def request_id_of(scope: Scope) -> str:
-    given = _header(scope, REQUEST_ID_HEADER.encode())
+    given = scope_header(scope, REQUEST_ID_HEADER.encode())
     if given and _SAFE_REQUEST_ID.match(given):
         return given
     return secrets.token_hex(16)

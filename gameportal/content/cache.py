@@ -51,24 +51,31 @@ def app_path(scope: Scope) -> str:
     return path[len(root) :] if root and path.startswith(root) else path
 
 
+def item_locales(query: bytes, accept_language: str | None) -> list[str] | None:
+    """The locales an item read tries, as the route works them out (the last `locale`
+    parameter, else Accept-Language); None when the route would refuse the locale."""
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True) if query else []
+    explicit = next((v for k, v in reversed(pairs) if k == "locale"), None)
+    try:
+        return candidate_locales(explicit, accept_language)
+    except InvalidField:
+        return None
+
+
 def cache_key(path: str, query: bytes, accept_language: str | None) -> str | None:
     """The key of a public read, or None for anything else (or for a request the route
     will refuse, such as a malformed locale)."""
     wanted = LIST_PARAMS.get(path)
-    if wanted is None and not is_item_path(path):
-        return None
-    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True) if query else []
     if wanted is not None:
+        pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True) if query else []
         # Stable by name: for a repeated single-valued parameter the last one counts,
         # so the order among equal names must be kept.
         kept = sorted((p for p in pairs if p[0] in wanted), key=lambda p: p[0])
         return f"{path}?{urlencode(kept)}"
-    explicit = next((v for k, v in reversed(pairs) if k == "locale"), None)
-    try:
-        locales = candidate_locales(explicit, accept_language)
-    except InvalidField:
+    if not is_item_path(path):
         return None
-    return f"{path}|{','.join(locales)}"
+    locales = item_locales(query, accept_language)
+    return None if locales is None else f"{path}|{','.join(locales)}"
 
 
 class PublicCache:
@@ -119,6 +126,14 @@ class PublicCache:
     @property
     def size_bytes(self) -> int:
         return self._bytes
+
+
+def cached_headers(hit: Cached, cache_control: str) -> dict[str, str]:
+    """What every answer from the cache carries, 200 or 304, wherever it is sent from."""
+    headers = {"etag": hit.etag, "cache-control": cache_control}
+    if hit.vary:
+        headers["vary"] = "Accept-Language"
+    return headers
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:

@@ -1,5 +1,5 @@
-"""Building public answers: which locales to try for a reader, and a published item as
-the bytes and ETag the cache keeps. Used by the router and by the fast path alike."""
+"""Building public answers: a published item, or a list, as the bytes and ETag the cache
+keeps. Used by the router and by the fast path alike."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ import orjson
 
 from gameportal.content import repository as repo
 from gameportal.content.cache import Cached
+from gameportal.content.rendering import MAX_SLUG, SLUG_PATTERN
 
-SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_SLUG = re.compile(SLUG_PATTERN)
 
 
 def public_item(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -59,7 +60,7 @@ async def read_item(
     pool: asyncpg.Pool, content_type: str, slug: str, locales: list[str]
 ) -> Cached | None:
     """A published item in the first of `locales` it exists in, or None."""
-    if len(slug) > 120 or not SLUG.match(slug):
+    if len(slug) > MAX_SLUG or not _SLUG.match(slug):
         return None
     row = await repo.published_by_slug(pool, content_type.upper(), slug, locales)
     if row is None:

@@ -63,6 +63,7 @@ def render(fmt: str, source: str) -> str | None:
 
 
 MAX_SLUG = 120
+SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"  # what slug_from makes, and all a slug may be
 
 
 def slug_from(title: str) -> str:

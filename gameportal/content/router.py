@@ -12,7 +12,14 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from gameportal.content import repository as repo
 from gameportal.content import service
-from gameportal.content.cache import Cached, PublicCache, app_path, cache_key, etag_matches
+from gameportal.content.cache import (
+    Cached,
+    PublicCache,
+    app_path,
+    cache_key,
+    cached_headers,
+    etag_matches,
+)
 from gameportal.content.locales import candidate_locales
 from gameportal.content.public import digest_etag, public_item, read_item, to_json
 from gameportal.content.rendering import search_config
@@ -219,9 +226,7 @@ async def _public(request: Request, build: Callable[[], Awaitable[Cached]]) -> R
         hit = await build()
         if key is not None:
             cache.put(key, hit, generation)
-    headers = {"ETag": hit.etag, "Cache-Control": cache.cache_control}
-    if hit.vary:
-        headers["Vary"] = "Accept-Language"
+    headers = cached_headers(hit, cache.cache_control)
     if etag_matches(request.headers.get("if-none-match"), hit.etag):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
     return Response(hit.body, media_type="application/json", headers=headers)

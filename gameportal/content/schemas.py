@@ -10,6 +10,7 @@ import langcodes
 import orjson
 from pydantic import AfterValidator, Field, StringConstraints, field_validator
 
+from gameportal.content.rendering import MAX_SLUG, SLUG_PATTERN
 from gameportal.kit.schemas import InputSchema, Schema, UtcDatetime, printable
 
 ContentType = Literal["GAME", "NEWS", "ANNOUNCEMENT", "FAQ"]
@@ -23,9 +24,7 @@ MAX_ATTRIBUTES_BYTES = 16 * 1024
 MAX_ATTRIBUTES_DEPTH = 6
 
 Title = Annotated[str, StringConstraints(min_length=1, max_length=300), AfterValidator(printable)]
-Slug = Annotated[
-    str, StringConstraints(min_length=1, max_length=120, pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-]
+Slug = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SLUG, pattern=SLUG_PATTERN)]
 Body = Annotated[str, StringConstraints(max_length=MAX_BODY)]
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gameportal.config import Settings
 from gameportal.errors import Conflict, InvalidField, NotFound
+from gameportal.kit.time import utcnow
 from gameportal.models import PushSubscription
 from gameportal.notifications import push_repository as repo
 from gameportal.notifications.schemas import PushSubscriptionCreate, PushSubscriptionRead
@@ -61,7 +62,7 @@ async def subscribe(
         if body.expiration_time is not None
         else None
     )
-    if expires_at is not None and expires_at <= datetime.now(UTC):
+    if expires_at is not None and expires_at <= utcnow():
         raise InvalidField("expirationTime", "is in the past", "expired")
     # The endpoint names one browser profile: held by another session (another account
     # that logged in there, or an earlier login), it moves to this one.
