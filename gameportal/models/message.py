@@ -69,6 +69,8 @@ class Message(IdMixin, CreatedAtMixin, Base):
     lease_owner: Mapped[str | None] = mapped_column(String(128))
     lease_expires_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Set by a handler on success, e.g. where the development outbox put a mail.
+    note: Mapped[str | None] = mapped_column(Text)
     dedupe_key: Mapped[str | None] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
 
