@@ -41,6 +41,11 @@ def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
+_CREATE = typer.Option(
+    "--create", help="Create the embedded database when the data folder has none"
+)
+
+
 def _fail(message: str) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(1)
@@ -52,69 +57,97 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes")] = 1,
     migrate: Annotated[bool, typer.Option(help="Apply pending migrations first")] = True,
+    queue_worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker/--no-worker",
+            help="Also run the queue worker (its own process); --no-worker where "
+            "`gameportal worker` runs elsewhere",
+        ),
+    ] = True,
 ) -> None:
-    """Serve the API (starting the embedded PostgreSQL when no database URL is set)."""
+    """Serve the API and run the queue worker beside it, starting the embedded PostgreSQL
+    when no database URL is set (its data is created on the first start)."""
     import uvicorn
 
-    from gameportal.db import DataDirInUse, database_url_for
+    from gameportal.db import EmbeddedDatabaseError, database_url_for
     from gameportal.migrations import upgrade
+    from gameportal.supervise import ChildProcess, metrics_folder
 
     settings = _settings()
+    typer.echo(f"data folder: {settings.data_dir}", err=True)
+    if not settings.smtp_host:
+        typer.echo(
+            f"no SMTP server set: mail goes to {settings.outbox_dir} (`gameportal outbox`)",
+            err=True,
+        )
     try:
-        with database_url_for(settings, exclusive=True) as url:
+        with database_url_for(settings, exclusive=True, create=True) as url, metrics_folder():
             if not settings.database_url:
-                typer.echo(
-                    f"embedded PostgreSQL running with data in {settings.embedded_pgdata}", err=True
-                )
-            # Workers are separate processes: they read the URL from the environment.
+                typer.echo(f"embedded PostgreSQL running in {settings.embedded_pgdata}", err=True)
+            # The uvicorn workers and the queue worker are other processes: they read the
+            # database and the data folder from the environment, resolved once here.
             os.environ["GAMEPORTAL_DATABASE_URL"] = url
+            os.environ["GAMEPORTAL_DATA_DIR"] = str(settings.data_dir)
             get_settings.cache_clear()
             if migrate:
                 upgrade(url)
             # uvicorn re-raises SIGTERM after its graceful shutdown; by default that kills the
-            # process before the embedded PostgreSQL is stopped. Turn it into an exit instead.
+            # process before the worker and the embedded PostgreSQL are stopped. Turn it into
+            # an exit instead.
             signal.signal(signal.SIGTERM, _exit_on_signal)
-            uvicorn.run(
-                "gameportal.app:create_app",
-                factory=True,
-                host=host,
-                port=port,
-                workers=workers,
-                access_log=False,  # our middleware logs each request with its request id
-                proxy_headers=False,  # X-Forwarded-For is judged by GAMEPORTAL_TRUSTED_PROXIES
-                loop="uvloop",
-                http="httptools",
-                log_level=settings.log_level.lower(),
-            )
-    except DataDirInUse as exc:
+            child = ChildProcess("queue worker", [sys.executable, "-m", "gameportal.cli", "worker"])
+            if queue_worker:
+                child.start()
+            try:
+                uvicorn.run(
+                    "gameportal.app:create_app",
+                    factory=True,
+                    host=host,
+                    port=port,
+                    workers=workers,
+                    access_log=False,  # our middleware logs each request with its request id
+                    proxy_headers=False,  # X-Forwarded-For is judged by GAMEPORTAL_TRUSTED_PROXIES
+                    loop="uvloop",
+                    http="httptools",
+                    log_level=settings.log_level.lower(),
+                )
+            finally:
+                child.stop()
+    except EmbeddedDatabaseError as exc:
         raise _fail(str(exc)) from None
 
 
 @cli.command()
 def migrate(
     sql: Annotated[bool, typer.Option("--sql", help="Print the SQL instead of running it")] = False,
+    create: Annotated[bool, _CREATE] = False,
 ) -> None:
     """Upgrade the database schema to the latest migration."""
-    from gameportal.db import DataDirInUse, database_url_for
+    from gameportal.db import EmbeddedDatabaseError, database_url_for
     from gameportal.migrations import upgrade
 
     settings = _settings()
+    if sql and not settings.database_url:
+        upgrade("postgresql://offline/gameportal", sql=True)  # offline: never connects
+        return
     try:
-        with database_url_for(settings) as url:
+        with database_url_for(settings, create=create) as url:
             upgrade(url, sql=sql)
-    except DataDirInUse as exc:
+    except EmbeddedDatabaseError as exc:
         raise _fail(str(exc)) from None
 
 
 @cli.command("db-url")
 def db_url() -> None:
-    """Print the URL of the database in use, embedded or not."""
-    from gameportal.db import DataDirInUse, database_url_for
+    """Print the URL of the database in use: GAMEPORTAL_DATABASE_URL, or the embedded
+    server a running `gameportal serve` keeps."""
+    from gameportal.db import EmbeddedDatabaseError, database_url_for
 
     try:
-        with database_url_for(_settings()) as url:
+        with database_url_for(_settings(), running=True) as url:
             typer.echo(url)
-    except DataDirInUse as exc:
+    except EmbeddedDatabaseError as exc:
         raise _fail(str(exc)) from None
 
 
@@ -132,10 +165,11 @@ def vapid_keys() -> None:
 def create_admin(
     email: Annotated[str, typer.Option(help="The administrator's email")],
     name: Annotated[str, typer.Option(help="Display name")] = "Administrator",
+    create: Annotated[bool, _CREATE] = False,
 ) -> None:
     """Create an administrator (or promote an existing account). The password is read from
     a prompt, or from standard input when it is not a terminal."""
-    from gameportal.db import DataDirInUse, database_url_for
+    from gameportal.db import EmbeddedDatabaseError, database_url_for
     from gameportal.identity.admin_cli import create_or_promote_admin
     from gameportal.migrations import upgrade
 
@@ -147,12 +181,12 @@ def create_admin(
         password = sys.stdin.readline().rstrip("\r\n")
     settings = _settings()
     try:
-        with database_url_for(settings) as url:
+        with database_url_for(settings, create=create) as url:
             upgrade(url)
             message = asyncio.run(
                 create_or_promote_admin(settings, url, email=email, name=name, password=password)
             )
-    except DataDirInUse as exc:
+    except EmbeddedDatabaseError as exc:
         raise _fail(str(exc)) from None
     except ValueError as exc:
         raise _fail(str(exc)) from None
@@ -163,14 +197,14 @@ def create_admin(
 def prune() -> None:
     """Delete ended sessions past GAMEPORTAL_SESSION_RETENTION_DAYS and stale login-throttle
     counters. Safe to run at any time, e.g. daily from cron."""
-    from gameportal.db import DataDirInUse, database_url_for
+    from gameportal.db import EmbeddedDatabaseError, database_url_for
     from gameportal.identity.admin_cli import prune_identity
 
     settings = _settings()
     try:
         with database_url_for(settings) as url:
             pruned = asyncio.run(prune_identity(settings, url))
-    except DataDirInUse as exc:
+    except EmbeddedDatabaseError as exc:
         raise _fail(str(exc)) from None
     typer.echo(
         f"deleted {pruned.sessions} ended sessions and {pruned.throttle_rows} stale "
@@ -198,7 +232,7 @@ def worker(
     import importlib
 
     from gameportal.content.tasks import register_content_tasks
-    from gameportal.db import DataDirInUse, database_url_for
+    from gameportal.db import EmbeddedDatabaseError, database_url_for
     from gameportal.models import MESSAGE_TYPES
     from gameportal.notifications.channels import register_builtin_handlers
     from gameportal.notifications.registry import handler_for, registered_types
@@ -234,7 +268,7 @@ def worker(
                     ),
                 )
             )
-    except DataDirInUse as exc:
+    except EmbeddedDatabaseError as exc:
         raise _fail(str(exc)) from None
 
 
@@ -255,6 +289,49 @@ async def _run_worker(settings: Settings, url: str, config: WorkerConfig) -> Non
     finally:
         await close_handlers()
         await db.close()
+
+
+@cli.command()
+def outbox(
+    mail_id: Annotated[
+        str | None, typer.Argument(help="Show this mail (an id, a unique prefix, or `latest`)")
+    ] = None,
+    to: Annotated[str | None, typer.Option(help="Only mails to addresses containing this")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="How many to list")] = 20,
+    links: Annotated[bool, typer.Option("--links", help="Print only the mail's links")] = False,
+) -> None:
+    """List the mails written to the development outbox (newest first), or show one, with
+    the verification and reset links it carries. Mail goes there while no SMTP server is
+    set (GAMEPORTAL_SMTP_HOST)."""
+    from gameportal.notifications import outbox as box
+
+    settings = _settings()
+    folder = settings.outbox_dir
+    if settings.smtp_host:
+        typer.echo(
+            f"note: mail goes to {settings.smtp_host}; the outbox only holds mail sent "
+            "while no SMTP server was set",
+            err=True,
+        )
+    if mail_id is None:
+        mails = box.list_mails(folder, to=to, limit=limit)
+        if not mails:
+            typer.echo(f"no mail in {folder}", err=True)
+        for mail in mails:
+            when = mail.date.strftime("%Y-%m-%d %H:%M:%S") if mail.date else "?"
+            typer.echo(f"{mail.id}  {when}  {mail.to}  {mail.subject}")
+        return
+    found = box.find(folder, mail_id)
+    if found is None:
+        raise _fail(f"no single mail in {folder} matches {mail_id!r}")
+    if links:
+        for link in found.links:
+            typer.echo(link)
+        return
+    for header in ("Date", "From", "To", "Subject"):
+        typer.echo(f"{header}: {found.mail[header] or ''}")
+    typer.echo(f"File: {found.path}\n")
+    typer.echo(found.text)
 
 
 def main() -> None:

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
 
     # Database. Unset: the CLI starts an embedded PostgreSQL with its data in data_dir.
     database_url: str | None = None
+    # Everything the service keeps on this machine: the embedded database, local media,
+    # the development mail outbox. Made absolute once, here, so every process and
+    # command of one run agrees on it whatever its working folder.
     data_dir: Path = Path("./var")
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)
@@ -61,8 +64,9 @@ class Settings(BaseSettings):
     # Links in mail point here (the player-facing site that calls this API).
     public_base_url: str = "http://127.0.0.1:8000"
 
-    # Mail (SMTP)
-    smtp_host: str = "127.0.0.1"
+    # Mail (SMTP). Unset host: mail is written to the outbox folder in data_dir instead
+    # (development); production refuses to start without a server.
+    smtp_host: str | None = None
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_starttls: bool = False
     smtp_tls: bool = False
@@ -99,7 +103,8 @@ class Settings(BaseSettings):
     # Media. Files live in a local folder (served by the app) or an S3 bucket (any
     # S3-compatible server); keys are made by the server, never from file names.
     media_storage: Literal["local", "s3"] = "local"
-    media_dir: Path = Path("./var/media")
+    # Unset: `media` in data_dir.
+    media_dir: Path | None = None
     # Where media URLs point: unset, the app's own /api/v1/media/{id}/file route (local)
     # or the bucket's endpoint (S3); set it to a CDN in front of either.
     media_public_url: str | None = None
@@ -122,6 +127,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON unless stderr is a terminal
 
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
     @field_validator("trusted_proxies")
     @classmethod
     def _valid_cidrs(cls, value: list[str]) -> list[str]:
@@ -136,6 +146,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "GAMEPORTAL_SECRET_KEY must be set to a random value of at least "
                 f"{MIN_SECRET_LENGTH} characters in production"
+            )
+        if self.env == "production" and not self.smtp_host:
+            raise ValueError(
+                "GAMEPORTAL_SMTP_HOST must name a mail server in production (without one, "
+                "mail only goes to the development outbox)"
             )
         if self.session_idle_days > self.session_ttl_days:
             raise ValueError(
@@ -152,7 +167,16 @@ class Settings(BaseSettings):
 
     @property
     def embedded_pgdata(self) -> Path:
-        return (self.data_dir / "postgres").resolve()
+        return self.data_dir / "postgres"
+
+    @property
+    def outbox_dir(self) -> Path:
+        """Where mail goes while no SMTP server is configured."""
+        return self.data_dir / "outbox"
+
+    @property
+    def media_folder(self) -> Path:
+        return self.media_dir or self.data_dir / "media"
 
 
 @lru_cache(maxsize=1)

@@ -136,7 +136,15 @@ DbPool = Annotated[Database, Depends(get_database)]
 # --- embedded PostgreSQL -------------------------------------------------------------------
 
 
-class DataDirInUse(RuntimeError):
+class EmbeddedDatabaseError(RuntimeError):
+    """The embedded database cannot be used as asked; the message says what to do."""
+
+
+class DataDirInUse(EmbeddedDatabaseError):
+    pass
+
+
+class NoEmbeddedDatabase(EmbeddedDatabaseError):
     pass
 
 
@@ -157,7 +165,7 @@ def _data_dir_lock(data_dir: Path) -> Iterator[None]:
         holder = handle.read().strip() or "another process"
         handle.close()
         raise DataDirInUse(
-            f"the embedded database in {data_dir.resolve()} is already in use by pid {holder}; "
+            f"the embedded database in {data_dir} is already in use by pid {holder}; "
             "stop that gameportal process first, or set GAMEPORTAL_DATA_DIR to another folder, "
             "or GAMEPORTAL_DATABASE_URL to an existing server"
         ) from None
@@ -204,27 +212,45 @@ class EmbeddedPostgres:
 
 
 @contextmanager
-def database_url_for(settings: Settings, *, exclusive: bool = False) -> Iterator[str]:
+def database_url_for(
+    settings: Settings, *, exclusive: bool = False, create: bool = False, running: bool = False
+) -> Iterator[str]:
     """The configured URL, or an embedded server's for the duration of the block.
 
     `exclusive` (the API server) refuses a data folder another gameportal process holds;
     otherwise (migrate, create-admin, db-url) that process's running server is used.
+    Without `create`, a data folder with no database is an error, never a new cluster
+    made in whatever folder the command happened to run in. `running` (db-url) accepts
+    only a server another process keeps running: one started here would be gone by the
+    time the caller used its URL.
     """
     if settings.database_url:
         yield settings.database_url
         return
+    pgdata = settings.embedded_pgdata
+    if not create and not (pgdata / "PG_VERSION").exists():
+        raise NoEmbeddedDatabase(
+            f"there is no database in {settings.data_dir}: `gameportal serve` creates one "
+            "(or pass --create), or set GAMEPORTAL_DATA_DIR to the folder that holds it, "
+            "or GAMEPORTAL_DATABASE_URL to a server"
+        )
     with ExitStack() as stack:
         try:
             stack.enter_context(_data_dir_lock(settings.data_dir))
         except DataDirInUse:
-            running = None if exclusive else running_embedded_url(settings.embedded_pgdata)
-            if running is None:
+            url = None if exclusive else running_embedded_url(pgdata)
+            if url is None:
                 raise
         else:
-            server = EmbeddedPostgres(settings.embedded_pgdata)
-            running = server.start()
+            if running:
+                raise NoEmbeddedDatabase(
+                    f"no gameportal server is running on {settings.data_dir}; "
+                    "start it with `gameportal serve`"
+                )
+            server = EmbeddedPostgres(pgdata)
+            url = server.start()
             stack.callback(server.stop)
-        yield running
+        yield url
 
 
 def running_embedded_url(pgdata: Path) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -28,6 +29,20 @@ from gameportal.migrations import upgrade
 
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
 _counter = itertools.count()
+
+# Everything a test run puts in the temporary folder (database clusters, media, outbox
+# mail, pytest's tmp_path, the S3 server's sockets, the servers the CLI tests start) goes
+# into one folder per process, removed when the run ends: runs leave nothing behind.
+# Set before anything asks for the temporary folder; subprocesses inherit it.
+TMP_ROOT = Path(tempfile.mkdtemp(prefix=f"gameportal-tests-{WORKER}-"))
+os.environ["TMPDIR"] = tempfile.tempdir = str(TMP_ROOT)
+(TMP_ROOT / "run").mkdir(mode=0o700)
+os.environ["XDG_RUNTIME_DIR"] = str(TMP_ROOT / "run")
+os.environ["GAMEPORTAL_DATA_DIR"] = str(TMP_ROOT / "var")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(TMP_ROOT, ignore_errors=True)
 
 
 def with_database(url: str, name: str) -> str:
@@ -59,8 +74,7 @@ def server_url() -> Iterator[str]:
     if given:
         yield plain_url(given)
         return
-    folder = Path(tempfile.mkdtemp(prefix=f"gameportal-test-{WORKER}-"))
-    server = EmbeddedPostgres(folder / "pgdata")
+    server = EmbeddedPostgres(TMP_ROOT / "pgdata")
     url = server.start()  # raises, failing the run, when no server can start
     try:
         yield plain_url(url)

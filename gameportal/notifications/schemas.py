@@ -92,6 +92,10 @@ class MessageRead(Schema):
     lease_owner: str | None
     lease_expires_at: UtcDatetime | None
     last_error: str | None
+    note: str | None = Field(
+        description="What a successful delivery reported, e.g. where the development "
+        "outbox put a mail"
+    )
     dedupe_key: str | None
 
 

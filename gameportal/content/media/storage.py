@@ -111,4 +111,4 @@ def storage_from(settings: Settings) -> Storage:
         from gameportal.content.media.s3 import S3Storage
 
         return S3Storage(settings)
-    return LocalStorage(settings.media_dir, settings.media_public_url)
+    return LocalStorage(settings.media_folder, settings.media_public_url)

@@ -3,17 +3,19 @@ language or given ready in the payload (HTML then escaped, never trusted)."""
 
 from __future__ import annotations
 
+import asyncio
 import email.policy
 import html
 import ssl
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import formatdate, make_msgid
 
 import aiosmtplib
 import structlog
 
 from gameportal.config import Settings
+from gameportal.notifications import outbox
 from gameportal.notifications.fanout import fan_out
 from gameportal.notifications.registry import ClaimedMessage, Delivery, PermanentError
 from gameportal.notifications.schemas import OPTIONAL_CATEGORIES, opted_out
@@ -28,6 +30,9 @@ SELECT u.email, u.name, u.preferences->>'language' AS language,
 FROM users u LEFT JOIN notification_preferences p ON p.user_id = u.id
 WHERE u.id = $1
 """
+
+# Only while the lease holds: a worker that lost the message must not annotate it.
+_NOTE_SQL = "UPDATE messages SET note = $2 WHERE id = $1 AND lease_owner = $3"
 
 
 class EmailChannel:
@@ -51,7 +56,17 @@ class EmailChannel:
             )
         except (ValueError, TypeError) as exc:  # an address or name mail cannot carry
             raise PermanentError(f"cannot compose the mail: {exc}") from None
-        await self.send(mail)
+        if self.settings.smtp_host:
+            await self.send(mail)
+            return
+        # Development: no mail server, so the mail goes where a developer can read it.
+        path = await asyncio.to_thread(
+            outbox.write, self.settings.outbox_dir, message.id, mail
+        )
+        await delivery.pool.execute(
+            _NOTE_SQL, message.id, f"no SMTP server is set: written to {path}", delivery.worker
+        )
+        log.info("email_written_to_outbox", message_id=str(message.id), path=str(path))
 
     def compose(
         self, message: ClaimedMessage, address: str, name: str, language: str | None
@@ -76,6 +91,7 @@ class EmailChannel:
         mail["To"] = Address(display_name=name, addr_spec=address)
         mail["Subject"] = subject
         mail["Message-ID"] = make_msgid(idstring=str(message.id))
+        mail["Date"] = formatdate(usegmt=True)
         mail["Content-Language"] = language or "en"
         category = payload.get("category")
         if category in OPTIONAL_CATEGORIES and message.recipient_user_id is not None:
