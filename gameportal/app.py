@@ -26,6 +26,7 @@ from gameportal.identity.router import auth_router, me_router
 from gameportal.identity.service import Identity
 from gameportal.kit.listener import PgListener
 from gameportal.kit.net import parse_networks
+from gameportal.kit.routing import install_route_index
 from gameportal.migrations import current_revision, head_revision
 from gameportal.notifications.admin_router import admin_notifications_router
 from gameportal.notifications.live import InboxHub
@@ -140,6 +141,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in routers:
         _add_routes(app, router)
     _operations(app)
+    # Routing by an index of path segments: the cost of finding a route stays the same
+    # as the API grows (Starlette tries each route in turn, about 3 µs apiece).
+    install_route_index(app)
     return app
 
 

@@ -1,0 +1,326 @@
+"""Route dispatch whose cost does not grow with the number of routes.
+
+Starlette and FastAPI try every route in turn (a regex match each, about 3 µs per route
+per request). `install_route_index(app)` puts an index in front of the app's router: a
+tree of the literal path segments every route's path starts with, holding at each node,
+per HTTP method, the routes (in the router's own order) that could match a request whose
+path begins with those segments. A request walks the tree by its path's segments and
+tries only the routes on the node it reaches, with the routes' own `matches()`, so path
+parameters and convertors behave exactly as before.
+
+Why it is the same dispatch: a route's regex starts with the literal text before its
+first parameter, so a path it matches starts with that text and its first segments are
+that text's complete segments; the node reached therefore holds every route that can
+match, in order, and the first FULL match among them is the first FULL match among all
+routes. The rest follows Starlette's order too: the first PARTIAL match (a method
+mismatch: 405), then the slash-toggled path for `redirect_slashes` (307), then the
+router's default (404). One difference, on purpose: a 405's `Allow` lists every method
+any route on that path accepts, where Starlette names only the first such route's.
+
+Anything the index does not understand (a `Host` route, an included router, a route
+class with its own `matches()`, form limits or FastAPI's native telemetry, websockets,
+lifespan) goes to the router's own dispatch, unchanged. Routes added later (`add_route`,
+`add_api_route`, `routes.append`, or a new `routes` list) are seen on the next request:
+the router's list is replaced by one that counts its changes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Any, SupportsIndex
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute, APIRouter, APIWebSocketRoute
+from starlette._utils import get_route_path
+from starlette.datastructures import URL
+from starlette.exceptions import HTTPException
+from starlette.responses import PlainTextResponse, RedirectResponse
+from starlette.routing import BaseRoute, Match, Mount, Route, WebSocketRoute, compile_path
+from starlette.types import Receive, Scope, Send
+
+# Starlette's own pattern for `{name}` / `{name:convertor}` in a path.
+_PARAM = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(:[a-zA-Z_][a-zA-Z0-9_]*)?}")
+_ROUTE_MATCHES = (Route.matches, APIRoute.matches)
+_ROUTE_HANDLES = (Route.handle, APIRoute.handle)
+_WEBSOCKET_MATCHES = (WebSocketRoute.matches, APIWebSocketRoute.matches)
+_ANY_METHOD = ""  # key of the lists for a method no route names
+
+
+class TrackedRoutes(list[BaseRoute]):
+    """The router's route list, counting its changes so the index knows when to rebuild."""
+
+    version = 0
+
+    def _changed(self) -> None:
+        self.version += 1
+
+    def append(self, item: BaseRoute) -> None:
+        super().append(item)
+        self._changed()
+
+    def extend(self, items: Iterable[BaseRoute]) -> None:
+        super().extend(items)
+        self._changed()
+
+    def insert(self, index: SupportsIndex, item: BaseRoute) -> None:
+        super().insert(index, item)
+        self._changed()
+
+    def remove(self, item: BaseRoute) -> None:
+        super().remove(item)
+        self._changed()
+
+    def pop(self, index: SupportsIndex = -1) -> BaseRoute:
+        item = super().pop(index)
+        self._changed()
+        return item
+
+    def clear(self) -> None:
+        super().clear()
+        self._changed()
+
+    def sort(self, *args: Any, **kwargs: Any) -> None:
+        super().sort(*args, **kwargs)
+        self._changed()
+
+    def reverse(self) -> None:
+        super().reverse()
+        self._changed()
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        super().__setitem__(index, value)
+        self._changed()
+
+    def __delitem__(self, index: Any) -> None:
+        super().__delitem__(index)
+        self._changed()
+
+    def __iadd__(self, items: Iterable[BaseRoute]) -> TrackedRoutes:  # type: ignore[override,misc]
+        super().__iadd__(items)
+        self._changed()
+        return self
+
+    def __imul__(self, times: SupportsIndex) -> TrackedRoutes:
+        super().__imul__(times)
+        self._changed()
+        return self
+
+
+class _Node:
+    __slots__ = ("by_method", "children", "routes")
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Node] = {}
+        self.routes: list[int] = []  # positions in the router's list of routes placed here
+        # method -> routes that may FULL-match; "" -> routes for any other method;
+        # None -> every route that may match the path at all (for 405 and redirects).
+        self.by_method: dict[str | None, tuple[BaseRoute, ...]] = {}
+
+
+class RouteIndex:
+    """The tree for one version of a router's route list; None from `build` when some
+    route is of a kind the index cannot reason about."""
+
+    def __init__(self, root: _Node) -> None:
+        self.root = root
+
+    @classmethod
+    def build(cls, routes: list[BaseRoute]) -> RouteIndex | None:
+        root = _Node()
+        methods: dict[int, frozenset[str] | None] = {}  # None: any method
+        for position, route in enumerate(routes):
+            placed = _placement(route)
+            if placed is None:
+                continue  # a websocket route: never matches an HTTP request
+            if isinstance(placed, bool):
+                return None
+            segments, route_methods = placed
+            node = root
+            for segment in segments:
+                node = node.children.setdefault(segment, _Node())
+            node.routes.append(position)
+            methods[position] = route_methods
+        known = sorted({m for ms in methods.values() if ms for m in ms})
+
+        def fill(node: _Node, above: list[int]) -> None:
+            here = sorted(above + node.routes)
+            node.by_method[None] = tuple(routes[i] for i in here)
+            for method in [*known, _ANY_METHOD]:
+                node.by_method[method] = tuple(
+                    routes[i]
+                    for i in here
+                    if methods[i] is None or method in methods[i]  # type: ignore[operator]
+                )
+            for child in node.children.values():
+                fill(child, here)
+
+        fill(root, [])
+        return cls(root)
+
+    def node_for(self, route_path: str) -> _Node:
+        node = self.root
+        # A path regex's `$` also matches before a final newline: walk without it.
+        if route_path.endswith("\n"):
+            route_path = route_path[:-1]
+        children = node.children
+        for segment in route_path.split("/")[1:]:
+            child = children.get(segment)
+            if child is None:
+                break
+            node = child
+            children = node.children
+        return node
+
+    def candidates(self, route_path: str, method: str) -> tuple[BaseRoute, ...]:
+        by_method = self.node_for(route_path).by_method
+        found = by_method.get(method)
+        return by_method[_ANY_METHOD] if found is None else found
+
+
+def _placement(route: BaseRoute) -> tuple[list[str], frozenset[str] | None] | bool | None:
+    """Where a route sits in the tree (the complete literal segments its paths start with)
+    and the methods it FULL-matches; None for routes no HTTP request matches; False for a
+    route the index cannot reason about."""
+    kind = type(route)
+    if isinstance(route, WebSocketRoute) and kind.matches in _WEBSOCKET_MATCHES:
+        return None
+    if isinstance(route, Route) and kind.matches in _ROUTE_MATCHES:
+        path = route.path
+        methods = frozenset(route.methods) if route.methods else None
+    elif isinstance(route, Mount) and kind.matches is Mount.matches:
+        path = route.path + "/{path:path}"
+        methods = None
+    else:
+        return False
+    # The index derives a route's prefix from its path: make sure that is what it matches.
+    if compile_path(path)[0].pattern != route.path_regex.pattern:
+        return False
+    first = _PARAM.search(path)
+    literal = path if first is None else path[: first.start()]
+    if "\n" in literal or "\r" in literal or not literal.startswith("/"):
+        return [], methods  # tried for every path: nothing to gain, nothing to risk
+    pieces = literal.split("/")[1:]
+    # A piece followed by a parameter is only the start of a segment ("/x{n}" matches
+    # "/x17"); without parameters the path is matched whole (or with a final newline,
+    # which node_for drops), so every piece is a segment.
+    segments = pieces if first is None else pieces[:-1]
+    return segments, methods
+
+
+class IndexedRouter:
+    """The router's dispatch, in front of its own: installed as its middleware stack."""
+
+    def __init__(self, router: APIRouter, fallback: Callable[[Scope, Receive, Send], Any]):
+        self.router = router
+        self.fallback = fallback
+        self._routes: TrackedRoutes | None = None
+        self._version = -1
+        self._index: RouteIndex | None = None
+
+    def index(self) -> RouteIndex | None:
+        routes = self.router.routes
+        if type(routes) is not TrackedRoutes:
+            routes = self.router.routes = TrackedRoutes(routes)
+        if routes is not self._routes or routes.version != self._version:
+            self._index = RouteIndex.build(routes)
+            self._routes, self._version = routes, routes.version
+        return self._index
+
+    def _plain(self, scope: Scope) -> bool:
+        router = self.router
+        return (
+            scope["type"] == "http"
+            and "fastapi.telemetry" not in scope
+            and not router.form_limits
+            and not getattr(router, "_low_priority_routes", None)
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        index = self.index() if self._plain(scope) else None
+        if index is None:
+            await self.fallback(scope, receive, send)
+            return
+        router = self.router
+        if "router" not in scope:
+            scope["router"] = router
+        route_path = get_route_path(scope)
+        node = index.node_for(route_path)
+        method = scope["method"]
+        full = node.by_method.get(method)
+        for route in node.by_method[_ANY_METHOD] if full is None else full:
+            match, child_scope = route.matches(scope)
+            if match is Match.FULL:
+                scope.update(child_scope)
+                scope["route"] = route
+                await route.handle(scope, receive, send)
+                return
+
+        partial: tuple[BaseRoute, Scope] | None = None
+        allowed: set[str] | None = set()
+        for route in node.by_method[None]:
+            match, child_scope = route.matches(scope)
+            if match is Match.PARTIAL:
+                if partial is None:
+                    partial = (route, child_scope)
+                if (
+                    allowed is not None
+                    and isinstance(route, Route)
+                    and type(route).handle in _ROUTE_HANDLES
+                    and route.methods
+                ):
+                    allowed |= route.methods
+                else:
+                    allowed = None  # a route of its own kind answers for itself
+        if partial is not None:
+            route, child_scope = partial
+            scope.update(child_scope)
+            scope["route"] = route
+            if allowed:
+                await _method_not_allowed(scope, receive, send, allowed)
+            else:
+                await route.handle(scope, receive, send)
+            return
+
+        if router.redirect_slashes and route_path != "/":
+            redirect_scope = dict(scope)
+            if route_path.endswith("/"):
+                redirect_scope["path"] = redirect_scope["path"].rstrip("/")
+            else:
+                redirect_scope["path"] = redirect_scope["path"] + "/"
+            other = index.node_for(get_route_path(redirect_scope))
+            for route in other.by_method[None]:
+                match, _ = route.matches(redirect_scope)
+                if match is not Match.NONE:
+                    response = RedirectResponse(url=str(URL(scope=redirect_scope)))
+                    await response(scope, receive, send)
+                    return
+
+        await router.default(scope, receive, send)
+
+
+async def _method_not_allowed(
+    scope: Scope, receive: Receive, send: Send, allowed: set[str]
+) -> None:
+    # As Route.handle answers, with every method the path takes.
+    headers = {"Allow": ", ".join(sorted(allowed))}
+    if "app" in scope:
+        raise HTTPException(status_code=405, headers=headers)
+    response = PlainTextResponse("Method Not Allowed", status_code=405, headers=headers)
+    await response(scope, receive, send)
+
+
+def install_route_index(app: FastAPI) -> IndexedRouter:
+    """Route the app's requests through the index. The router keeps its own dispatch for
+    what the index hands on; its routes may still change at any time."""
+    router = app.router
+    installed = router.middleware_stack
+    if isinstance(installed, IndexedRouter):
+        return installed
+    # Only where the router's stack is its bare dispatch: a router-level middleware
+    # would otherwise be skipped.
+    if installed != router.app:
+        raise RuntimeError("the router has its own middleware; the route index would bypass it")
+    indexed = IndexedRouter(router, installed)
+    router.middleware_stack = indexed
+    return indexed
