@@ -3,16 +3,19 @@ PostgreSQL in a temporary folder."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+from PIL import Image
 
 from tests.net import free_port
 
@@ -170,3 +173,189 @@ def test_migrate_sql_prints_the_schema_without_connecting(tmp_path: Path) -> Non
     )
     assert result.returncode == 0, result.stderr
     assert b"CREATE TABLE users" in result.stdout
+
+
+def _children(pid: int) -> dict[int, str]:
+    """The child processes of `pid`, with their command lines."""
+    found: dict[int, str] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                found[int(child)] = Path(f"/proc/{child}/cmdline").read_bytes().decode()
+            except FileNotFoundError:
+                pass
+    return found
+
+
+def _worker_pid(serve: subprocess.Popen[bytes]) -> int | None:
+    workers = [pid for pid, cmd in _children(serve.pid).items() if "worker" in cmd]
+    return workers[0] if workers else None
+
+
+def _wait(condition: Callable[[], object], within: float = 30) -> object:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError("condition not met in time")
+
+
+def _outbox(data_dir: Path, *args: str) -> str:
+    result = subprocess.run(
+        [*GAMEPORTAL, "outbox", *args], env=_env(data_dir), capture_output=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.decode()
+
+
+def test_serve_is_a_whole_portal_mail_media_and_schedules_work_with_no_second_command(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "var"
+    password = "violet-kettle-harbour-93"
+    with _serving(data_dir) as (base, proc):
+        worker = _wait(lambda: _worker_pid(proc))
+        subprocess.run(
+            [*GAMEPORTAL, "create-admin", "--email", "boss@example.com"],
+            env=_env(data_dir),
+            input=f"{password}\n".encode(),
+            capture_output=True,
+            timeout=60,
+            check=True,
+        )
+        token = httpx.post(
+            f"{base}/api/v1/auth/login", json={"email": "boss@example.com", "password": password}
+        ).json()["accessToken"]
+        staff = {"Authorization": f"Bearer {token}"}
+
+        # A registration's mail reaches the outbox, with the link that verifies the account.
+        httpx.post(
+            f"{base}/api/v1/auth/register",
+            json={"email": "player@example.com", "password": password, "name": "P"},
+        ).raise_for_status()
+        listed = _wait(lambda: _outbox(data_dir, "--to", "player@"))
+        assert "Confirm your email address" in str(listed)
+        [link] = _outbox(data_dir, "latest", "--links").split()
+        assert "/verify-email?token=" in link
+
+        # An upload becomes READY (the worker made its renditions).
+        image = io.BytesIO()
+        Image.new("RGB", (640, 400), "teal").save(image, "PNG")
+        upload = httpx.post(
+            f"{base}/api/v1/media",
+            files={"file": ("cover.png", image.getvalue(), "image/png")},
+            headers=staff,
+        )
+        assert upload.status_code == 201, upload.text
+        media_id = upload.json()["id"]
+        _wait(lambda: httpx.get(f"{base}/api/v1/media/{media_id}").status_code == 200)
+
+        # A scheduled item publishes itself.
+        news = httpx.post(
+            f"{base}/api/v1/content",
+            json={"type": "NEWS", "title": "Season 3", "content": "Out now", "media": [media_id]},
+            headers=staff,
+        )
+        assert news.status_code == 201, news.text
+        soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat().replace("+00:00", "Z")
+        scheduled = httpx.post(
+            f"{base}/api/v1/content/{news.json()['id']}/publish",
+            json={"publishAt": soon},
+            headers=staff,
+        )
+        assert scheduled.json()["status"] == "SCHEDULED", scheduled.text
+        _wait(lambda: httpx.get(f"{base}/api/v1/content/NEWS/season-3").status_code == 200)
+
+        # A worker that dies is started again, and mail flows on.
+        os.kill(int(str(worker)), signal.SIGKILL)
+        _wait(lambda: _worker_pid(proc) not in (None, worker))
+        httpx.post(
+            f"{base}/api/v1/auth/register",
+            json={"email": "second@example.com", "password": password, "name": "S"},
+        ).raise_for_status()
+        _wait(lambda: _outbox(data_dir, "--to", "second@"))
+        last_worker = _worker_pid(proc)
+    assert proc.returncode == 0
+    assert last_worker is not None and not Path(f"/proc/{last_worker}").exists()
+    assert not _postgres_running(data_dir / "postgres")
+
+
+def test_no_command_but_serve_creates_a_database_and_no_worker_means_none(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "var"
+    for command in (["db-url"], ["migrate"], ["create-admin", "--email", "a@example.com"]):
+        result = subprocess.run(
+            [*GAMEPORTAL, *command],
+            env=_env(data_dir),
+            input=b"violet-kettle-harbour-93\n",
+            capture_output=True,
+            timeout=60,
+        )
+        assert result.returncode == 1, command
+        assert f"there is no database in {data_dir}".encode() in result.stderr
+    assert not data_dir.exists()
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [*GAMEPORTAL, "serve", "--port", str(port), "--no-worker"],
+        env=_env(data_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _wait_ready(port, proc)
+        httpx.post(
+            f"http://127.0.0.1:{port}/api/v1/auth/register",
+            json={"email": "p@example.com", "password": "violet-kettle-harbour-93", "name": "P"},
+        ).raise_for_status()
+        time.sleep(1.5)
+        assert _worker_pid(proc) is None
+        assert not (data_dir / "outbox").exists()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    assert f"data folder: {data_dir}".encode() in stderr
+
+    # Stopped: db-url has no server to name, and says so instead of starting one.
+    stopped = subprocess.run(
+        [*GAMEPORTAL, "db-url"], env=_env(data_dir), capture_output=True, timeout=60
+    )
+    assert stopped.returncode == 1
+    assert b"no gameportal server is running" in stopped.stderr
+    # The other commands use the existing database.
+    migrated = subprocess.run(
+        [*GAMEPORTAL, "migrate"], env=_env(data_dir), capture_output=True, timeout=60
+    )
+    assert migrated.returncode == 0, migrated.stderr
+
+
+def test_the_data_folder_is_absolute_whatever_the_working_folder(tmp_path: Path) -> None:
+    from gameportal.config import Settings
+
+    here = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        settings = Settings(data_dir=Path("./var"))  # type: ignore[call-arg]
+    finally:
+        os.chdir(here)
+    assert settings.data_dir == tmp_path / "var"
+    assert settings.embedded_pgdata == tmp_path / "var" / "postgres"
+    assert settings.media_folder == tmp_path / "var" / "media"
+
+
+def test_production_requires_a_mail_server(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*GAMEPORTAL, "migrate"],
+        env=_env(
+            tmp_path,
+            GAMEPORTAL_ENV="production",
+            GAMEPORTAL_SECRET_KEY="a-real-production-secret-0123456789abcdef",
+        ),
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert b"GAMEPORTAL_SMTP_HOST" in result.stderr
