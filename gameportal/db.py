@@ -3,6 +3,7 @@ the hot read paths, and the embedded PostgreSQL launcher used when no URL is con
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import os
 from collections.abc import AsyncIterator, Iterator
@@ -208,6 +209,9 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         if self._server is not None:
             self._server.cleanup()
+            # It registered the same cleanup to run at exit, which would take its lock
+            # again and so leave a lock file behind in the runtime folder.
+            atexit.unregister(self._server._cleanup)
             self._server = None
 
 

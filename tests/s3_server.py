@@ -209,14 +209,15 @@ def running_s3_server(tmp_path: Path, bucket: str = "test-bucket") -> Iterator[S
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
-        # Unix sockets it made beside its ports, in Go's os.TempDir(); a kill leaves them.
-        tmp = Path(tempfile.gettempdir())
-        for name in (
-            f"master-grpc-{master_grpc}",
-            f"volume-grpc-{volume_grpc}",
-            f"filer-grpc-{filer_grpc}",
-            f"filer-{filer}",
-            f"s3-grpc-{s3_grpc}",
-            f"s3-{s3}",
-        ):
-            (tmp / f"seaweedfs-{name}.sock").unlink(missing_ok=True)
+        # Unix sockets it made beside its ports; a kill leaves them. Seen in /tmp even
+        # with TMPDIR set, so both places are cleaned.
+        for tmp in {Path(tempfile.gettempdir()), Path("/tmp")}:  # noqa: S108
+            for name in (
+                f"master-grpc-{master_grpc}",
+                f"volume-grpc-{volume_grpc}",
+                f"filer-grpc-{filer_grpc}",
+                f"filer-{filer}",
+                f"s3-grpc-{s3_grpc}",
+                f"s3-{s3}",
+            ):
+                (tmp / f"seaweedfs-{name}.sock").unlink(missing_ok=True)

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -180,10 +180,8 @@ def _children(pid: int) -> dict[int, str]:
     found: dict[int, str] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         for child in (task / "children").read_text().split():
-            try:
+            with suppress(FileNotFoundError):
                 found[int(child)] = Path(f"/proc/{child}/cmdline").read_bytes().decode()
-            except FileNotFoundError:
-                pass
     return found
 
 

@@ -53,8 +53,7 @@ def test_every_path_the_layout_names_exists() -> None:
 def test_every_domain_package_is_in_the_layout() -> None:
     listed = {row.split("`")[1].rstrip("/") for row in _layout_rows()}
     packages = {
-        str(p.parent.relative_to(ROOT))
-        for p in (ROOT / "gameportal").glob("*/__init__.py")
+        str(p.parent.relative_to(ROOT)) for p in (ROOT / "gameportal").glob("*/__init__.py")
     }
     assert packages <= listed, f"add to README's layout: {sorted(packages - listed)}"
 
