@@ -29,6 +29,7 @@ from _harness import HERE, UVICORN_FLAGS, free_port
 from gameportal.db import EmbeddedPostgres
 
 TIMEOUT = 120.0
+PASSWORD = "violet-kettle-harbour-93"
 
 
 def _until(condition: object, proc: subprocess.Popen[bytes], started: float) -> float:
@@ -99,7 +100,7 @@ def serve_start(data_dir: Path, n: int) -> tuple[float, float]:
         )
         httpx.post(
             f"{base}/api/v1/auth/register",
-            json={"email": f"p{n}@example.com", "password": "violet-kettle-harbour-93", "name": "P"},
+            json={"email": f"p{n}@example.com", "password": PASSWORD, "name": "P"},
             timeout=30,
         ).raise_for_status()
         portal = _until(lambda: set(outbox.glob("*.eml")) - before, proc, started)
