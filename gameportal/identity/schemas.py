@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any, Literal, get_args
 
 import langcodes
+import orjson
 from pydantic import AfterValidator, EmailStr, Field, StrictBool, StringConstraints
 
 from gameportal.kit.schemas import InputSchema, IpAddress, Schema, UtcDatetime, printable
+from gameportal.kit.time import UTC
 
 Role = Literal["user", "editor", "marketer", "admin"]
 Theme = Literal["light", "dark", "system"]
@@ -150,3 +154,55 @@ class AdminUserUpdate(InputSchema):
         default=None, description="`user` is always kept"
     )
     is_blocked: StrictBool | None = None
+
+
+# --- answers built without validating a model ----------------------------------------------
+
+_ROLES = frozenset(get_args(Role))
+_THEMES = frozenset(get_args(Theme))
+
+
+def _utc_text(value: datetime | None) -> str | None:
+    # As UtcDatetime serialises (a time out of range raises, and the model path refuses it).
+    if value is None:
+        return None
+    utc = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    return utc.isoformat().replace("+00:00", "Z")
+
+
+def user_read_json(user: Mapping[str, Any]) -> bytes:
+    """UserRead's JSON for a user row, byte for byte, without building the model (on GET
+    /me that was a fifth of the request): the row comes from our own table, already of
+    the right types. Anything unexpected goes through the model, which refuses it as
+    before. A test keeps the two identical."""
+    try:
+        preferences = user["preferences"]
+        language = preferences.get("language")
+        theme = preferences.get("theme")
+        roles = user["roles"]
+        if (
+            type(user["email"]) is str
+            and type(user["name"]) is str
+            and (language is None or type(language) is str)
+            and (theme is None or theme in _THEMES)
+            and all(role in _ROLES for role in roles)
+            and type(user["is_blocked"]) is bool
+            and (user["country"] is None or type(user["country"]) is str)
+        ):
+            return orjson.dumps(
+                {
+                    "id": user["id"],
+                    "email": user["email"],
+                    "name": user["name"],
+                    "createdAt": _utc_text(user["created_at"]),
+                    "lastLoginAt": _utc_text(user["last_login_at"]),
+                    "isBlocked": user["is_blocked"],
+                    "country": user["country"],
+                    "emailVerifiedAt": _utc_text(user.get("email_verified_at")),
+                    "roles": list(roles),
+                    "preferences": {"language": language, "theme": theme},
+                }
+            )
+    except (AttributeError, KeyError, TypeError, ValueError, OverflowError):
+        pass
+    return UserRead.model_validate(user).model_dump_json(by_alias=True).encode()

@@ -1,0 +1,140 @@
+"""The hot paths answered without FastAPI's machinery give what the declared routes gave:
+the response model's exact bytes, the same errors."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from pydantic import ValidationError
+
+from gameportal.identity.schemas import UserRead, user_read_json
+from tests.factories import bearer, register
+
+
+def _model_bytes(user: dict[str, Any]) -> bytes:
+    # What FastAPI sent for the response model: the model's JSON by alias.
+    return UserRead.model_validate(user).model_dump_json(by_alias=True).encode()
+
+
+def _user(**changes: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "id": uuid.UUID("01890000-0000-7000-8000-000000000001"),
+        "email": "player@example.com",
+        "name": "Player One",
+        "created_at": datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+        "last_login_at": None,
+        "is_blocked": False,
+        "country": "DE",
+        "roles": ["user"],
+        "preferences": {},
+        "email_verified_at": None,
+    }
+    return {**base, **changes}
+
+
+ODD_TEXT = "".join(chr(c) for c in range(0, 0x80)) + "é✓\u2028\u2029😀\ufeff"
+
+
+@pytest.mark.parametrize(
+    "user",
+    [
+        _user(),
+        _user(created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)),  # no microseconds
+        _user(created_at=datetime(2026, 1, 2, 3, 4, 5, 120000, tzinfo=UTC)),
+        _user(created_at=datetime(2026, 1, 2, 3, 4, 5, 1)),  # naive: taken as UTC
+        _user(created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=-7)))),
+        _user(last_login_at=datetime(1, 1, 1, tzinfo=UTC)),
+        _user(email_verified_at=datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+        _user(name=ODD_TEXT, email='"quoted"\\@example.com'),
+        _user(country=None, roles=["user", "admin", "editor", "marketer"], is_blocked=True),
+        _user(roles=[]),
+        _user(preferences={"language": "pt-BR", "theme": "dark", "other": [1, 2]}),
+        _user(preferences={"theme": "system"}),
+        {k: v for k, v in _user().items() if k != "email_verified_at"},
+    ],
+)
+def test_user_json_is_the_models_bytes(user: dict[str, Any]) -> None:
+    assert user_read_json(user) == _model_bytes(user)
+
+
+@pytest.mark.parametrize(
+    "user",
+    [
+        _user(preferences={"theme": "neon"}),
+        _user(roles=["user", "root"]),
+        _user(preferences={"language": 5}),
+        _user(name=None),
+        _user(created_at="yesterday"),
+        _user(created_at=datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1)))),
+        {k: v for k, v in _user().items() if k != "roles"},
+    ],
+)
+def test_user_json_refuses_what_the_model_refuses(user: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        _model_bytes(user)
+    with pytest.raises(ValidationError):
+        user_read_json(user)
+
+
+def test_user_json_fuzzed_text_matches_the_model() -> None:
+    import random
+
+    rng = random.Random(7)
+    alphabet = [chr(c) for c in range(0, 0x300)] + [
+        "\u2028",
+        "\ud7ff",
+        "\ue000",
+        "😀",
+        "\U0010ffff",
+    ]
+    for _ in range(500):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 20)))
+        user = _user(name=text, email=text, country=text or None)
+        assert user_read_json(user) == _model_bytes(user)
+
+
+async def test_get_me_answers_the_users_model(client: httpx.AsyncClient, db: asyncpg.Pool) -> None:
+    data = await register(client)
+    await db.execute(
+        "UPDATE users SET preferences = $2, email_verified_at = now(), country = 'FR' "
+        "WHERE id = $1",
+        uuid.UUID(data["user"]["id"]),
+        {"language": "fr", "theme": "light", "legacy": True},
+    )
+    response = await client.get("/api/v1/me", headers=bearer(data))
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    row = await db.fetchrow(
+        "SELECT id, email, name, created_at, last_login_at, is_blocked, country, roles, "
+        "preferences, email_verified_at FROM users WHERE id = $1",
+        uuid.UUID(data["user"]["id"]),
+    )
+    assert response.content == _model_bytes(dict(row))
+
+
+async def test_get_me_errors_are_unchanged(client: httpx.AsyncClient) -> None:
+    missing = await client.get("/api/v1/me")
+    assert missing.status_code == 401
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert missing.headers["www-authenticate"] == "Bearer"
+    assert missing.headers["x-request-id"]
+    garbage = await client.get("/api/v1/me", headers={"Authorization": "Bearer nonsense"})
+    assert garbage.status_code == 401
+    assert garbage.json()["detail"] == "the access token is invalid"
+    basic = await client.get("/api/v1/me", headers={"Authorization": "Basic abc"})
+    assert basic.status_code == 401
+
+
+async def test_get_me_is_still_documented(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    me = spec["paths"]["/api/v1/me"]["get"]
+    assert me["security"] == [{"AccessToken": []}]
+    assert me["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/UserRead"
+    }
+    assert "401" in me["responses"]
