@@ -206,3 +206,36 @@ def user_read_json(user: Mapping[str, Any]) -> bytes:
     except (AttributeError, KeyError, TypeError, ValueError, OverflowError):
         pass
     return UserRead.model_validate(user).model_dump_json(by_alias=True).encode()
+
+
+def token_response_json(access_token: str, refresh_token: str, expires_in: int) -> bytes:
+    """TokenResponse's JSON, byte for byte (a test keeps them identical)."""
+    return orjson.dumps(
+        {
+            "accessToken": access_token,
+            "refreshToken": refresh_token,
+            "tokenType": "Bearer",
+            "expiresIn": expires_in,
+        }
+    )
+
+
+_REFRESH_TOKEN_MAX = 256  # RefreshRequest.refresh_token's bound
+
+
+def plain_refresh_token(content_type: str | None, body: bytes) -> str | None:
+    """The token of a refresh body that RefreshRequest would take as it is; None for
+    anything else (another content type, odd JSON, other or extra fields, a bad value),
+    which the declared route then validates and answers as before."""
+    if content_type != "application/json":
+        return None
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if type(data) is not dict or len(data) != 1:
+        return None
+    token = data.get("refreshToken")
+    if type(token) is not str or not 1 <= len(token) <= _REFRESH_TOKEN_MAX or "\x00" in token:
+        return None
+    return token

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import secrets
 import time
 import uuid
@@ -10,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import jwt
+import orjson
 
 from gameportal.config import Settings
 
@@ -44,9 +47,19 @@ _LEEWAY_SECONDS = 5
 _VERIFIED_CACHE_SIZE = 10_000
 
 
+def _b64url(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+# PyJWT's header for HS256, as it writes it (sorted keys, no spaces).
+_HEADER = _b64url(b'{"alg":"HS256","typ":"JWT"}')
+
+
 class AccessTokens:
     def __init__(self, settings: Settings) -> None:
         self._key = settings.secret_key
+        # Keyed once; each token signs a copy (PyJWT prepares the key on every call).
+        self._mac = hmac.new(settings.secret_key.encode(), digestmod=hashlib.sha256)
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
         self.ttl = timedelta(seconds=settings.access_token_ttl_seconds)
@@ -65,7 +78,12 @@ class AccessTokens:
             "aud": self._audience,
             "jti": secrets.token_hex(8),
         }
-        return jwt.encode(payload, self._key, algorithm=ALGORITHM)
+        # The bytes jwt.encode(payload, key, "HS256") gives (a test holds them equal),
+        # at a third of its cost: it is on every login and refresh.
+        signing_input = _HEADER + b"." + _b64url(orjson.dumps(payload))
+        mac = self._mac.copy()
+        mac.update(signing_input)
+        return (signing_input + b"." + _b64url(mac.digest())).decode()
 
     def decode(self, token: str) -> AccessClaims:
         cached = self._verified.get(token)

@@ -38,7 +38,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Match, Mount, Route, WebSocketRoute, compile_path
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 # Starlette's own pattern for `{name}` / `{name:convertor}` in a path.
 _PARAM = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(:[a-zA-Z_][a-zA-Z0-9_]*)?}")
@@ -330,24 +330,56 @@ def install_route_index(app: FastAPI) -> IndexedRouter:
 def answer_directly(
     router: APIRouter,
     endpoint: Callable[..., Any],
-    handler: Callable[[Request], Awaitable[Response]],
+    handler: Callable[[Request, bytes], Awaitable[Response | None]],
+    *,
+    with_body: bool = False,
 ) -> None:
-    """Serve the route of `endpoint` with a plain `handler(request) -> Response` instead of
+    """Serve the route of `endpoint` with a plain `handler(request, body)` instead of
     FastAPI's machinery, keeping the route as declared: path, methods, OpenAPI.
 
     For the hottest paths, where solving dependencies (two exit stacks per request) and
-    validating the response model cost more than the work itself. The handler must answer
-    as the declared route would: the same dependencies run by hand, the response model's
-    exact bytes; each such route has a test that compares the two. Errors it raises reach
-    the app's exception handlers as any route's do.
+    validating the request and response models cost more than the work itself. The handler
+    must answer as the declared route would: the same dependencies run by hand, the
+    response model's exact bytes; each such route has a test that compares the two.
+    Errors it raises reach the app's exception handlers as any route's do. With
+    `with_body`, the whole body is read first; a handler that returns None (a body it does
+    not take in its stride: another content type, odd JSON, a field error) hands the
+    request to the declared route, which gets the body as it came and answers as before.
     """
     for route in router.routes:
         if isinstance(route, APIRoute) and route.endpoint is endpoint:
-
-            async def app(scope: Scope, receive: Receive, send: Send) -> None:
-                response = await handler(Request(scope, receive, send))
-                await response(scope, receive, send)
-
-            route.app = app
+            route.app = _direct_app(handler, route.app, with_body)
             return
     raise LookupError(f"no route of {endpoint.__qualname__} on this router")
+
+
+def _direct_app(
+    handler: Callable[[Request, bytes], Awaitable[Response | None]],
+    declared: Callable[[Scope, Receive, Send], Awaitable[None]],
+    with_body: bool,
+) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        received: list[Message] = []
+        complete = not with_body
+        chunks: list[bytes] = []
+        while not complete:
+            message = await receive()
+            received.append(message)
+            if message["type"] != "http.request":
+                break  # the client left (or the body was over the limit): as declared
+            chunks.append(message.get("body", b""))
+            complete = not message.get("more_body", False)
+        if complete:
+            response = await handler(Request(scope, receive, send), b"".join(chunks))
+            if response is not None:
+                await response(scope, receive, send)
+                return
+        replay = iter(received)
+
+        async def replayed() -> Message:
+            message = next(replay, None)
+            return await receive() if message is None else message
+
+        await declared(scope, replayed, send)
+
+    return app

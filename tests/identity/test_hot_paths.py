@@ -9,10 +9,21 @@ from typing import Any
 
 import asyncpg
 import httpx
+import jwt
+import orjson
 import pytest
 from pydantic import ValidationError
 
-from gameportal.identity.schemas import UserRead, user_read_json
+from gameportal.identity.schemas import (
+    RefreshRequest,
+    TokenResponse,
+    UserRead,
+    plain_refresh_token,
+    token_response_json,
+    user_read_json,
+)
+from gameportal.identity.tokens import AccessTokens
+from tests.conftest import make_settings
 from tests.factories import bearer, register
 
 
@@ -138,3 +149,110 @@ async def test_get_me_is_still_documented(client: httpx.AsyncClient) -> None:
         "$ref": "#/components/schemas/UserRead"
     }
     assert "401" in me["responses"]
+
+
+# --- refresh -----------------------------------------------------------------------------
+
+
+def test_token_json_is_the_models_bytes() -> None:
+    for access, refresh, expires in [("a.b.c", "r" * 43, 900), ('é"\\', "\u2028", 0)]:
+        model = TokenResponse(access_token=access, refresh_token=refresh, expires_in=expires)
+        assert token_response_json(access, refresh, expires) == (
+            model.model_dump_json(by_alias=True).encode()
+        )
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "taken"),
+    [
+        ("application/json", b'{"refreshToken":"abc"}', "abc"),
+        ("application/json", b' {"refreshToken" : "x\\u00e9"} ', "x\u00e9"),
+        ("application/json", b'{"refreshToken":"' + b"t" * 256 + b'"}', "t" * 256),
+        ("application/json", b'{"refreshToken":"' + b"t" * 257 + b'"}', None),
+        ("application/json", b'{"refreshToken":""}', None),
+        ("application/json", b'{"refreshToken":"a\\u0000b"}', None),
+        ("application/json", b'{"refreshToken":5}', None),
+        ("application/json", b'{"refresh_token":"abc"}', None),  # the model takes it: route
+        ("application/json", b'{"refreshToken":"abc","extra":1}', None),
+        ("application/json", b'["abc"]', None),
+        ("application/json", b"{", None),
+        ("application/json", b'{"refreshToken":"\\ud800"}', None),
+        ("application/json", b"", None),
+        ("application/json; charset=utf-8", b'{"refreshToken":"abc"}', None),
+        ("text/plain", b'{"refreshToken":"abc"}', None),
+        (None, b'{"refreshToken":"abc"}', None),
+    ],
+)
+def test_plain_refresh_bodies(content_type: str | None, body: bytes, taken: str | None) -> None:
+    assert plain_refresh_token(content_type, body) == taken
+    if taken is not None:  # what the fast path takes, the model takes the same way
+        assert RefreshRequest.model_validate_json(body).refresh_token == taken
+
+
+async def test_refresh_answers_the_models_bytes(client: httpx.AsyncClient) -> None:
+    data = await register(client)
+    response = await client.post(
+        "/api/v1/auth/refresh", json={"refreshToken": data["refreshToken"]}
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    fresh = response.json()
+    expected = TokenResponse(
+        access_token=fresh["accessToken"],
+        refresh_token=fresh["refreshToken"],
+        expires_in=fresh["expiresIn"],
+    )
+    assert response.content == expected.model_dump_json(by_alias=True).encode()
+    assert (await client.get("/api/v1/me", headers=bearer(fresh))).status_code == 200
+
+
+async def test_refresh_bodies_the_fast_path_leaves_are_answered_as_declared(
+    client: httpx.AsyncClient,
+) -> None:
+    data = await register(client)
+    # Valid for the model, not for the fast path: the declared route answers, and rotates.
+    by_name = await client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": data["refreshToken"]}
+    )
+    assert by_name.status_code == 200, by_name.text
+    charset = await client.post(
+        "/api/v1/auth/refresh",
+        content=orjson.dumps({"refreshToken": by_name.json()["refreshToken"]}),
+        headers={"content-type": "application/json; charset=utf-8"},
+    )
+    assert charset.status_code == 200, charset.text
+    extra = await client.post("/api/v1/auth/refresh", json={"refreshToken": "abc", "other": 1})
+    assert extra.status_code == 422
+    assert extra.json()["errors"][0]["field"] == "other"
+    empty = await client.post("/api/v1/auth/refresh", json={"refreshToken": ""})
+    assert empty.status_code == 422
+    assert empty.json()["errors"][0]["field"] == "refreshToken"
+    garbage = await client.post(
+        "/api/v1/auth/refresh", content=b"{", headers={"content-type": "application/json"}
+    )
+    assert garbage.status_code == 422
+    too_big = await client.post(
+        "/api/v1/auth/refresh",
+        content=b'{"refreshToken":"' + b"x" * (2 * 1024 * 1024) + b'"}',
+        headers={"content-type": "application/json"},
+    )
+    assert too_big.status_code == 413
+
+
+def test_issued_tokens_are_pyjwts_bytes() -> None:
+    settings = make_settings("postgresql://unused@127.0.0.1:1/unused")
+    tokens = AccessTokens(settings)
+    now = datetime(2026, 5, 6, 7, 8, 9, tzinfo=UTC)
+    token = tokens.issue(
+        user_id=uuid.uuid4(), session_id=uuid.uuid4(), roles=["user", "admin"], now=now
+    )
+    claims = jwt.decode(
+        token,
+        settings.secret_key,
+        algorithms=["HS256"],
+        audience=settings.jwt_audience,
+        options={"verify_exp": False},
+    )
+    assert jwt.encode(claims, settings.secret_key, algorithm="HS256") == token
+    assert claims["roles"] == ["user", "admin"]
+    assert claims["exp"] - claims["iat"] == settings.access_token_ttl_seconds
