@@ -43,6 +43,7 @@ from gameportal.observability import (
     RequestContextMiddleware,
     configure_logging,
     metrics_endpoint,
+    process_exiting,
     refresh_on_scrape,
 )
 
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await listener.stop()
             app.state.inbox_hub.close()
             await app.state.db.close()
+            process_exiting()
 
     app = FastAPI(
         title="gameportal",

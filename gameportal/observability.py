@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 import secrets
 import sys
@@ -17,7 +18,15 @@ from typing import Any
 
 import orjson
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    values,
+)
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -241,4 +250,44 @@ async def metrics_endpoint(request: Request) -> Response:
             await refresher(request.app)
         except Exception:  # a stale gauge beats a failed scrape
             error_log.exception("metrics_refresh_failed", refresher=refresher.__qualname__)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(latest_metrics(), media_type=CONTENT_TYPE_LATEST)
+
+
+# --- several processes ---------------------------------------------------------------------
+#
+# `gameportal serve --workers N` runs N API processes and a queue worker, each with its own
+# metrics; a scrape reaches one of them. With PROMETHEUS_MULTIPROC_DIR set before the
+# processes start (serve sets it), prometheus_client keeps every process's values in files
+# there, and a scrape adds them up: counters and histograms summed over every process that
+# ever ran (a restarted worker's requests still count), each gauge as its
+# `multiprocess_mode` says.
+
+
+def multiprocess_dir() -> str | None:
+    """The folder this process's metrics are written to, or None when they live in memory.
+
+    prometheus_client decides when it is first imported, from the environment then; this
+    follows that decision rather than the environment now, so a process never scrapes a
+    folder it does not write to."""
+    if not getattr(values.ValueClass, "_multiprocess", False):
+        return None
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def latest_metrics() -> bytes:
+    """The exposition text: this process's metrics, or every process's in multiprocess mode."""
+    path = multiprocess_dir()
+    if path is None:
+        return generate_latest()
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)
+
+
+def process_exiting() -> None:
+    """Bookkeeping when a process that wrote metrics stops: drops its live gauges (modes
+    `live*`), which describe running processes only. Counters and histograms stay: the
+    work it did still counts."""
+    path = multiprocess_dir()
+    if path is not None:
+        mark_process_dead(os.getpid(), path)  # type: ignore[no-untyped-call]

@@ -1,4 +1,8 @@
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -122,3 +126,98 @@ async def test_docs_page_is_served(client: httpx.AsyncClient) -> None:
     response = await client.get("/docs")
     assert response.status_code == 200
     assert "swagger" in response.text.lower()
+
+
+# --- metrics across processes (PROMETHEUS_MULTIPROC_DIR) ----------------------------------
+
+_WRITER = """
+import sys
+from gameportal.observability import record_request
+from gameportal.notifications.metrics import DEPTH, PROCESSED
+requests, depth = int(sys.argv[1]), float(sys.argv[2])
+for _ in range(requests):
+    record_request("GET", "/healthz", 200, 0.003)
+PROCESSED.labels("EMAIL", "sent").inc(requests)
+DEPTH.labels("EMAIL", "PENDING").set(depth)
+"""
+
+_SCRAPER = """
+import sys
+from gameportal.observability import latest_metrics, multiprocess_dir
+assert multiprocess_dir() is not None
+sys.stdout.write(latest_metrics().decode())
+"""
+
+
+def _in_process(code: str, folder: Path | None, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    if folder is not None:
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _value(scrape: str, prefix: str) -> float:
+    lines = [line for line in scrape.splitlines() if line.startswith(prefix)]
+    assert len(lines) == 1, (prefix, lines)
+    return float(lines[0].rsplit(" ", 1)[1])
+
+
+def test_metrics_of_several_processes_add_up(tmp_path: Path) -> None:
+    _in_process(_WRITER, tmp_path, "3", "7")
+    _in_process(_WRITER, tmp_path, "5", "2")  # the newer reading of the queue's depth
+    scrape = _in_process(_SCRAPER, tmp_path)
+    assert (
+        _value(
+            scrape,
+            'gameportal_http_requests_total{method="GET",route="/healthz",status="200"}',
+        )
+        == 8
+    )
+    assert (
+        _value(
+            scrape, 'gameportal_http_request_duration_seconds_count{method="GET",route="/healthz"}'
+        )
+        == 8
+    )
+    assert (
+        _value(
+            scrape,
+            'gameportal_http_request_duration_seconds_bucket{le="0.005",method="GET",route="/healthz"}',
+        )
+        == 8
+    )
+    assert _value(scrape, 'gameportal_queue_processed_total{outcome="sent",type="EMAIL"}') == 8
+    # One series, the most recent value: not a sum or maximum of stale readings.
+    assert _value(scrape, 'gameportal_queue_depth{status="PENDING",type="EMAIL"}') == 2
+
+
+def test_one_process_keeps_its_metrics_in_memory() -> None:
+    code = "from gameportal.observability import multiprocess_dir; print(multiprocess_dir())"
+    assert _in_process(code, None).strip() == "None"
+
+
+def test_a_scrape_in_multiprocess_mode_refreshes_the_depth_first(tmp_path: Path) -> None:
+    # The app's /metrics in a process writing to the folder, as each `serve` worker is.
+    code = """
+import asyncio
+from gameportal.notifications.metrics import DEPTH
+from gameportal.observability import metrics_endpoint, refresh_on_scrape
+
+async def refresher(app):
+    DEPTH.labels("PUSH", "PENDING").set(4)
+
+class Request:
+    app = None
+
+refresh_on_scrape(refresher)
+print(asyncio.run(metrics_endpoint(Request())).body.decode())
+"""
+    _in_process(_WRITER, tmp_path, "1", "9")
+    scrape = _in_process(code, tmp_path)
+    assert _value(scrape, 'gameportal_queue_depth{status="PENDING",type="PUSH"}') == 4
+    assert _value(scrape, 'gameportal_queue_depth{status="PENDING",type="EMAIL"}') == 9
+    assert "gameportal_http_requests_total" in scrape

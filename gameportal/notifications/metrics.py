@@ -24,8 +24,16 @@ END_TO_END = Histogram(
     ["type"],
     buckets=_BUCKETS,
 )
+# Set by whichever API process serves a scrape, just before it collects. With several
+# processes (PROMETHEUS_MULTIPROC_DIR) each keeps the value of its own last scrape:
+# "mostrecent" reports the newest, the one just read from the database, where "max" or
+# "sum" would mix in other processes' stale readings and "liveall" would show one series
+# per process.
 DEPTH = Gauge(
-    "gameportal_queue_depth", "Unfinished messages by type and status", ["type", "status"]
+    "gameportal_queue_depth",
+    "Unfinished messages by type and status",
+    ["type", "status"],
+    multiprocess_mode="mostrecent",
 )
 
 # Only unfinished rows: the partial indexes make this cheap at any table size.
