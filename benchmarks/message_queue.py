@@ -1,10 +1,15 @@
 """The message queue beside pgqueuer, on the same PostgreSQL, in one run.
 
     .venv/bin/pip install -e '.[bench]'    # pgqueuer, the reference; not used by gameportal
-    .venv/bin/python benchmarks/message_queue.py [--messages 100000] [--workers 2]
+    .venv/bin/python benchmarks/message_queue.py [--messages 100000] [--workers 2] [--rounds 3]
 
 Both sides: N messages enqueued in batches of 1,000 per transaction, then drained by
-`--workers` processes with a no-op handler. Also: what one enqueue adds to a request's
+`--workers` processes with a no-op handler, timed from starting the processes until the
+queue is empty. pgqueuer runs at each of several settings (`--pgqueuer-batches`, and
+`--pgqueuer-max-tasks` for its cap on jobs held per worker, 0 = none) and is compared at
+its best. Rounds interleave the two (gameportal, then each pgqueuer setting, in a rotating
+order), so a machine that changes speed meanwhile affects both alike; the script prints
+every round, medians, and each round's ratios. Also: what one enqueue adds to a request's
 transaction. Starts its own embedded PostgreSQL in a temporary folder unless
 GAMEPORTAL_DATABASE_URL names a server (two scratch databases are created there).
 """
@@ -15,10 +20,12 @@ import argparse
 import asyncio
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -32,6 +39,7 @@ from gameportal.notifications.service import Outgoing, enqueue, enqueue_many
 
 ROOT = Path(__file__).parent.parent
 BATCH = 1000
+POLL = 0.05
 
 
 def with_database(url: str, name: str) -> str:
@@ -82,7 +90,6 @@ async def gameportal_enqueue(url: str, n: int) -> tuple[float, float]:
 
         base = await transactions(False)
         with_one = await transactions(True)
-        await db.engine.dispose()
         async with db.sessionmaker() as session, session.begin():
             await session.execute(
                 text("DELETE FROM messages WHERE payload->>'subject' = 'overhead'")
@@ -90,6 +97,24 @@ async def gameportal_enqueue(url: str, n: int) -> tuple[float, float]:
         return rate, (with_one - base) * 1e6
     finally:
         await db.close()
+
+
+# Cheap while draining: each EXISTS reads the first live entry of a partial index.
+_UNFINISHED_SQL = """
+SELECT EXISTS (SELECT 1 FROM messages WHERE status = 'PENDING')
+    OR EXISTS (SELECT 1 FROM messages WHERE status = 'PROCESSING')
+"""
+
+
+async def wait_until_drained(url: str, deadline: float) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        while await conn.fetchval(_UNFINISHED_SQL):
+            if time.perf_counter() > deadline:
+                raise SystemExit("gameportal workers did not drain the queue in 10 minutes")
+            await asyncio.sleep(POLL)
+    finally:
+        await conn.close()
 
 
 async def count_sent(url: str) -> int:
@@ -101,7 +126,7 @@ async def count_sent(url: str) -> int:
         await conn.close()
 
 
-def gameportal_drain(url: str, n: int, workers: int) -> float:
+def gameportal_drain(url: str, n: int, workers: int, batch: int, concurrency: int) -> float:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GAMEPORTAL_")}
     env.update(
         {"GAMEPORTAL_DATABASE_URL": url, "GAMEPORTAL_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
@@ -116,24 +141,24 @@ def gameportal_drain(url: str, n: int, workers: int) -> float:
         "--types",
         "IN_APP",
         "--concurrency",
-        "100",
+        str(concurrency),
         "--batch",
-        "500",
+        str(batch),
     ]
     started = time.perf_counter()
     procs = [subprocess.Popen(cmd, env=env) for _ in range(workers)]
     try:
-        deadline = started + 600
-        while asyncio.run(count_sent(url)) < n:
-            if time.perf_counter() > deadline:
-                raise SystemExit("gameportal workers did not drain the queue in 10 minutes")
-            time.sleep(0.1)
-        return n / (time.perf_counter() - started)
+        asyncio.run(wait_until_drained(url, started + 600))
+        elapsed = time.perf_counter() - started
     finally:
         for proc in procs:
             proc.terminate()
         for proc in procs:
             proc.wait(timeout=60)
+    sent = asyncio.run(count_sent(url))
+    if sent != n:
+        raise SystemExit(f"gameportal sent {sent} of {n} messages")
+    return n / elapsed
 
 
 async def pgqueuer_enqueue(url: str, n: int) -> float:
@@ -153,7 +178,7 @@ async def pgqueuer_enqueue(url: str, n: int) -> float:
         await conn.close()
 
 
-async def pgqueuer_consume(url: str) -> None:
+async def pgqueuer_consume(url: str, batch_size: int, max_tasks: int) -> None:
     from pgqueuer import AsyncpgDriver, QueueManager
     from pgqueuer.models import Job
     from pgqueuer.queries import Queries
@@ -166,12 +191,25 @@ async def pgqueuer_consume(url: str) -> None:
     async def noop(job: Job) -> None:
         return None
 
-    await qm.run(batch_size=500, mode=QueueExecutionMode.drain)
+    await qm.run(
+        batch_size=batch_size,
+        max_concurrent_tasks=max_tasks or None,
+        mode=QueueExecutionMode.drain,
+    )
     await conn.close()
 
 
-def pgqueuer_drain(url: str, workers: int, n: int) -> float:
-    cmd = [sys.executable, __file__, "--consume-pgqueuer", url]
+def pgqueuer_drain(url: str, workers: int, n: int, setting: PgqSetting) -> float:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--consume-pgqueuer",
+        url,
+        "--pgqueuer-batches",
+        str(setting.batch),
+        "--pgqueuer-max-tasks",
+        str(setting.max_tasks),
+    ]
     started = time.perf_counter()
     procs = [subprocess.Popen(cmd) for _ in range(workers)]
     for proc in procs:
@@ -193,15 +231,56 @@ async def pgqueuer_left(url: str) -> int:
         await conn.close()
 
 
+@dataclass(frozen=True)
+class PgqSetting:
+    batch: int
+    max_tasks: int  # 0: no cap
+
+    def __str__(self) -> str:
+        cap = f", max_concurrent_tasks={self.max_tasks}" if self.max_tasks else ""
+        return f"batch_size={self.batch}{cap}"
+
+
+def ints(value: str) -> list[int]:
+    return [int(v) for v in value.split(",") if v.strip()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=500, help="gameportal worker --batch")
+    parser.add_argument(
+        "--concurrency", type=int, default=100, help="gameportal worker --concurrency"
+    )
+    parser.add_argument(
+        "--pgqueuer-batches", type=ints, default=[100, 500, 1000], help="comma-separated"
+    )
+    parser.add_argument(
+        "--pgqueuer-max-tasks",
+        type=ints,
+        default=[0],
+        help="comma-separated; 0: no cap (a cap must be at least twice the batch)",
+    )
     parser.add_argument("--consume-pgqueuer", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.consume_pgqueuer:
-        asyncio.run(pgqueuer_consume(args.consume_pgqueuer))
+        asyncio.run(
+            pgqueuer_consume(
+                args.consume_pgqueuer, args.pgqueuer_batches[0], args.pgqueuer_max_tasks[0]
+            )
+        )
         return
+
+    settings = [
+        PgqSetting(b, m)
+        for b in args.pgqueuer_batches
+        for m in args.pgqueuer_max_tasks
+        if m == 0 or m >= 2 * b
+    ]
+    if not settings:
+        raise SystemExit("no valid pgqueuer setting (a cap must be at least twice the batch)")
 
     tmp = None
     server_url = os.environ.get("GAMEPORTAL_DATABASE_URL")
@@ -210,36 +289,84 @@ def main() -> None:
         tmp = Path(tempfile.mkdtemp(prefix="gameportal-queue-bench-"))
         server = EmbeddedPostgres(tmp / "pgdata")
         server_url = server.start()
+    n, w = args.messages, args.workers
+    ours: list[tuple[float, float, float]] = []  # enqueue, drain, overhead per round
+    theirs: list[dict[PgqSetting, tuple[float, float]]] = []  # per round: enqueue, drain
     try:
-        ours = asyncio.run(fresh_database(plain_url(server_url), "bench_gameportal_queue"))
-        theirs = asyncio.run(fresh_database(plain_url(server_url), "bench_pgqueuer"))
-        upgrade(ours)
-        n, w = args.messages, args.workers
-
-        our_enqueue, overhead_us = asyncio.run(gameportal_enqueue(ours, n))
-        our_drain = gameportal_drain(ours, n, w)
-        their_enqueue = asyncio.run(pgqueuer_enqueue(theirs, n))
-        their_drain = pgqueuer_drain(theirs, w, n)
-
-        print(
-            f"\nqueue benchmark: {n:,} messages, no-op handler, {w} worker processes, "
-            "same PostgreSQL\n"
-        )
-        print(f"{'':<34}{'gameportal':>14}{'pgqueuer':>14}{'ratio':>8}")
-        print(
-            f"{'enqueue (batches of 1,000), msg/s':<34}{our_enqueue:>14,.0f}"
-            f"{their_enqueue:>14,.0f}{our_enqueue / their_enqueue:>8.2f}"
-        )
-        print(
-            f"{'processed, jobs/s':<34}{our_drain:>14,.0f}{their_drain:>14,.0f}"
-            f"{our_drain / their_drain:>8.2f}"
-        )
-        print(f"\none enqueue adds {overhead_us:,.0f} us to a request's transaction")
+        for round_no in range(args.rounds):
+            url = asyncio.run(fresh_database(plain_url(server_url), "bench_gameportal_queue"))
+            upgrade(url)
+            enqueued, overhead_us = asyncio.run(gameportal_enqueue(url, n))
+            drained = gameportal_drain(url, n, w, args.batch, args.concurrency)
+            ours.append((enqueued, drained, overhead_us))
+            print(
+                f"round {round_no + 1}: gameportal enqueue {enqueued:,.0f}/s, "
+                f"processed {drained:,.0f} jobs/s",
+                flush=True,
+            )
+            found: dict[PgqSetting, tuple[float, float]] = {}
+            shift = round_no % len(settings)
+            for setting in settings[shift:] + settings[:shift]:
+                url = asyncio.run(fresh_database(plain_url(server_url), "bench_pgqueuer"))
+                their_enqueue = asyncio.run(pgqueuer_enqueue(url, n))
+                found[setting] = (their_enqueue, pgqueuer_drain(url, w, n, setting))
+                print(
+                    f"round {round_no + 1}: pgqueuer ({setting}) enqueue "
+                    f"{found[setting][0]:,.0f}/s, processed {found[setting][1]:,.0f} jobs/s",
+                    flush=True,
+                )
+            theirs.append(found)
     finally:
         if server is not None:
             server.stop()
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+    report(n, w, args, settings, ours, theirs)
+
+
+def report(
+    n: int,
+    w: int,
+    args: argparse.Namespace,
+    settings: list[PgqSetting],
+    ours: list[tuple[float, float, float]],
+    theirs: list[dict[PgqSetting, tuple[float, float]]],
+) -> None:
+    med = statistics.median
+    print(
+        f"\nqueue benchmark: {n:,} messages, no-op handler, {w} worker processes, same "
+        f"PostgreSQL, {len(ours)} interleaved rounds (medians)\n"
+    )
+    print("pgqueuer by setting:")
+    for s in settings:
+        print(
+            f"  {s!s:<42} enqueue {med(r[s][0] for r in theirs):>9,.0f}/s"
+            f"   processed {med(r[s][1] for r in theirs):>9,.0f} jobs/s"
+        )
+    best = max(settings, key=lambda s: med(r[s][1] for r in theirs))
+    print(f"  best at processing: {best}\n")
+    # Enqueue has no setting but the batch of 1,000: compared with pgqueuer's fastest
+    # enqueue of each round, the stricter comparison.
+    their_enqueue = [max(v[0] for v in r.values()) for r in theirs]
+    their_drain = [r[best][1] for r in theirs]
+    enqueue_ratios = [o[0] / t for o, t in zip(ours, their_enqueue, strict=True)]
+    drain_ratios = [o[1] / t for o, t in zip(ours, their_drain, strict=True)]
+    print(f"{'':<36}{'gameportal':>12}{'pgqueuer':>12}{'ratio':>8}   per round")
+    print(
+        f"{'enqueue (batches of 1,000), msg/s':<36}{med(o[0] for o in ours):>12,.0f}"
+        f"{med(their_enqueue):>12,.0f}{med(enqueue_ratios):>8.2f}   "
+        + " ".join(f"{r:.2f}" for r in enqueue_ratios)
+    )
+    print(
+        f"{'processed, jobs/s':<36}{med(o[1] for o in ours):>12,.0f}"
+        f"{med(their_drain):>12,.0f}{med(drain_ratios):>8.2f}   "
+        + " ".join(f"{r:.2f}" for r in drain_ratios)
+    )
+    print(
+        f"\ngameportal worker: --batch {args.batch} --concurrency {args.concurrency}; "
+        f"pgqueuer at {best} (its fastest enqueue of each round for enqueue)"
+    )
+    print(f"one enqueue adds {med(o[2] for o in ours):,.0f} us to a request's transaction")
 
 
 if __name__ == "__main__":

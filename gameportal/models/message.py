@@ -37,14 +37,21 @@ class Message(IdMixin, CreatedAtMixin, Base):
             "lease_expires_at",
             postgresql_where=text("status = 'PROCESSING'"),
         ),
-        # A dedupe key is unique while its message is not finished.
+        # A dedupe key is unique while its message is not finished. Rows without one
+        # (most) stay out: each claim and completion would otherwise add an entry.
         Index(
             "uq_messages_dedupe_key_open",
             "dedupe_key",
             unique=True,
-            postgresql_where=text("status IN ('PENDING','PROCESSING')"),
+            postgresql_where=text("dedupe_key IS NOT NULL AND status IN ('PENDING','PROCESSING')"),
         ),
-        Index("ix_messages_recipient", "recipient_user_id", "id"),
+        # A player's own messages; broadcasts (no recipient) are never looked up here.
+        Index(
+            "ix_messages_recipient",
+            "recipient_user_id",
+            "id",
+            postgresql_where=text("recipient_user_id IS NOT NULL"),
+        ),
         # In-app broadcasts, which every inbox shows.
         Index(
             "ix_messages_inbox_broadcast",

@@ -45,19 +45,24 @@ class MediaPayload(InputSchema):
     renditions: list[Annotated[str, StringConstraints(max_length=32)]] = Field(default_factory=list)
 
 
+# Validated and dumped a batch at a time: one call per batch costs half as much as one per
+# payload.
 _PAYLOADS: dict[str, TypeAdapter[Any]] = {
-    "EMAIL": TypeAdapter(EmailPayload),
-    "PUSH": TypeAdapter(PushPayload),
-    "IN_APP": TypeAdapter(InAppPayload),
-    "MEDIA_PROCESSING": TypeAdapter(MediaPayload),
+    "EMAIL": TypeAdapter(list[EmailPayload]),
+    "PUSH": TypeAdapter(list[PushPayload]),
+    "IN_APP": TypeAdapter(list[InAppPayload]),
+    "MEDIA_PROCESSING": TypeAdapter(list[MediaPayload]),
 }
 
 
-def validate_payload(message_type: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """The payload as stored: validated for its type, camelCase like the API."""
+def validate_payloads(message_type: str, payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The payloads as stored: validated for their type, camelCase like the API. A
+    ValidationError's locations start with the payload's index in `payloads`."""
     adapter = _PAYLOADS[message_type]
-    model = adapter.validate_python(payload)
-    dumped: dict[str, Any] = model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    models = adapter.validate_python(payloads)
+    dumped: list[dict[str, Any]] = adapter.dump_python(
+        models, mode="json", by_alias=True, exclude_none=True
+    )
     return dumped
 
 

@@ -27,7 +27,7 @@ from gameportal.notifications.schemas import (
     NotificationPreferences,
     QueueCount,
     QueueStats,
-    validate_payload,
+    validate_payloads,
 )
 
 log = structlog.get_logger(__name__)
@@ -54,32 +54,48 @@ class Outgoing:
     dedupe_key: str | None = None
 
 
-def _prepared(item: Outgoing, index: int | None = None) -> repo.NewMessage:
-    try:
-        stored = validate_payload(item.message_type, item.payload)
-    except ValidationError as exc:
-        prefix = ["payload"] if index is None else [str(index), "payload"]
-        raise InvalidPayload(
-            f"invalid {item.message_type} payload",
-            errors=[
-                FieldProblem(
-                    field=".".join([*prefix, *(str(p) for p in err["loc"])]),
-                    location="body",
-                    message=err["msg"],
-                    code=err["type"],
+def _prepared(items: list[Outgoing], *, indexed: bool) -> repo.NewMessages:
+    """Validated, stored-form columns of `items`; an InvalidPayload names every invalid
+    field of every item (prefixed by its index when `indexed`)."""
+    by_type: dict[str, list[int]] = {}
+    for index, item in enumerate(items):
+        by_type.setdefault(item.message_type, []).append(index)
+    stored = [""] * len(items)
+    problems: list[tuple[int, FieldProblem]] = []
+    for message_type, indexes in by_type.items():
+        try:
+            payloads = validate_payloads(message_type, [items[i].payload for i in indexes])
+        except ValidationError as exc:
+            for err in exc.errors():
+                index = indexes[int(err["loc"][0])]
+                prefix = [str(index), "payload"] if indexed else ["payload"]
+                problems.append(
+                    (
+                        index,
+                        FieldProblem(
+                            field=".".join([*prefix, *(str(p) for p in err["loc"][1:])]),
+                            location="body",
+                            message=err["msg"],
+                            code=err["type"],
+                        ),
+                    )
                 )
-                for err in exc.errors()
-            ],
-        ) from None
-    return repo.NewMessage(
-        id=new_id(),
-        type=item.message_type,
-        recipient_user_id=item.recipient_user_id,
-        payload_json=orjson.dumps(stored).decode(),
-        priority=item.priority,
-        max_attempts=item.max_attempts,
-        scheduled_at=item.scheduled_at,
-        dedupe_key=item.dedupe_key,
+            continue
+        for index, payload in zip(indexes, payloads, strict=True):
+            stored[index] = orjson.dumps(payload).decode()
+    if problems:
+        problems.sort(key=lambda p: p[0])
+        first = items[problems[0][0]].message_type
+        raise InvalidPayload(f"invalid {first} payload", errors=[p for _, p in problems])
+    return repo.NewMessages(
+        ids=[new_id() for _ in items],
+        types=[item.message_type for item in items],
+        recipients=[item.recipient_user_id for item in items],
+        payloads_json=stored,
+        priorities=[item.priority for item in items],
+        max_attempts=[item.max_attempts for item in items],
+        scheduled=[item.scheduled_at for item in items],
+        dedupe_keys=[item.dedupe_key for item in items],
     )
 
 
@@ -89,9 +105,12 @@ async def enqueue_many(session: AsyncSession, items: list[Outgoing]) -> list[uui
     on an unfinished message."""
     if not items:
         return []
-    prepared = [_prepared(item, index) for index, item in enumerate(items)]
-    inserted = await repo.insert_messages(session, prepared)
-    return [m.id if m.id in inserted else None for m in prepared]
+    batch = _prepared(items, indexed=True)
+    inserted = await repo.insert_messages(session, batch)
+    if inserted is None:
+        every: list[uuid.UUID | None] = list(batch.ids)
+        return every
+    return [i if i in inserted else None for i in batch.ids]
 
 
 async def enqueue(
@@ -118,9 +137,10 @@ async def enqueue(
         dedupe_key=dedupe_key,
     )
     while True:
-        prepared = _prepared(item)
-        if prepared.id in await repo.insert_messages(session, [prepared]):
-            return prepared.id
+        batch = _prepared([item], indexed=False)
+        inserted = await repo.insert_messages(session, batch)
+        if inserted is None or batch.ids[0] in inserted:
+            return batch.ids[0]
         assert dedupe_key is not None  # only a dedupe conflict inserts nothing
         existing = await repo.open_message_with_key(session, dedupe_key)
         if existing is not None:
@@ -138,15 +158,18 @@ async def enqueue_on(
 ) -> bool:
     """`enqueue` for code that runs on a raw connection (queue handlers): the message is
     written in that connection's transaction. False when the dedupe key is taken."""
-    prepared = _prepared(
-        Outgoing(
-            message_type=message_type,
-            payload=payload,
-            recipient_user_id=recipient_user_id,
-            dedupe_key=dedupe_key,
-        )
+    batch = _prepared(
+        [
+            Outgoing(
+                message_type=message_type,
+                payload=payload,
+                recipient_user_id=recipient_user_id,
+                dedupe_key=dedupe_key,
+            )
+        ],
+        indexed=False,
     )
-    return await repo.insert_message_on(conn, prepared)
+    return await repo.insert_message_on(conn, batch)
 
 
 # --- operators ---------------------------------------------------------------------------

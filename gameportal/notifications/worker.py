@@ -8,6 +8,7 @@ lease that runs out (a crashed or hung worker) is taken back by any worker's rea
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 import socket
@@ -63,9 +64,15 @@ class Worker:
         self.dsn = dsn
         self.config = config
         self.owner = new_owner()
-        self._held: dict[uuid.UUID, asyncio.Task[None]] = {}
+        # Claimed and not yet settled (waiting, running, or done and awaiting SENT): the
+        # leases the keeper extends.
+        self._held: dict[uuid.UUID, ClaimedMessage] = {}
+        # Claimed and not started. `concurrency` runner tasks take from here: a task per
+        # message cost more than a no-op handler itself.
+        self._ready: collections.deque[ClaimedMessage] = collections.deque()
+        self._has_ready = asyncio.Event()
         self._finished: list[ClaimedMessage] = []
-        self._slots = asyncio.Semaphore(config.concurrency)
+        self._stopping = False
         self._wake = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
         self._next_reap = 0.0
@@ -81,6 +88,9 @@ class Worker:
             types=self.config.types,
             concurrency=self.config.concurrency,
         )
+        runners = [
+            asyncio.create_task(self._run_handlers()) for _ in range(self.config.concurrency)
+        ]
         helpers = [
             asyncio.create_task(self._keep_leases()),
             asyncio.create_task(self._flush_loop()),
@@ -95,7 +105,7 @@ class Worker:
                     continue  # there may be more due right now
                 await self._idle(stop)
         finally:
-            await self._shutdown()
+            await self._shutdown(runners)
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
@@ -106,42 +116,58 @@ class Worker:
             log.info("worker_stopped", owner=self.owner)
 
     async def _claim(self) -> int:
-        free = self.config.batch - len(self._held)
-        if free <= 0:
+        """Mark what is finished SENT and claim as many as there is room for, in one
+        statement."""
+        done, self._finished = self._finished, []
+        free = self.config.batch - len(self._held) + len(done)
+        if free <= 0 and not done:
             return 0
-        rows = await repo.claim(
-            self.pool,
-            types=self.config.types,
-            limit=free,
-            owner=self.owner,
-            lease=self.config.lease,
-        )
+        try:
+            sent, rows = await repo.complete_and_claim(
+                self.pool,
+                done=[m.id for m in done],
+                types=self.config.types,
+                limit=max(free, 0),
+                owner=self.owner,
+                lease=self.config.lease,
+            )
+        except BaseException:
+            self._finished = done + self._finished
+            raise
+        if done:
+            self._settled(done, sent)
         for row in rows:
-            message = ClaimedMessage(**dict(row))
-            self._held[message.id] = asyncio.create_task(self._process(message))
+            message = ClaimedMessage(*row)
+            self._held[message.id] = message
+            self._ready.append(message)
+        if rows:
+            self._has_ready.set()
         return len(rows)
+
+    async def _run_handlers(self) -> None:
+        """One of `concurrency` runners: take the next claimed message and handle it."""
+        while not self._stopping:
+            if not self._ready:
+                self._wake.set()  # nothing left to start: room to claim more
+                self._has_ready.clear()
+                await self._has_ready.wait()
+                continue
+            await self._process(self._ready.popleft())
 
     async def _process(self, message: ClaimedMessage) -> None:
         handler = handler_for(message.type)
-        async with self._slots:
-            try:
-                if handler is None:
-                    raise PermanentError(f"no handler is registered for {message.type} messages")
-                await handler(message, self._delivery)
-            except asyncio.CancelledError:
-                raise  # shutting down: _shutdown gives the message back
-            except PermanentError as exc:
-                await self._settle_failure(message, exc, permanent=True)
-            except Exception as exc:  # any other error is worth another try
-                await self._settle_failure(message, exc, permanent=False)
-            else:
-                self._finished.append(message)  # marked SENT by the next flush
-                return
-        self._release_slot(message.id)
-
-    def _release_slot(self, message_id: uuid.UUID) -> None:
-        self._held.pop(message_id, None)
-        self._wake.set()  # room to claim more
+        try:
+            if handler is None:
+                raise PermanentError(f"no handler is registered for {message.type} messages")
+            await handler(message, self._delivery)
+        except asyncio.CancelledError:
+            raise  # shutting down: _shutdown gives the message back
+        except PermanentError as exc:
+            await self._settle_failure(message, exc, permanent=True)
+        except Exception as exc:  # any other error is worth another try
+            await self._settle_failure(message, exc, permanent=False)
+        else:
+            self._finished.append(message)  # marked SENT by the next claim or flush
 
     async def _flush_loop(self) -> None:
         while True:
@@ -163,17 +189,23 @@ class Worker:
         except BaseException:
             self._finished = batch + self._finished
             raise
+        self._settled(batch, sent)
+
+    def _settled(self, batch: list[ClaimedMessage], sent: set[uuid.UUID]) -> None:
+        """Account for finished messages after the statement that marked `sent` SENT."""
         now = datetime.now(UTC)
         # Metrics per type, not per message: a labelled child costs a lock and a dict
         # lookup each time it is fetched, and a batch holds hundreds of messages.
         done: dict[str, list[ClaimedMessage]] = {}
+        held = self._held
         for message in batch:
+            held.pop(message.id, None)
             if message.id in sent:
                 done.setdefault(message.type, []).append(message)
             else:
                 PROCESSED.labels(message.type, "lease_lost").inc()
                 log.warning("lease_lost", message_id=str(message.id), type=message.type)
-            self._release_slot(message.id)
+        self._wake.set()  # room to claim more
         for message_type, messages in done.items():
             PROCESSED.labels(message_type, "sent").inc(len(messages))
             waited, queued = LATENCY.labels(message_type), END_TO_END.labels(message_type)
@@ -184,15 +216,31 @@ class Worker:
     async def _settle_failure(
         self, message: ClaimedMessage, exc: Exception, *, permanent: bool
     ) -> None:
-        error = f"{type(exc).__name__}: {exc}"
-        status = await repo.fail(
-            self.pool,
-            message_id=message.id,
-            owner=self.owner,
-            error=error,
-            permanent=permanent,
-            retry_in=retry_delay(message.retry_count, base=self.config.retry_base_seconds),
+        # PostgreSQL text holds neither NUL nor lone surrogates, and an exception's
+        # message may carry either (bytes from a remote server): without this the
+        # failure could not be written.
+        error = (
+            f"{type(exc).__name__}: {exc}".replace("\x00", "\ufffd")
+            .encode("utf-8", "replace")
+            .decode("utf-8")
         )
+        try:
+            status = await repo.fail(
+                self.pool,
+                message_id=message.id,
+                owner=self.owner,
+                error=error,
+                permanent=permanent,
+                retry_in=retry_delay(message.retry_count, base=self.config.retry_base_seconds),
+            )
+        except Exception:
+            # The attempt is not recorded: stop extending its lease, so that it runs out
+            # and the reaper records it (this runner goes on with the next message).
+            self._held.pop(message.id, None)
+            log.exception("failure_not_recorded", message_id=str(message.id))
+            return
+        self._held.pop(message.id, None)
+        self._wake.set()
         outcome = {"FAILED": "failed", "PENDING": "retry"}.get(status or "", "lease_lost")
         PROCESSED.labels(message.type, outcome).inc()
         log.warning(
@@ -268,14 +316,17 @@ class Worker:
     def _notified(self, *_: object) -> None:
         self._wake.set()
 
-    async def _shutdown(self) -> None:
-        tasks = [t for t in self._held.values() if not t.done()]
-        if tasks:
-            await asyncio.wait(tasks, timeout=self.config.shutdown_grace)
-        pending = [t for t in tasks if not t.done()]
-        for task in pending:
+    async def _shutdown(self, runners: list[asyncio.Task[None]]) -> None:
+        """Start nothing more; let running handlers finish within the grace period; give
+        back what did not finish."""
+        self._stopping = True
+        self._has_ready.set()  # idle runners see that they are to stop
+        if runners:
+            await asyncio.wait(runners, timeout=self.config.shutdown_grace)
+        late = [t for t in runners if not t.done()]
+        for task in late:
             task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        await asyncio.gather(*runners, return_exceptions=True)
         await self._flush()
         finished = {m.id for m in self._finished}
         unfinished = [mid for mid in self._held if mid not in finished]

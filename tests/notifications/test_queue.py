@@ -421,3 +421,91 @@ async def test_a_broadcast_fan_out_resumes_after_a_crash_without_gaps_or_repeats
     assert await copies() == collections.Counter(players)
     progress = await db.fetchrow("SELECT recipients FROM broadcast_progress")
     assert progress["recipients"] == 7
+
+
+async def test_a_failure_whose_text_postgresql_cannot_hold_is_still_recorded(
+    app: FastAPI, database_url: str, db: asyncpg.Pool
+) -> None:
+    # An error message may carry a NUL or a lone surrogate (bytes from a remote server);
+    # writing it as is failed, and the message stayed PROCESSING while its worker lived.
+    async def garbled(message: ClaimedMessage, _: Delivery) -> None:
+        raise PermanentError("bad\x00byte \ud800")
+
+    await _enqueue(app)
+    async with _handler(garbled), running_workers(app, database_url):
+
+        async def failed() -> bool:
+            return (await _statuses(db))["FAILED"] == 1
+
+        await wait_for(failed)
+    error = await db.fetchval("SELECT last_error FROM messages")
+    assert error == "PermanentError: bad\ufffdbyte ?"
+
+
+async def test_enqueue_many_names_every_invalid_item(app: FastAPI, db: asyncpg.Pool) -> None:
+    from gameportal.notifications.service import Outgoing, enqueue_many
+
+    items = [
+        Outgoing(message_type="IN_APP", payload={"subject": "ok"}),
+        Outgoing(message_type="PUSH", payload={"body": "no title"}),
+        Outgoing(message_type="IN_APP", payload={}),
+        Outgoing(message_type="IN_APP", payload={"subject": "ok", "extra": 1}),
+    ]
+    async with app.state.db.sessionmaker() as session:
+        with pytest.raises(InvalidPayload) as caught:
+            await enqueue_many(session, items)
+    assert [e.field for e in caught.value.errors or []] == [
+        "1.payload.title",
+        "2.payload.subject",
+        "3.payload.extra",
+    ]
+    assert await db.fetchval("SELECT count(*) FROM messages") == 0
+
+
+async def test_enqueue_many_as_a_transactions_first_statement_is_part_of_it(
+    app: FastAPI, database_url: str, db: asyncpg.Pool
+) -> None:
+    from gameportal.notifications.service import Outgoing, enqueue_many
+
+    heard: list[str] = []
+    listener = await asyncpg.connect(plain_url(database_url))
+    await listener.add_listener(repo.CHANNEL, lambda *args: heard.append(args[-1]))
+    items = [Outgoing(message_type="IN_APP", payload={"subject": f"s{n}"}) for n in range(3)]
+    try:
+        async with app.state.db.sessionmaker() as session:
+            await enqueue_many(session, items)
+            await session.rollback()
+        assert await db.fetchval("SELECT count(*) FROM messages") == 0
+        async with app.state.db.sessionmaker() as session, session.begin():
+            ids = await enqueue_many(session, items)
+            # Still uncommitted: another connection sees nothing yet.
+            assert await db.fetchval("SELECT count(*) FROM messages") == 0
+        assert sorted(r["id"] for r in await db.fetch("SELECT id FROM messages")) == sorted(
+            i for i in ids if i is not None
+        )
+        assert len(ids) == 3
+        await wait_for(lambda: _truthy(heard), within=5)
+        assert heard == ["IN_APP"]
+    finally:
+        await listener.close()
+
+
+async def test_completing_and_claiming_in_one_statement_settles_only_held_leases(
+    app: FastAPI, db: asyncpg.Pool
+) -> None:
+    first, second, third = await _enqueue(app, 3)
+    pool = app.state.db.pool
+    lease = timedelta(minutes=1)
+    [held] = await repo.claim(pool, types=["IN_APP"], limit=1, owner="w1", lease=lease)
+    assert held["id"] == first
+    [other] = await repo.claim(pool, types=["IN_APP"], limit=1, owner="w2", lease=lease)
+    sent, claimed = await repo.complete_and_claim(
+        pool, done=[first, other["id"]], types=["IN_APP"], limit=5, owner="w1", lease=lease
+    )
+    assert sent == {first}  # w2's message is not w1's to settle
+    assert [r["id"] for r in claimed] == [third]
+    assert claimed[0]["payload"] == {"subject": "hello 2", "category": "achievements"}
+    rows = {r["id"]: r for r in await db.fetch("SELECT id, status, lease_owner FROM messages")}
+    assert (rows[first]["status"], rows[first]["lease_owner"]) == ("SENT", None)
+    assert (rows[second]["status"], rows[second]["lease_owner"]) == ("PROCESSING", "w2")
+    assert (rows[third]["status"], rows[third]["lease_owner"]) == ("PROCESSING", "w1")
