@@ -357,3 +357,57 @@ def test_production_requires_a_mail_server(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert b"GAMEPORTAL_SMTP_HOST" in result.stderr
+
+
+def _sample(metrics: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus text; 0 when absent."""
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in metrics.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        got = ",".join(sorted(line[len(name) + 1 : line.index("}")].split(",")))
+        if got == wanted:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+HTTP_TOTAL = "gameportal_http_requests_total"
+
+
+def test_metrics_add_up_across_api_processes_and_the_worker(tmp_path: Path) -> None:
+    data_dir = tmp_path / "var"
+    port = free_port()
+    proc = subprocess.Popen(
+        [*GAMEPORTAL, "serve", "--port", str(port), "--workers", "2"],
+        env=_env(data_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(port, proc)
+        # New connections each time, so both API processes answer some of them.
+        for _ in range(40):
+            assert httpx.get(f"{base}/healthz").status_code == 200
+        httpx.post(
+            f"{base}/api/v1/auth/register",
+            json={"email": "m@example.com", "password": "violet-kettle-harbour-93", "name": "M"},
+        ).raise_for_status()
+        _wait(lambda: (data_dir / "outbox").exists() and any((data_dir / "outbox").iterdir()))
+        for _ in range(6):  # whichever process answers the scrape, the totals are the same
+            scrape = httpx.get(f"{base}/metrics").text
+            served = _sample(
+                scrape,
+                "gameportal_http_requests_total",
+                method="GET",
+                route="/healthz",
+                status="200",
+            )
+            assert served == 40
+            # The queue worker is another process; its samples are reported too.
+            sent = _sample(scrape, "gameportal_queue_processed_total", type="EMAIL", outcome="sent")
+            assert sent >= 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    assert proc.returncode == 0
