@@ -60,19 +60,63 @@ def running(cmd: list[str], ready_url: str, env: dict[str, str]) -> Iterator[Non
             proc.kill()
 
 
+def uvicorn_flags(workers: int = 1) -> list[str]:
+    return [*UVICORN_FLAGS[:-1], str(workers)]
+
+
 @contextmanager
-def hello_server() -> Iterator[str]:
+def hello_server(workers: int = 1) -> Iterator[str]:
     port = free_port()
-    cmd = [sys.executable, "-m", "uvicorn", "hello_app:app", "--port", str(port), *UVICORN_FLAGS]
+    cmd = [sys.executable, "-m", "uvicorn", "hello_app:app", "--port", str(port)]
     env = {**os.environ, "PYTHONPATH": str(HERE)}
     base = f"http://127.0.0.1:{port}"
-    with running(cmd, f"{base}/hello", env):
+    with running([*cmd, *uvicorn_flags(workers)], f"{base}/hello", env):
         yield base
+
+
+@contextmanager
+def gameportal_uvicorn(
+    database_url: str,
+    *,
+    factory: str = "gameportal.app:create_app",
+    workers: int = 1,
+    multiprocess_metrics: bool = False,
+) -> Iterator[str]:
+    """The API straight under uvicorn (no `serve`, no queue worker) on a migrated database,
+    with the settings `serve` gives it. With `multiprocess_metrics`, in a fresh
+    PROMETHEUS_MULTIPROC_DIR, as `serve` runs several processes; otherwise without one."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "GAMEPORTAL_DATABASE_URL": database_url,
+        "PYTHONPATH": str(HERE),
+        "GAMEPORTAL_LOG_JSON": "true",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    metrics_dir = tempfile.mkdtemp(prefix="gameportal-bench-metrics-")
+    if multiprocess_metrics:
+        env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    cmd = [sys.executable, "-m", "uvicorn", factory, "--factory", "--port", str(port)]
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with running([*cmd, *uvicorn_flags(workers)], f"{base}/readyz", env):
+            yield base
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 @contextmanager
 def gameportal_server(extra_env: dict[str, str] | None = None) -> Iterator[str]:
     """gameportal serve, one worker, on GAMEPORTAL_DATABASE_URL or a fresh embedded server."""
+    with gameportal_server_and_url(extra_env) as (base, _):
+        yield base
+
+
+@contextmanager
+def gameportal_server_and_url(
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[tuple[str, str]]:
+    """gameportal_server, and the URL of the (migrated) database it serves."""
     port = free_port()
     env = {**os.environ, **(extra_env or {})}
     tmp = None
@@ -83,7 +127,18 @@ def gameportal_server(extra_env: dict[str, str] | None = None) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     try:
         with running(cmd, f"{base}/readyz", env):
-            yield base
+            url = (
+                env.get("GAMEPORTAL_DATABASE_URL")
+                or subprocess.run(
+                    [sys.executable, "-m", "gameportal.cli", "db-url"],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    timeout=60,
+                ).stdout.strip()
+            )
+            yield base, url
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -11,6 +11,7 @@ import asyncpg
 from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gameportal.identity.repository import fair
 from gameportal.models import LoginThrottle, Session
 
 # --- hot paths (asyncpg) -------------------------------------------------------------------
@@ -31,8 +32,7 @@ async def live_session_user(
 ) -> asyncpg.Record | None:
     """The user behind a live session, or None when the session ended or the user is
     blocked. Run on every authenticated request, so revocation takes effect at once."""
-    row: asyncpg.Record | None = await pool.fetchrow(_PRINCIPAL_SQL, session_id, user_id, idle)
-    return row
+    return await fair.fetchrow(pool, _PRINCIPAL_SQL, session_id, user_id, idle)
 
 
 _ROTATE_SQL = """
@@ -57,8 +57,7 @@ async def rotate_refresh_token(
 ) -> asyncpg.Record | None:
     """Spend a refresh token and install its successor in one conditional UPDATE: of any
     number of concurrent callers with the same token, exactly one gets a row."""
-    row: asyncpg.Record | None = await pool.fetchrow(_ROTATE_SQL, old_hash, new_hash, idle)
-    return row
+    return await fair.fetchrow(pool, _ROTATE_SQL, old_hash, new_hash, idle)
 
 
 _REUSE_SQL = """
