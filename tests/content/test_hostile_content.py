@@ -250,7 +250,7 @@ async def test_a_file_over_the_limit_inside_the_envelope_leaves_no_folder(
         headers=editor,
     )
     assert response.status_code == 413
-    assert _leftovers(app.state.settings.media_dir) == []
+    assert _leftovers(app.state.settings.media_folder) == []
 
 
 def _leftovers(root: Path) -> list[Path]:

@@ -59,7 +59,7 @@ async def _settled(
 
 
 def _files(app: FastAPI) -> list[Path]:
-    root: Path = app.state.settings.media_dir
+    root: Path = app.state.settings.media_folder
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
 
 
@@ -161,7 +161,7 @@ async def test_file_names_never_become_paths(
     assert response.status_code == 201, response.text
     assert response.json()["fileName"] == "xgnp.png"  # no bidi override either
     [stored] = _files(app)
-    root = app.state.settings.media_dir.resolve()
+    root = app.state.settings.media_folder.resolve()
     assert stored.resolve().relative_to(root).parts == ("media", response.json()["id"], "original")
 
 
