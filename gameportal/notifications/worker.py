@@ -91,10 +91,8 @@ class Worker:
         runners = [
             asyncio.create_task(self._run_handlers()) for _ in range(self.config.concurrency)
         ]
-        helpers = [
-            asyncio.create_task(self._keep_leases()),
-            asyncio.create_task(self._flush_loop()),
-        ]
+        lease_keeper = asyncio.create_task(self._keep_leases())
+        flusher = asyncio.create_task(self._flush_loop())
         try:
             while not stop.is_set():
                 await self._ensure_listener()
@@ -105,11 +103,12 @@ class Worker:
                     continue  # there may be more due right now
                 await self._idle(stop)
         finally:
-            await self._shutdown(runners)
-            for helper in helpers:
-                helper.cancel()
-            await asyncio.gather(*helpers, return_exceptions=True)
-            await self._flush()
+            try:
+                await self._shutdown(runners, flusher)
+            finally:
+                # Leases are kept until everything is settled or given back.
+                lease_keeper.cancel()
+                await asyncio.gather(lease_keeper, return_exceptions=True)
             if self._listener is not None:
                 with contextlib.suppress(Exception):
                     await self._listener.close()
@@ -170,7 +169,7 @@ class Worker:
             self._finished.append(message)  # marked SENT by the next claim or flush
 
     async def _flush_loop(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.config.flush_interval)
             if self._finished:
                 try:
@@ -316,7 +315,9 @@ class Worker:
     def _notified(self, *_: object) -> None:
         self._wake.set()
 
-    async def _shutdown(self, runners: list[asyncio.Task[None]]) -> None:
+    async def _shutdown(
+        self, runners: list[asyncio.Task[None]], flusher: asyncio.Task[None]
+    ) -> None:
         """Start nothing more; let running handlers finish within the grace period; give
         back what did not finish."""
         self._stopping = True
@@ -327,6 +328,10 @@ class Worker:
         for task in late:
             task.cancel()
         await asyncio.gather(*runners, return_exceptions=True)
+        # The flush loop ends after the flush it may be in: giving messages back while
+        # one of its statements was marking them SENT could undo that, and one message
+        # would then be delivered twice.
+        await asyncio.gather(flusher, return_exceptions=True)
         await self._flush()
         finished = {m.id for m in self._finished}
         unfinished = [mid for mid in self._held if mid not in finished]

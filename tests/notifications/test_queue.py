@@ -32,6 +32,7 @@ from gameportal.notifications.registry import (
     unregister_handler,
 )
 from gameportal.notifications.service import InvalidPayload, enqueue
+from gameportal.notifications.worker import Worker, WorkerConfig
 from tests.factories import register
 from tests.notifications.support import running_workers, wait_for
 
@@ -509,3 +510,49 @@ async def test_completing_and_claiming_in_one_statement_settles_only_held_leases
     assert (rows[first]["status"], rows[first]["lease_owner"]) == ("SENT", None)
     assert (rows[second]["status"], rows[second]["lease_owner"]) == ("PROCESSING", "w2")
     assert (rows[third]["status"], rows[third]["lease_owner"]) == ("PROCESSING", "w1")
+
+
+class _SlowToMarkSent:
+    """A pool whose statements marking messages SENT reach the server late (a slow
+    network), everything else as usual."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
+        if "status = 'SENT'" in sql:
+            await asyncio.sleep(0.5)
+        rows: list[asyncpg.Record] = await self.pool.fetch(sql, *args)
+        return rows
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.pool, name)
+
+
+async def test_stopping_while_a_completion_is_in_flight_does_not_give_the_message_back(
+    app: FastAPI, database_url: str, db: asyncpg.Pool
+) -> None:
+    # The worker used to give back every message not yet marked SENT, including one whose
+    # SENT statement was still on its way: back to PENDING, then delivered again.
+    handled = asyncio.Event()
+    runs: list[uuid.UUID] = []
+
+    async def handle(message: ClaimedMessage, _: Delivery) -> None:
+        runs.append(message.id)
+        handled.set()
+
+    worker = Worker(
+        _SlowToMarkSent(app.state.db.pool),  # type: ignore[arg-type]
+        plain_url(database_url),
+        WorkerConfig(types=["IN_APP"], poll_interval=0.2, reap_interval=0.3),
+    )
+    stop = asyncio.Event()
+    [message_id] = await _enqueue(app)
+    async with _handler(handle):
+        running = asyncio.create_task(worker.run(stop))
+        await asyncio.wait_for(handled.wait(), 20)
+        await asyncio.sleep(0.1)  # the SENT statement is on its way
+        stop.set()
+        await running
+    assert runs == [message_id]
+    assert await db.fetchval("SELECT status FROM messages") == "SENT"
