@@ -3,6 +3,7 @@ the hot read paths, and the embedded PostgreSQL launcher used when no URL is con
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import fcntl
 import os
@@ -43,11 +44,70 @@ def plain_url(url: str) -> str:
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+class FairPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg has no type hints
+    """An asyncpg pool that hands out connections first come, first served.
+
+    asyncpg keeps free connections in an asyncio queue. A release wakes the longest
+    waiter, but the waiter only runs on a later turn of the event loop; a request that
+    asks in between takes the connection at once, and the waiter, finding none, goes to
+    the back of the line. Under load (32 requests in flight, 10 connections) a request
+    can lose its turn again and again: GET /me's p99 was 4x its median. Here every
+    acquire first passes a semaphore as wide as the pool, which is fair (a release hands
+    the permit to the oldest waiter), so the queue never has anyone waiting in it
+    (tests/identity/test_fair_pool.py shows the barging and its absence).
+
+    asyncpg routes every acquire (acquire(), fetch*, execute) through Pool._acquire and
+    every release through Pool.release, one release per acquire.
+    """
+
+    __slots__ = ("_gate",)
+
+    def __init__(self, dsn: str, *, min_size: int, max_size: int, **kwargs: Any) -> None:
+        # create_pool's defaults; Pool itself takes them all as required keywords.
+        super().__init__(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            max_queries=50000,
+            max_inactive_connection_lifetime=300.0,
+            loop=None,
+            connection_class=asyncpg.Connection,
+            record_class=asyncpg.Record,
+            **kwargs,
+        )
+        self._gate = asyncio.Semaphore(max_size)
+
+    async def _acquire(self, timeout: float | None) -> Any:  # noqa: ASYNC109 (asyncpg's)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async with asyncio.timeout(timeout):
+            await self._gate.acquire()
+        try:
+            if timeout is not None:
+                timeout = max(0.0, timeout - (loop.time() - started))
+            return await super()._acquire(timeout)
+        except BaseException:
+            self._gate.release()
+            raise
+
+    async def release(
+        self,
+        connection: Any,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (asyncpg's signature)
+    ) -> None:
+        try:
+            await super().release(connection, timeout=timeout)
+        finally:
+            self._gate.release()
+
+
 @dataclass
 class Database:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     # Hot paths (the per-request session check) skip the ORM: measured 2.5x cheaper.
+    # Every user of this pool gets its connections in the order it asked (FairPool).
     pool: asyncpg.Pool
 
     @classmethod
@@ -66,7 +126,7 @@ class Database:
             hide_parameters=True,
             pool_recycle=1800,
         )
-        pool = await asyncpg.create_pool(
+        pool = await FairPool(
             plain_url(settings.database_url),
             min_size=1,
             max_size=settings.db_pool_size,

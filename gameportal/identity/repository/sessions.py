@@ -11,7 +11,6 @@ import asyncpg
 from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gameportal.identity.repository import fair
 from gameportal.models import LoginThrottle, Session
 
 # --- hot paths (asyncpg) -------------------------------------------------------------------
@@ -32,7 +31,8 @@ async def live_session_user(
 ) -> asyncpg.Record | None:
     """The user behind a live session, or None when the session ended or the user is
     blocked. Run on every authenticated request, so revocation takes effect at once."""
-    return await fair.fetchrow(pool, _PRINCIPAL_SQL, session_id, user_id, idle)
+    row: asyncpg.Record | None = await pool.fetchrow(_PRINCIPAL_SQL, session_id, user_id, idle)
+    return row
 
 
 _ROTATE_SQL = """
@@ -41,13 +41,12 @@ WITH rotated AS (
     WHERE refresh_token_hash = $1
       AND revoked_at IS NULL AND expires_at > now()
       AND last_used_at > now() - $3::interval
-    RETURNING id, user_id, ip, user_agent, device_type, fingerprint, country,
-              created_at, last_used_at, expires_at
+    RETURNING id, user_id
 ), spent AS (
     INSERT INTO spent_refresh_tokens (token_hash, session_id)
     SELECT $1, id FROM rotated
 )
-SELECT r.*, u.roles, u.is_blocked
+SELECT r.id, r.user_id, u.roles, u.is_blocked
 FROM rotated r JOIN users u ON u.id = r.user_id
 """
 
@@ -56,8 +55,10 @@ async def rotate_refresh_token(
     pool: asyncpg.Pool, *, old_hash: str, new_hash: str, idle: timedelta
 ) -> asyncpg.Record | None:
     """Spend a refresh token and install its successor in one conditional UPDATE: of any
-    number of concurrent callers with the same token, exactly one gets a row."""
-    return await fair.fetchrow(pool, _ROTATE_SQL, old_hash, new_hash, idle)
+    number of concurrent callers with the same token, exactly one gets a row (the
+    session's id and user, the user's roles and is_blocked: all a new token needs)."""
+    row: asyncpg.Record | None = await pool.fetchrow(_ROTATE_SQL, old_hash, new_hash, idle)
+    return row
 
 
 _REUSE_SQL = """
