@@ -118,7 +118,7 @@ async def login(body: LoginRequest, call: AuthCallDep) -> AuthResponse:
     summary="Rotate a refresh token; a replayed one ends its session",
 )
 async def refresh(body: RefreshRequest, call: AuthCallDep) -> TokenResponse:
-    _, tokens = await service.refresh(
+    tokens = await service.refresh(
         call.pool, call.identity, refresh_token=body.refresh_token, client=call.client
     )
     return TokenResponse(
@@ -135,7 +135,7 @@ async def _refresh_directly(request: Request, body: bytes) -> Response | None:
     token = plain_refresh_token(request.headers.get("content-type"), body)
     if token is None:
         return None
-    _, tokens = await service.refresh(
+    tokens = await service.refresh(
         request.app.state.db.pool,
         request.app.state.identity,
         refresh_token=token,

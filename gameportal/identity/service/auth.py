@@ -249,7 +249,7 @@ async def login(
 
 async def refresh(
     pool: asyncpg.Pool, identity: Identity, *, refresh_token: str, client: ClientInfo
-) -> tuple[dict[str, Any], IssuedTokens]:
+) -> IssuedTokens:
     old_hash = hash_refresh_token(refresh_token)
     new_token = new_refresh_token()
     row = await repo.rotate_refresh_token(
@@ -283,14 +283,13 @@ async def refresh(
         REFRESHES.labels("blocked").inc()
         raise AccountBlocked("contact support to have the account reviewed")
     REFRESHES.labels("success").inc()
-    tokens = _issue(
+    return _issue(
         identity,
         user_id=row["user_id"],
         session_id=row["id"],
         roles=list(row["roles"]),
         refresh_token=new_token,
     )
-    return dict(row), tokens
 
 
 async def logout(session: AsyncSession, principal: Principal) -> None:
