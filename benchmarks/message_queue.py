@@ -7,10 +7,10 @@ Both sides: N messages enqueued in batches of 1,000 per transaction, then draine
 `--workers` processes with a no-op handler, timed from starting the processes until the
 queue is empty. pgqueuer runs at each of several settings (`--pgqueuer-batches`, and
 `--pgqueuer-max-tasks` for its cap on jobs held per worker, 0 = none) and is compared at
-its best. Rounds interleave the two (gameportal, then each pgqueuer setting, in a rotating
-order), so a machine that changes speed meanwhile affects both alike; the script prints
-every round, medians, and each round's ratios. Also: what one enqueue adds to a request's
-transaction. Starts its own embedded PostgreSQL in a temporary folder unless
+its best. Each pgqueuer run comes right after a gameportal run (settings in a rotating
+order per round), so a machine that changes speed meanwhile affects both alike; the
+script prints every pair, medians, and each round's ratios. Also: what one enqueue adds
+to a request's transaction. Starts its own embedded PostgreSQL in a temporary folder unless
 GAMEPORTAL_DATABASE_URL names a server (two scratch databases are created there).
 """
 
@@ -56,8 +56,9 @@ async def fresh_database(server: str, name: str) -> str:
     return with_database(server, name)
 
 
-async def gameportal_enqueue(url: str, n: int) -> tuple[float, float]:
-    """(messages/s enqueued in batches, microseconds one enqueue adds to a transaction)."""
+async def gameportal_enqueue(url: str, n: int, *, overhead: bool) -> tuple[float, float]:
+    """(messages/s enqueued in batches, microseconds one enqueue adds to a transaction,
+    measured when `overhead`, else 0)."""
     db = await Database.connect(Settings(database_url=url, db_pool_size=4))
     try:
         started = time.perf_counter()
@@ -69,6 +70,8 @@ async def gameportal_enqueue(url: str, n: int) -> tuple[float, float]:
             async with db.sessionmaker() as session, session.begin():
                 await enqueue_many(session, batch)
         rate = n / (time.perf_counter() - started)
+        if not overhead:
+            return rate, 0.0
 
         # A request that writes something anyway (so both sides pay the commit's WAL
         # flush), with and without one enqueue.
@@ -250,7 +253,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=500, help="gameportal worker --batch")
+    parser.add_argument("--batch", type=int, default=2000, help="gameportal worker --batch")
     parser.add_argument(
         "--concurrency", type=int, default=100, help="gameportal worker --concurrency"
     )
@@ -290,38 +293,40 @@ def main() -> None:
         server = EmbeddedPostgres(tmp / "pgdata")
         server_url = server.start()
     n, w = args.messages, args.workers
-    ours: list[tuple[float, float, float]] = []  # enqueue, drain, overhead per round
-    theirs: list[dict[PgqSetting, tuple[float, float]]] = []  # per round: enqueue, drain
+    # Per round and pgqueuer setting, a gameportal run and the pgqueuer run right after
+    # it: (enqueue msg/s, processed jobs/s) each.
+    ours: list[dict[PgqSetting, tuple[float, float]]] = []
+    theirs: list[dict[PgqSetting, tuple[float, float]]] = []
+    overheads: list[float] = []
     try:
         for round_no in range(args.rounds):
-            url = asyncio.run(fresh_database(plain_url(server_url), "bench_gameportal_queue"))
-            upgrade(url)
-            enqueued, overhead_us = asyncio.run(gameportal_enqueue(url, n))
-            drained = gameportal_drain(url, n, w, args.batch, args.concurrency)
-            ours.append((enqueued, drained, overhead_us))
-            print(
-                f"round {round_no + 1}: gameportal enqueue {enqueued:,.0f}/s, "
-                f"processed {drained:,.0f} jobs/s",
-                flush=True,
-            )
-            found: dict[PgqSetting, tuple[float, float]] = {}
+            ours.append({})
+            theirs.append({})
             shift = round_no % len(settings)
             for setting in settings[shift:] + settings[:shift]:
+                url = asyncio.run(fresh_database(plain_url(server_url), "bench_gameportal_queue"))
+                upgrade(url)
+                first = setting == settings[shift]
+                enqueued, overhead_us = asyncio.run(gameportal_enqueue(url, n, overhead=first))
+                if first:
+                    overheads.append(overhead_us)
+                drained = gameportal_drain(url, n, w, args.batch, args.concurrency)
+                ours[-1][setting] = (enqueued, drained)
                 url = asyncio.run(fresh_database(plain_url(server_url), "bench_pgqueuer"))
                 their_enqueue = asyncio.run(pgqueuer_enqueue(url, n))
-                found[setting] = (their_enqueue, pgqueuer_drain(url, w, n, setting))
+                theirs[-1][setting] = (their_enqueue, pgqueuer_drain(url, w, n, setting))
                 print(
-                    f"round {round_no + 1}: pgqueuer ({setting}) enqueue "
-                    f"{found[setting][0]:,.0f}/s, processed {found[setting][1]:,.0f} jobs/s",
+                    f"round {round_no + 1}: gameportal enqueue {enqueued:,.0f}/s, processed "
+                    f"{drained:,.0f} jobs/s | pgqueuer ({setting}) enqueue "
+                    f"{their_enqueue:,.0f}/s, processed {theirs[-1][setting][1]:,.0f} jobs/s",
                     flush=True,
                 )
-            theirs.append(found)
     finally:
         if server is not None:
             server.stop()
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-    report(n, w, args, settings, ours, theirs)
+    report(n, w, args, settings, ours, theirs, overheads)
 
 
 def report(
@@ -329,15 +334,16 @@ def report(
     w: int,
     args: argparse.Namespace,
     settings: list[PgqSetting],
-    ours: list[tuple[float, float, float]],
+    ours: list[dict[PgqSetting, tuple[float, float]]],
     theirs: list[dict[PgqSetting, tuple[float, float]]],
+    overheads: list[float],
 ) -> None:
     med = statistics.median
     print(
         f"\nqueue benchmark: {n:,} messages, no-op handler, {w} worker processes, same "
-        f"PostgreSQL, {len(ours)} interleaved rounds (medians)\n"
+        f"PostgreSQL, {len(ours)} rounds; each pgqueuer run right after a gameportal run\n"
     )
-    print("pgqueuer by setting:")
+    print("pgqueuer by setting (medians):")
     for s in settings:
         print(
             f"  {s!s:<42} enqueue {med(r[s][0] for r in theirs):>9,.0f}/s"
@@ -345,31 +351,41 @@ def report(
         )
     best = max(settings, key=lambda s: med(r[s][1] for r in theirs))
     print(f"  best at processing: {best}\n")
-    # Enqueue has no setting but the batch of 1,000, so each round's pgqueuer runs are
-    # repeats of one configuration: compared with their median, and with the fastest.
-    their_enqueue = [med(v[0] for v in r.values()) for r in theirs]
-    their_fastest = [max(v[0] for v in r.values()) for r in theirs]
-    their_drain = [r[best][1] for r in theirs]
-    enqueue_ratios = [o[0] / t for o, t in zip(ours, their_enqueue, strict=True)]
-    fastest_ratios = [o[0] / t for o, t in zip(ours, their_fastest, strict=True)]
-    drain_ratios = [o[1] / t for o, t in zip(ours, their_drain, strict=True)]
+    # Processing: each round's gameportal run beside pgqueuer's run at its best setting.
+    drain_ratios = [o[best][1] / t[best][1] for o, t in zip(ours, theirs, strict=True)]
+    # Enqueue has no setting but the batch of 1,000: every pair counts, per round the
+    # median of its pairs' ratios; and, stricter, against the round's fastest pgqueuer run.
+    enqueue_ratios = [
+        med(o[s][0] / t[s][0] for s in settings) for o, t in zip(ours, theirs, strict=True)
+    ]
+    fastest_ratios = [
+        med(v[0] for v in o.values()) / max(v[0] for v in t.values())
+        for o, t in zip(ours, theirs, strict=True)
+    ]
+    our_enqueue = med(v[0] for r in ours for v in r.values())
+    their_enqueue = med(v[0] for r in theirs for v in r.values())
+    their_fastest = med(max(v[0] for v in r.values()) for r in theirs)
 
-    def line(label: str, mine: float, other: list[float], ratios: list[float]) -> None:
+    def line(label: str, mine: float, other: float, ratios: list[float]) -> None:
         print(
-            f"{label:<36}{mine:>12,.0f}{med(other):>12,.0f}{med(ratios):>8.2f}   "
+            f"{label:<36}{mine:>12,.0f}{other:>12,.0f}{med(ratios):>8.2f}   "
             + " ".join(f"{r:.2f}" for r in ratios)
         )
 
     print(f"{'':<36}{'gameportal':>12}{'pgqueuer':>12}{'ratio':>8}   per round")
-    our_enqueue = med(o[0] for o in ours)
     line("enqueue (batches of 1,000), msg/s", our_enqueue, their_enqueue, enqueue_ratios)
     line("  vs pgqueuer's fastest run", our_enqueue, their_fastest, fastest_ratios)
-    line("processed, jobs/s", med(o[1] for o in ours), their_drain, drain_ratios)
+    line(
+        "processed, jobs/s",
+        med(v[1] for r in ours for v in r.values()),
+        med(r[best][1] for r in theirs),
+        drain_ratios,
+    )
     print(
         f"\ngameportal worker: --batch {args.batch} --concurrency {args.concurrency}; "
         f"pgqueuer processing at {best}"
     )
-    print(f"one enqueue adds {med(o[2] for o in ours):,.0f} us to a request's transaction")
+    print(f"one enqueue adds {med(overheads):,.0f} us to a request's transaction")
 
 
 if __name__ == "__main__":
