@@ -131,6 +131,7 @@ def main() -> None:
     runs: dict[str, list[WrkResult]] = defaultdict(list)
     argon2_rates: list[float] = []
     ratios: dict[str, list[float]] = defaultdict(list)
+    loads = [os.getloadavg()[0]]
 
     # Each path is measured right after its ceiling, round after round, so a shared
     # machine's slow minute hits both sides of a ratio alike.
@@ -148,7 +149,8 @@ def main() -> None:
         bearer = {"Authorization": f"Bearer {token}"}
         accounts_file = write_lines(accounts)
 
-        for _ in range(args.rounds):
+        for n in range(args.rounds):
+            print(f"round {n + 1}: load average {os.getloadavg()[0]:.2f}", flush=True)
             ceiling = wrk(f"{hello}/hello", seconds=secs)
             me = wrk(f"{base}/api/v1/me", seconds=secs, headers=bearer)
             tokens_file = fresh_refresh_tokens(base, email, 64)
@@ -161,7 +163,9 @@ def main() -> None:
             )
             Path(tokens_file).unlink()
 
-            argon2_rate = raw_argon2_rate(secs)
+            # The ceiling is measured half right before and half right after the logins,
+            # so a load that comes or goes on a shared machine skews both sides alike.
+            argon2_before = raw_argon2_rate(secs / 2)
             idle = paced_probe(f"{base}/healthz", seconds=secs)
             with ThreadPoolExecutor(1) as side:
                 busy_probe = side.submit(delayed_probe, f"{base}/healthz", secs)
@@ -173,6 +177,7 @@ def main() -> None:
                     env={"BENCH_ACCOUNTS_FILE": accounts_file, "BENCH_PASSWORD": PASSWORD},
                 )
                 busy = busy_probe.result()
+            argon2_rate = (argon2_before + raw_argon2_rate(secs / 2)) / 2
 
             for name, result in (
                 ("hello", ceiling),
@@ -189,6 +194,7 @@ def main() -> None:
             ratios["refresh / hello"].append(refresh.rps / ceiling.rps)
             ratios["login / raw argon2"].append(logins.rps / argon2_rate)
             ratios["healthz p99 busy / idle (max)"].append(busy.p99_ms / idle.p99_ms)
+            loads.append(os.getloadavg()[0])
         Path(accounts_file).unlink()
 
         # The same request on the API alone under uvicorn, three ways, interleaved.
@@ -222,7 +228,12 @@ def main() -> None:
     m = {name: median_result(results) for name, results in runs.items()}
     print(
         f"\nidentity benchmark: {args.rounds} rounds x {secs}s per path, medians; "
-        "wrk on loopback, 32 connections unless said; uvicorn with uvloop and httptools\n"
+        "wrk on loopback, 32 connections unless said; uvicorn with uvloop and httptools"
+    )
+    print(
+        "1-minute load average at the start and after each round of the first part: "
+        + ", ".join(f"{x:.2f}" for x in loads)
+        + f"; at the end {os.getloadavg()[0]:.2f}\n"
     )
     print(m["hello"].line("ceiling: FastAPI hello"))
     argon2 = statistics.median(argon2_rates)
