@@ -556,3 +556,41 @@ async def test_stopping_while_a_completion_is_in_flight_does_not_give_the_messag
         await running
     assert runs == [message_id]
     assert await db.fetchval("SELECT status FROM messages") == "SENT"
+
+
+async def test_enqueue_many_stores_every_column_whether_shared_or_not(
+    app: FastAPI, client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    from gameportal.notifications.service import Outgoing, enqueue_many
+
+    player = uuid.UUID((await register(client))["user"]["id"])
+    later = datetime.now(UTC) + timedelta(hours=1)
+    shared = [Outgoing(message_type="IN_APP", payload={"subject": f"s{n}"}) for n in range(3)]
+    varied = [
+        Outgoing(message_type="IN_APP", payload={"subject": "a"}, priority=5, max_attempts=2),
+        Outgoing(
+            message_type="PUSH",
+            payload={"title": "b"},
+            recipient_user_id=player,
+            scheduled_at=later,
+        ),
+    ]
+    async with app.state.db.sessionmaker() as session, session.begin():
+        ids = await enqueue_many(session, shared) + await enqueue_many(session, varied)
+    rows = await db.fetch(
+        "SELECT id, type, recipient_user_id, payload, priority, max_attempts, "
+        "scheduled_at > now() + interval '30 minutes' AS later, dedupe_key, status "
+        "FROM messages WHERE id = ANY($1::uuid[]) ORDER BY id",
+        ids,
+    )
+    assert [r["id"] for r in rows] == ids
+    assert [
+        (r["type"], r["recipient_user_id"], r["priority"], r["max_attempts"], r["later"])
+        for r in rows
+    ] == [("IN_APP", None, 0, 5, False)] * 3 + [
+        ("IN_APP", None, 5, 2, False),
+        ("PUSH", player, 0, 5, True),
+    ]
+    assert [r["payload"]["subject"] for r in rows[:3]] == ["s0", "s1", "s2"]
+    assert rows[4]["payload"]["title"] == "b"
+    assert {(r["dedupe_key"], r["status"]) for r in rows} == {(None, "PENDING")}
