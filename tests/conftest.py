@@ -34,7 +34,8 @@ _counter = itertools.count()
 # mail, pytest's tmp_path, the S3 server's sockets, the servers the CLI tests start) goes
 # into one folder per process, removed when the run ends: runs leave nothing behind.
 # Set before anything asks for the temporary folder; subprocesses inherit it.
-TMP_ROOT = Path(tempfile.mkdtemp(prefix=f"gameportal-tests-{WORKER}-"))
+# Short, since PostgreSQL puts its socket under it and socket paths have a small limit.
+TMP_ROOT = Path(tempfile.mkdtemp(prefix=f"gp-{WORKER}-"))
 os.environ["TMPDIR"] = tempfile.tempdir = str(TMP_ROOT)
 (TMP_ROOT / "run").mkdir(mode=0o700)
 os.environ["XDG_RUNTIME_DIR"] = str(TMP_ROOT / "run")

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -15,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from PIL import Image
 
 from tests.net import free_port
@@ -40,6 +42,14 @@ def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -
             pass
         time.sleep(0.2)
     raise AssertionError("the service did not become ready")
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    """A data folder with a short path: PostgreSQL's socket goes inside it, and a Unix
+    socket path must fit in about 100 bytes (pytest's tmp_path can be longer). Under the
+    run's temporary folder, which is removed when the run ends."""
+    return Path(tempfile.mkdtemp(prefix="v")) / "var"
 
 
 def _postgres_running(pgdata: Path) -> bool:
@@ -72,8 +82,7 @@ def _serving(data_dir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
         proc.wait(timeout=30)
 
 
-def test_serve_on_embedded_postgres_then_stop_cleanly(tmp_path: Path) -> None:
-    data_dir = tmp_path / "var"
+def test_serve_on_embedded_postgres_then_stop_cleanly(data_dir: Path) -> None:
     with _serving(data_dir) as (base, proc):
         register = httpx.post(
             f"{base}/api/v1/auth/register",
@@ -209,9 +218,8 @@ def _outbox(data_dir: Path, *args: str) -> str:
 
 
 def test_serve_is_a_whole_portal_mail_media_and_schedules_work_with_no_second_command(
-    tmp_path: Path,
+    data_dir: Path,
 ) -> None:
-    data_dir = tmp_path / "var"
     password = "violet-kettle-harbour-93"
     with _serving(data_dir) as (base, proc):
         worker = _wait(lambda: _worker_pid(proc))
@@ -280,10 +288,7 @@ def test_serve_is_a_whole_portal_mail_media_and_schedules_work_with_no_second_co
     assert not _postgres_running(data_dir / "postgres")
 
 
-def test_no_command_but_serve_creates_a_database_and_no_worker_means_none(
-    tmp_path: Path,
-) -> None:
-    data_dir = tmp_path / "var"
+def test_no_command_but_serve_creates_a_database_and_no_worker_means_none(data_dir: Path) -> None:
     for command in (["db-url"], ["migrate"], ["create-admin", "--email", "a@example.com"]):
         result = subprocess.run(
             [*GAMEPORTAL, *command],
@@ -374,8 +379,7 @@ def _sample(metrics: str, name: str, **labels: str) -> float:
 HTTP_TOTAL = "gameportal_http_requests_total"
 
 
-def test_metrics_add_up_across_api_processes_and_the_worker(tmp_path: Path) -> None:
-    data_dir = tmp_path / "var"
+def test_metrics_add_up_across_api_processes_and_the_worker(data_dir: Path) -> None:
     port = free_port()
     proc = subprocess.Popen(
         [*GAMEPORTAL, "serve", "--port", str(port), "--workers", "2"],
