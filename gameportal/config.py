@@ -49,10 +49,10 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(default=2, ge=1)
     argon2_parallelism: int = Field(default=1, ge=1)
     # Niceness of the hashing threads: higher keeps other requests fast during a login
-    # storm, lower gives logins more of the CPU (measured in benchmarks/identity.py: 5
-    # gave logins their share of a loaded machine with /healthz's p99 under 3x idle; 10
-    # kept /healthz lower but left logins at 0.7x raw argon2; 0 let /healthz pass 3x).
-    hash_thread_nice: int = Field(default=5, ge=0, le=19)
+    # storm, lower gives logins more of the CPU on a busy machine (benchmarks/identity.py;
+    # on a quiet one logins made 0.76-0.84x raw argon2 at any of 0-19, /healthz's p99
+    # 2.6-3.6x idle at 10-19, 3.1-3.7x at 5, 4.0-4.2x at 0).
+    hash_thread_nice: int = Field(default=10, ge=0, le=19)
     password_min_length: int = Field(default=8, ge=8)
     password_max_length: int = Field(default=128, ge=64, le=1024)
     password_min_score: int = Field(default=3, ge=0, le=4)
