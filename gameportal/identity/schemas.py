@@ -162,10 +162,13 @@ _ROLES = frozenset(get_args(Role))
 _THEMES = frozenset(get_args(Theme))
 
 
-def _utc_text(value: datetime | None) -> str | None:
+def _utc_text(value: datetime | str | None) -> str | None:
     # As UtcDatetime serialises (a time out of range raises, and the model path refuses it).
+    # Text is a time as PostgreSQL's to_jsonb() writes it (ISO 8601 with an offset).
     if value is None:
         return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
     utc = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
     return utc.isoformat().replace("+00:00", "Z")
 
@@ -206,6 +209,63 @@ def user_read_json(user: Mapping[str, Any]) -> bytes:
     except (AttributeError, KeyError, TypeError, ValueError, OverflowError):
         pass
     return UserRead.model_validate(user).model_dump_json(by_alias=True).encode()
+
+
+_DEVICE_TYPES = frozenset(get_args(DeviceType))
+
+
+def session_read_json(session: Mapping[str, Any], *, current: bool) -> bytes:
+    """SessionRead's JSON for a session row, byte for byte, as user_read_json does for a
+    user (the same test keeps the two identical); anything unexpected goes through the
+    model."""
+    try:
+        times = (session["created_at"], session["last_used_at"], session["expires_at"])
+        texts = (session["country"], session["user_agent"], session["fingerprint"])
+        if (
+            session["device_type"] in _DEVICE_TYPES
+            and all(isinstance(t, datetime | str) for t in times)
+            and all(t is None or type(t) is str for t in texts)
+        ):
+            ip = session["ip"]
+            return orjson.dumps(
+                {
+                    "id": session["id"],
+                    "ip": None if ip is None else str(ip),
+                    "country": texts[0],
+                    "userAgent": texts[1],
+                    "deviceType": session["device_type"],
+                    "fingerprint": texts[2],
+                    "createdAt": _utc_text(times[0]),
+                    "lastUsedAt": _utc_text(times[1]),
+                    "expiresAt": _utc_text(times[2]),
+                    "current": current,
+                }
+            )
+    except (AttributeError, KeyError, TypeError, ValueError, OverflowError):
+        pass
+    model = SessionRead.model_validate(session).model_copy(update={"current": current})
+    return model.model_dump_json(by_alias=True).encode()
+
+
+def auth_response_json(
+    access_token: str,
+    refresh_token: str,
+    expires_in: int,
+    user: Mapping[str, Any],
+    session: Mapping[str, Any],
+) -> bytes:
+    """AuthResponse's JSON, byte for byte: the tokens, the user, the new (current)
+    session."""
+    return orjson.dumps(
+        {
+            "accessToken": access_token,
+            "refreshToken": refresh_token,
+            "tokenType": "Bearer",
+            "expiresIn": expires_in,
+            "user": orjson.Fragment(user_read_json(user)),
+            "session": orjson.Fragment(session_read_json(session, current=True)),
+        }
+    )
 
 
 def token_response_json(access_token: str, refresh_token: str, expires_in: int) -> bytes:

@@ -256,3 +256,85 @@ def test_issued_tokens_are_pyjwts_bytes() -> None:
     assert jwt.encode(claims, settings.secret_key, algorithm="HS256") == token
     assert claims["roles"] == ["user", "admin"]
     assert claims["exp"] - claims["iat"] == settings.access_token_ttl_seconds
+
+
+def _session(**changes: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "id": "01890000-0000-7000-8000-000000000002",
+        "user_id": "01890000-0000-7000-8000-000000000001",
+        "ip": "8.8.8.8",
+        "country": "US",
+        "user_agent": "Mozilla/5.0",
+        "device_type": "DESKTOP",
+        "fingerprint": None,
+        "created_at": "2026-11-27T10:00:00.123456+00:00",  # as to_jsonb() writes times
+        "last_used_at": "2026-11-27T12:00:00+02:00",
+        "expires_at": datetime(2026, 12, 27, 10, 0, tzinfo=UTC),
+        "refresh_token_hash": "never shown",
+    }
+    return {**base, **changes}
+
+
+@pytest.mark.parametrize(
+    "session",
+    [
+        _session(),
+        _session(ip=None, country=None, user_agent=None, fingerprint="fp"),
+        _session(user_agent=ODD_TEXT, device_type="MOBILE"),
+        _session(created_at="2026-11-27T10:00:00", ip="2001:db8::1"),  # naive: UTC
+    ],
+)
+def test_session_json_is_the_models_bytes(session: dict[str, Any]) -> None:
+    from gameportal.identity.schemas import SessionRead, session_read_json
+
+    model = SessionRead.model_validate(session).model_copy(update={"current": True})
+    assert session_read_json(session, current=True) == model.model_dump_json(by_alias=True).encode()
+
+
+def test_user_json_takes_times_as_to_jsonb_writes_them() -> None:
+    user = _user(created_at="2026-11-27T10:00:00.5+01:00", last_login_at="2026-11-27T09:00:00")
+    assert user_read_json(user) == _model_bytes(user)
+
+
+async def test_login_answers_the_models_bytes(client: httpx.AsyncClient) -> None:
+    from gameportal.identity.schemas import AuthResponse
+
+    data = await register(client)
+    response = await client.post(
+        "/api/v1/auth/login",
+        json={"email": data["user"]["email"], "password": data["password"], "fingerprint": "f1"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    model = AuthResponse.model_validate(response.json())
+    assert response.content == model.model_dump_json(by_alias=True).encode()
+    assert model.session.current is True
+    assert model.session.fingerprint == "f1"
+    assert (await client.get("/api/v1/me", headers=bearer(response.json()))).status_code == 200
+
+
+async def test_login_bodies_the_fast_path_leaves_are_answered_as_declared(
+    client: httpx.AsyncClient,
+) -> None:
+    data = await register(client)
+    charset = await client.post(
+        "/api/v1/auth/login",
+        content=orjson.dumps({"email": data["user"]["email"], "password": data["password"]}),
+        headers={"content-type": "application/json; charset=utf-8"},
+    )
+    assert charset.status_code == 200, charset.text
+    bad_email = await client.post(
+        "/api/v1/auth/login", json={"email": "not-an-email", "password": "whatever-1234"}
+    )
+    assert bad_email.status_code == 422
+    assert bad_email.json()["errors"][0]["field"] == "email"
+    extra = await client.post(
+        "/api/v1/auth/login", json={"email": "a@example.com", "password": "x" * 8, "admin": True}
+    )
+    assert extra.status_code == 422
+    assert extra.json()["errors"][0]["field"] == "admin"
+    wrong = await client.post(
+        "/api/v1/auth/login", json={"email": data["user"]["email"], "password": "wrong-password-1"}
+    )
+    assert wrong.status_code == 401
+    assert wrong.headers["content-type"] == "application/problem+json"
