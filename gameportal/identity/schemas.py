@@ -9,8 +9,14 @@ import langcodes
 import orjson
 from pydantic import AfterValidator, EmailStr, Field, StrictBool, StringConstraints
 
-from gameportal.kit.schemas import InputSchema, IpAddress, Schema, UtcDatetime, printable
-from gameportal.kit.time import UTC
+from gameportal.kit.schemas import (
+    InputSchema,
+    IpAddress,
+    Schema,
+    UtcDatetime,
+    printable,
+    utc_text,
+)
 
 Role = Literal["user", "editor", "marketer", "admin"]
 Theme = Literal["light", "dark", "system"]
@@ -163,14 +169,10 @@ _THEMES = frozenset(get_args(Theme))
 
 
 def _utc_text(value: datetime | str | None) -> str | None:
-    # As UtcDatetime serialises (a time out of range raises, and the model path refuses it).
-    # Text is a time as PostgreSQL's to_jsonb() writes it (ISO 8601 with an offset).
+    # As UtcDatetime serialises. Text is a time as PostgreSQL's to_jsonb() writes it.
     if value is None:
         return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    utc = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    return utc.isoformat().replace("+00:00", "Z")
+    return utc_text(datetime.fromisoformat(value) if isinstance(value, str) else value)
 
 
 def user_read_json(user: Mapping[str, Any]) -> bytes:

@@ -27,15 +27,15 @@ def _as_utc(value: datetime) -> datetime:
         raise ValueError("is out of the range of dates this API handles") from None
 
 
-# ISO 8601 in UTC with a `Z`, whatever zone the database driver handed us.
+def utc_text(value: datetime) -> str:
+    """ISO 8601 in UTC with a `Z`, whatever zone the database driver handed us."""
+    return _as_utc(value).isoformat().replace("+00:00", "Z")
+
+
 UtcDatetime = Annotated[
     datetime,
     AfterValidator(_as_utc),
-    PlainSerializer(
-        lambda v: _as_utc(v).isoformat().replace("+00:00", "Z"),
-        return_type=str,
-        when_used="json",
-    ),
+    PlainSerializer(utc_text, return_type=str, when_used="json"),
 ]
 
 # asyncpg hands `inet` back as an ipaddress object; the API speaks strings.
