@@ -78,13 +78,15 @@ class FairPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg has no type hints
         self._gate = asyncio.Semaphore(max_size)
 
     async def _acquire(self, timeout: float | None) -> Any:  # noqa: ASYNC109 (asyncpg's)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        async with asyncio.timeout(timeout):
+        if timeout is None:  # every query's case: a timeout scope costs 4% of GET /me
             await self._gate.acquire()
+        else:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            async with asyncio.timeout(timeout):
+                await self._gate.acquire()
+            timeout = max(0.0, timeout - (loop.time() - started))
         try:
-            if timeout is not None:
-                timeout = max(0.0, timeout - (loop.time() - started))
             return await super()._acquire(timeout)
         except BaseException:
             self._gate.release()
