@@ -12,6 +12,7 @@ from gameportal.db import DbPool, DbReadSession, DbSession
 from gameportal.errors import problem_responses
 from gameportal.identity import service
 from gameportal.identity.deps import (
+    AuthCall,
     AuthCallDep,
     Client,
     CurrentUser,
@@ -104,14 +105,17 @@ async def register(
     summary="Log in: a new device session with an access and a refresh token",
 )
 async def login(body: LoginRequest, call: AuthCallDep) -> AuthResponse:
-    result = await service.login(
+    return _auth_response(await _log_in(body, call))
+
+
+async def _log_in(body: LoginRequest, call: AuthCall) -> service.AuthResult:
+    return await service.login(
         call.pool,
         call.identity,
         email=body.email,
         password=body.password,
         client=_with_fingerprint(call.client, body.fingerprint),
     )
-    return _auth_response(result)
 
 
 async def _login_directly(request: Request, body: bytes) -> Response | None:
@@ -125,14 +129,7 @@ async def _login_directly(request: Request, body: bytes) -> Response | None:
         body_model = LoginRequest.model_validate_json(body)
     except ValidationError:
         return None
-    call = await get_auth_call(request)
-    result = await service.login(
-        call.pool,
-        call.identity,
-        email=body_model.email,
-        password=body_model.password,
-        client=_with_fingerprint(call.client, body_model.fingerprint),
-    )
+    result = await _log_in(body_model, await get_auth_call(request))
     tokens, user, session = result.tokens, result.user, result.session
     if not isinstance(user, dict) or not isinstance(session, dict):  # ORM rows: the model
         return Response(
