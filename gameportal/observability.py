@@ -33,6 +33,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gameportal.errors import PayloadTooLarge, internal_error_response, problem_response
+from gameportal.kit.schemas import utc_text
 
 REQUEST_ID_HEADER = "x-request-id"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -230,7 +231,7 @@ def _write_access_line(method: str, route: str, status: int, duration_ms: float)
     for key, value in structlog.contextvars.get_contextvars().items():
         event.setdefault(key, value)
     event["level"] = "info"
-    event["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    event["timestamp"] = utc_text(datetime.now(UTC))
     _redact(None, "", event)
     os.write(2, orjson.dumps(event) + b"\n")
 
@@ -315,9 +316,13 @@ def latest_metrics() -> bytes:
 
 
 def process_exiting() -> None:
-    """Bookkeeping when a process that wrote metrics stops: drops its live gauges (modes
-    `live*`), which describe running processes only. Counters and histograms stay: the
-    work it did still counts."""
+    """Bookkeeping when a process that wrote metrics stops (see forget_process)."""
+    forget_process(os.getpid())
+
+
+def forget_process(pid: int) -> None:
+    """Drops a stopped process's live gauges (modes `live*`), which describe running
+    processes only. Counters and histograms stay: the work it did still counts."""
     path = multiprocess_dir()
     if path is not None:
-        mark_process_dead(os.getpid(), path)  # type: ignore[no-untyped-call]
+        mark_process_dead(pid, path)  # type: ignore[no-untyped-call]

@@ -69,7 +69,11 @@ class ChildProcess:
                     self.command, start_new_session=True, preexec_fn=_die_with_parent
                 )
             code = self._proc.wait()
-            _forget_metrics_of(self._proc.pid)
+            # Imported here, not at the top: prometheus_client picks its storage when first
+            # imported, and serve sets PROMETHEUS_MULTIPROC_DIR only after importing us.
+            from gameportal.observability import forget_process
+
+            forget_process(self._proc.pid)
             if self._stopping.is_set():
                 return
             if time.monotonic() - started > 60:
@@ -98,14 +102,6 @@ class ChildProcess:
 
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-
-
-def _forget_metrics_of(pid: int) -> None:
-    """A dead process's live gauges must not be reported (its counters still count)."""
-    if os.environ.get(MULTIPROC_ENV):
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 @contextmanager
