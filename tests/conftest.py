@@ -26,6 +26,7 @@ from gameportal.app import create_app
 from gameportal.config import Settings
 from gameportal.db import EmbeddedPostgres, plain_url
 from gameportal.migrations import upgrade
+from tests.faults import StoppablePostgres
 
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
 _counter = itertools.count()
@@ -166,3 +167,23 @@ async def db(app: FastAPI) -> asyncpg.Pool:
     """The app's own pool, for setting up state no API exposes and for checking writes."""
     pool: asyncpg.Pool = app.state.db.pool
     return pool
+
+
+@pytest.fixture(scope="module")
+def stoppable_pg() -> Iterator[StoppablePostgres]:
+    """A private PostgreSQL server for outage tests (see tests/faults.py), started; a test
+    that stops it must start it again before it ends (`try/finally`)."""
+    server = StoppablePostgres()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def stoppable_database_url(stoppable_pg: StoppablePostgres) -> str:
+    """A fresh migrated database on the stoppable server."""
+    if not stoppable_pg.running():
+        stoppable_pg.start()
+    return stoppable_pg.create_database(f"gp_f_{WORKER}_{os.getpid()}_{next(_counter)}")
