@@ -12,14 +12,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from gameportal.models.base import Base, CreatedAtMixin, IdMixin
 
-MEDIA_STATUSES = ("UPLOADING", "PROCESSING", "READY", "REJECTED")
+MEDIA_STATUSES = ("UPLOADING", "PROCESSING", "READY", "REJECTED", "FAILED")
 
 
 class MediaAsset(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "media_assets"
     __table_args__ = (
         CheckConstraint(
-            "status IN ('UPLOADING','PROCESSING','READY','REJECTED')", name="status_known"
+            "status IN ('UPLOADING','PROCESSING','READY','REJECTED','FAILED')",
+            name="status_known",
         ),
         Index("ix_media_assets_uploaded_by", "uploaded_by", "id"),
         Index("ix_media_assets_related_content_id", "related_content_id", "id"),

@@ -9,7 +9,7 @@ from pydantic import Field, StringConstraints
 
 from gameportal.kit.schemas import InputSchema, Schema, UtcDatetime
 
-MediaStatus = Literal["UPLOADING", "PROCESSING", "READY", "REJECTED"]
+MediaStatus = Literal["UPLOADING", "PROCESSING", "READY", "REJECTED", "FAILED"]
 
 
 class RenditionRead(Schema):
