@@ -31,5 +31,5 @@ def downgrade() -> None:
     op.execute("UPDATE media_assets SET status = 'REJECTED' WHERE status = 'FAILED'")
     op.drop_constraint(op.f("ck_media_assets_status_known"), "media_assets", type_="check")
     op.create_check_constraint(
-        "ck_media_assets_status_known", "media_assets", _NEW.replace(",'FAILED'", "")
+        op.f("ck_media_assets_status_known"), "media_assets", _NEW.replace(",'FAILED'", "")
     )
