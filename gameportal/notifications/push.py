@@ -3,6 +3,7 @@ session. The PUSH channel (channels/push.py) reads them; this module owns writin
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -16,6 +17,7 @@ from gameportal.kit.time import utcnow
 from gameportal.models import PushSubscription
 from gameportal.notifications import push_repository as repo
 from gameportal.notifications.schemas import PushSubscriptionCreate, PushSubscriptionRead
+from gameportal.notifications.vapid import b64url_decode
 
 
 def check_endpoint(settings: Settings, endpoint: str) -> None:
@@ -47,6 +49,22 @@ def check_endpoint(settings: Settings, endpoint: str) -> None:
         )
 
 
+class EndpointTaken(Conflict):
+    slug = "push-endpoint-taken"
+    title = "This push endpoint belongs to another account"
+
+
+def _same_keys(holder: PushSubscription, body: PushSubscriptionCreate) -> bool:
+    """The keys as bytes (base64url may come with or without padding), compared in
+    constant time: the auth secret is one."""
+    try:
+        stored = b64url_decode(holder.p256dh) + b64url_decode(holder.auth)
+    except ValueError:
+        return False
+    offered = b64url_decode(body.keys.p256dh) + b64url_decode(body.keys.auth)
+    return hmac.compare_digest(stored, offered)
+
+
 async def subscribe(
     session: AsyncSession,
     settings: Settings,
@@ -65,7 +83,16 @@ async def subscribe(
     if expires_at is not None and expires_at <= utcnow():
         raise InvalidField("expirationTime", "is in the past", "expired")
     # The endpoint names one browser profile: held by another session (another account
-    # that logged in there, or an earlier login), it moves to this one.
+    # that logged in there, or an earlier login), it moves to this one. Between accounts
+    # only with the same keys: they are what that browser's subscription holds, while the
+    # URL alone may be known to others (logs, a shared device), and a move with other keys
+    # would take the pushes away from the account that registered it.
+    holder = await repo.endpoint_held_elsewhere(session, body.endpoint, session_id)
+    if holder is not None and holder.user_id != user_id and not _same_keys(holder, body):
+        raise EndpointTaken(
+            "this push endpoint is registered to another account with other keys; "
+            "the browser must register its own subscription"
+        )
     await repo.release_endpoint(session, body.endpoint, session_id)
     try:
         return await repo.upsert(

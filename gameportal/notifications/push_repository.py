@@ -30,6 +30,19 @@ _UPSERT = text(
 )
 
 
+async def endpoint_held_elsewhere(
+    session: AsyncSession, endpoint: str, session_id: uuid.UUID
+) -> PushSubscription | None:
+    """The subscription another session holds on this endpoint, locked until commit so
+    that the check of its keys and the move that may follow see the same row."""
+    found: PushSubscription | None = await session.scalar(
+        select(PushSubscription)
+        .where(PushSubscription.endpoint == endpoint, PushSubscription.session_id != session_id)
+        .with_for_update()
+    )
+    return found
+
+
 async def release_endpoint(session: AsyncSession, endpoint: str, session_id: uuid.UUID) -> None:
     """Another session's hold on this endpoint ends (the browser is now this session's)."""
     await session.execute(

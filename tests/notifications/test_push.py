@@ -245,6 +245,33 @@ async def test_subscriptions_belong_to_one_device_session_each(
     assert (await client.get(SUBSCRIPTIONS)).status_code == 401
 
 
+async def test_an_endpoint_moves_to_another_account_only_with_its_keys(
+    client: httpx.AsyncClient, db: asyncpg.Pool, push_service: PushService
+) -> None:
+    owner, attacker = await register(client), await register(client)
+    _, subscription = push_service.browser("shared")
+    created = await _subscribe(client, owner, subscription)
+    assert created.status_code == 201, created.text
+    before = await db.fetchrow("SELECT * FROM push_subscriptions")
+
+    _, other_keys = push_service.browser("attackers-own")
+    hijack = await _subscribe(client, attacker, {**subscription, "keys": other_keys["keys"]})
+    assert hijack.status_code == 409, hijack.text
+    assert hijack.headers["content-type"] == "application/problem+json"
+    assert hijack.json()["type"].endswith("push-endpoint-taken")
+    after = await db.fetchrow("SELECT * FROM push_subscriptions")
+    assert dict(after) == dict(before)  # the owner's subscription, untouched
+    listed = await client.get(SUBSCRIPTIONS, headers=bearer(owner))
+    assert [s["id"] for s in listed.json()["items"]] == [created.json()["id"]]
+
+    # The same browser (same keys), now logged in to the other account: it moves.
+    moved = await _subscribe(client, attacker, subscription)
+    assert moved.status_code == 201, moved.text
+    assert (await client.get(SUBSCRIPTIONS, headers=bearer(owner))).json()["items"] == []
+    rows = await db.fetch("SELECT user_id FROM push_subscriptions")
+    assert [str(r["user_id"]) for r in rows] == [attacker["user"]["id"]]
+
+
 async def test_bad_subscriptions_are_refused_naming_the_field(
     client: httpx.AsyncClient, push_service: PushService
 ) -> None:
