@@ -77,6 +77,14 @@ def serve(
 
     settings = _settings()
     typer.echo(f"data folder: {settings.data_dir}", err=True)
+    if settings.secret_key_file is not None:
+        # Its children (uvicorn workers, the queue worker) find the same file through
+        # GAMEPORTAL_DATA_DIR below, so every process signs and verifies with one key.
+        typer.echo(
+            f"secret key: {settings.secret_key_file} (generated; GAMEPORTAL_SECRET_KEY "
+            "overrides it, and production requires it)",
+            err=True,
+        )
     if not settings.smtp_host:
         typer.echo(
             f"no SMTP server set: mail goes to {settings.outbox_dir} (`gameportal outbox`)",

@@ -1,22 +1,82 @@
 """Settings, read once from the environment (prefix ``GAMEPORTAL_``).
 
 Defaults are safe for a laptop; ``GAMEPORTAL_ENV=production`` refuses to start with
-anything that is only fit for one (a default or short secret).
+anything that is only fit for one (a generated or short secret).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import os
+import secrets
+import stat
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# Known publicly so a forgotten secret is recognisable; production refuses it.
-DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-0123456789"  # noqa: S105
+# The development default of earlier versions: published, so anyone could sign tokens with
+# it. Refused wherever it turns up (an old .env), in every mode.
+PUBLIC_SECRET_KEYS = frozenset({"dev-insecure-secret-key-change-me-0123456789"})
 MIN_SECRET_LENGTH = 32
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name in the data folder)
+
+
+class SecretKeyFileError(ValueError):
+    """The data folder's secret key file cannot be made or used; the message says why."""
+
+
+def data_dir_secret_key(data_dir: Path) -> str:
+    """The secret key kept in the data folder, made on first use (random, mode 0600).
+
+    Every process started on one data folder (serve, its uvicorn workers and queue worker,
+    each CLI command) reads the same file, so they all sign and verify with one key. Two
+    processes starting at once on a new folder agree too: the key is written to a private
+    temporary file and linked into place, which only one of them can do."""
+    path = data_dir / SECRET_KEY_FILE
+    try:
+        return _read_secret_key(path)
+    except FileNotFoundError:
+        pass
+    try:
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        temporary = data_dir / f".{SECRET_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            with contextlib.suppress(FileExistsError):  # another process was first: use its
+                os.link(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
+        return _read_secret_key(path)
+    except OSError as exc:
+        raise SecretKeyFileError(
+            f"cannot keep a generated secret key in {path} ({exc.strerror or exc}); make the "
+            "data folder writable or set GAMEPORTAL_SECRET_KEY"
+        ) from None
+
+
+def _read_secret_key(path: Path) -> str:
+    with path.open() as handle:  # FileNotFoundError: not made yet
+        mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
+        key = handle.read().strip()
+    if mode & 0o077:
+        raise SecretKeyFileError(
+            f"{path} can be read by other users (mode {mode:04o}); `chmod 600 {path}`, or "
+            "delete it to have a new key made (every session and mailed link then ends)"
+        )
+    if len(key) < MIN_SECRET_LENGTH:
+        raise SecretKeyFileError(
+            f"{path} holds no key of at least {MIN_SECRET_LENGTH} characters; delete it to "
+            "have a new one made, or set GAMEPORTAL_SECRET_KEY"
+        )
+    return key
 
 
 class Settings(BaseSettings):
@@ -33,8 +93,10 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)
 
-    # Tokens
-    secret_key: str = DEV_SECRET_KEY
+    # Tokens. Signs access tokens, device tokens and unsubscribe links. Unset: outside
+    # production, a random key made on first start and kept in data_dir/secret_key;
+    # production refuses to start without one (every instance must share it).
+    secret_key: str = ""
     jwt_issuer: str = "gameportal"
     jwt_audience: str = "gameportal-api"
     access_token_ttl_seconds: int = Field(default=15 * 60, ge=30, le=24 * 3600)
@@ -141,10 +203,33 @@ class Settings(BaseSettings):
             ipaddress.ip_network(cidr, strict=False)
         return value
 
+    # Where the secret key came from, when it was not given: the data folder's key file.
+    _secret_key_file: Path | None = PrivateAttr(default=None)
+
+    @property
+    def secret_key_file(self) -> Path | None:
+        """The data folder's generated key file, when that is the key in use."""
+        return self._secret_key_file
+
     @model_validator(mode="after")
     def _production_guard(self) -> Settings:
-        weak = self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < MIN_SECRET_LENGTH
-        if self.env == "production" and weak:
+        if self.secret_key in PUBLIC_SECRET_KEYS:
+            raise ValueError(
+                "GAMEPORTAL_SECRET_KEY is a published development key that anyone can sign "
+                "tokens with; set a random value, or unset it to have one generated"
+            )
+        if not self.secret_key:
+            if self.env == "production":
+                # A key made here would differ on every machine and vanish with a fresh
+                # data folder: production takes its key from the deployment.
+                raise ValueError(
+                    "GAMEPORTAL_SECRET_KEY must be set in production (a random value of at "
+                    f"least {MIN_SECRET_LENGTH} characters, the same on every instance; "
+                    "a generated data-folder key is only used outside production)"
+                )
+            self.secret_key = data_dir_secret_key(self.data_dir)
+            self._secret_key_file = self.data_dir / SECRET_KEY_FILE
+        if self.env == "production" and len(self.secret_key) < MIN_SECRET_LENGTH:
             raise ValueError(
                 "GAMEPORTAL_SECRET_KEY must be set to a random value of at least "
                 f"{MIN_SECRET_LENGTH} characters in production"
