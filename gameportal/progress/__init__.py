@@ -1,0 +1,1 @@
+"""Player progress: game API keys, achievements, user progress and leaderboards."""
