@@ -1,1 +1,1 @@
-"""Player progress: game API keys, achievements, user progress and leaderboards."""
+"""Player progress: game servers' API keys, achievements and unlocks, levels, points."""
