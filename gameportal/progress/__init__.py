@@ -1,1 +1,1 @@
-"""Player progress: game servers' API keys, achievements and unlocks, levels, points."""
+"""Player progress: game API keys, achievements, user progress and leaderboards."""

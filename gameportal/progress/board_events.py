@@ -3,7 +3,7 @@
 Every write that changes a player's points (a progress update, an achievement's reward)
 calls `notify_scores` in its own transaction, so the message goes out at commit and only
 if it commits. The payload is `<gameId>:<userId>`; each API process LISTENs on
-`CHANNEL` and reloads that player's scores. The progress hot path issues the same
+`LEADERBOARD_CHANNEL` and reloads that player's scores. The progress hot path issues the same
 `pg_notify`, with the same payload, inside its one statement (repository.py).
 """
 
@@ -13,7 +13,7 @@ import uuid
 
 import asyncpg
 
-CHANNEL = "leaderboard"
+LEADERBOARD_CHANNEL = "leaderboard"
 
 
 def payload(game_id: uuid.UUID, user_id: uuid.UUID) -> str:
@@ -31,4 +31,4 @@ def parse(text: str) -> tuple[uuid.UUID, uuid.UUID] | None:
 
 async def notify_scores(conn: asyncpg.Connection, game_id: uuid.UUID, user_id: uuid.UUID) -> None:
     """Tell every API process, at commit, that this player's scores in this game moved."""
-    await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload(game_id, user_id))
+    await conn.execute("SELECT pg_notify($1, $2)", LEADERBOARD_CHANNEL, payload(game_id, user_id))
