@@ -7,8 +7,9 @@ from typing import Annotated, Any, Literal, get_args
 
 import langcodes
 import orjson
-from pydantic import AfterValidator, EmailStr, Field, StrictBool, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, EmailStr, Field, StrictBool, StringConstraints
 
+from gameportal.identity.addresses import folded, refuse_lookalikes
 from gameportal.kit.schemas import (
     InputSchema,
     IpAddress,
@@ -29,7 +30,11 @@ Name = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
     AfterValidator(printable),
 ]
-Email = Annotated[EmailStr, StringConstraints(max_length=320)]
+# Compatibility forms folded first (NFKC), the domain IDNA-normalised by the validator: an
+# address is looked up the same way at login as it was stored at registration.
+Email = Annotated[EmailStr, BeforeValidator(folded), StringConstraints(max_length=320)]
+# A new account's address also may not mix look-alike scripts (identity/addresses.py).
+NewEmail = Annotated[Email, AfterValidator(refuse_lookalikes)]
 Fingerprint = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
@@ -95,7 +100,7 @@ class SecurityEventRead(Schema):
 
 
 class RegisterRequest(InputSchema):
-    email: Email = Field(examples=["player@example.com"])
+    email: NewEmail = Field(examples=["player@example.com"])
     password: PasswordField = Field(examples=["correct horse battery staple"])
     name: Name = Field(examples=["Ada"])
     preferences: Preferences | None = None

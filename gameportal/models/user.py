@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from datetime import datetime
 from typing import Any
@@ -14,10 +15,12 @@ ROLES = ("user", "editor", "marketer", "admin")
 
 
 def normalize_email(email: str) -> str:
-    """The one spelling an address is stored, looked up and throttled under. Done in Python
-    only: PostgreSQL's lower() folds some letters differently (`İ`), and two foldings of
-    one address would make two throttle counters."""
-    return email.strip().lower()
+    """The one spelling an address is stored, looked up and throttled under: compatibility
+    forms folded (NFKC: fullwidth U+FF41 is `a`), then lower case. Done in Python only:
+    PostgreSQL's lower() folds some letters differently (`İ`), and two foldings of one
+    address would make two throttle counters. Migration 0010 brought stored addresses to
+    this form."""
+    return unicodedata.normalize("NFKC", email.strip()).lower()
 
 
 def normalize_roles(roles: set[str] | list[str]) -> list[str]:
