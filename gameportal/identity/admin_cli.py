@@ -36,6 +36,7 @@ async def create_or_promote_admin(
             if existing is not None:
                 existing.roles = normalize_roles([*existing.roles, "admin"])
                 existing.password_hash = password_hash
+                await repo.void_account_tokens(session, existing.id, purpose="password_reset")
                 existing.is_blocked = False
                 return f"promoted {email} to admin (password reset)"
             session.add(

@@ -5,9 +5,11 @@ throttling), which must also commit on their own when the request answers with a
 from __future__ import annotations
 
 from gameportal.identity.repository.account_tokens import (
+    account_token_owner,
     add_account_token,
     recent_token_exists,
     spend_account_token,
+    void_account_tokens,
 )
 from gameportal.identity.repository.events import (
     add_security_event,
@@ -49,6 +51,7 @@ __all__ = [
     "Pruned",
     "ThrottleLimits",
     "UserFilter",
+    "account_token_owner",
     "add_account_token",
     "add_security_event",
     "claim_login_attempt",
@@ -74,4 +77,5 @@ __all__ = [
     "spend_account_token",
     "user_by_email",
     "users_page",
+    "void_account_tokens",
 ]

@@ -1,5 +1,7 @@
 """Single-use mailed tokens (password reset, email verification): stored as SHA-256,
-spent by one conditional UPDATE."""
+spent by one conditional UPDATE. Every change to an account's tokens is made under the
+account's row lock (the services take it first), so two links used at once serialise
+instead of deadlocking, and a link voided by the other one is refused."""
 
 from __future__ import annotations
 
@@ -54,3 +56,30 @@ async def spend_account_token(
         .returning(AccountToken.user_id)
     )
     return user_id
+
+
+async def account_token_owner(
+    session: AsyncSession, token_hash: str, *, purpose: str
+) -> uuid.UUID | None:
+    """Whose token this is (live or not): the account to lock before spending it."""
+    user_id: uuid.UUID | None = await session.scalar(
+        select(AccountToken.user_id).where(
+            AccountToken.token_hash == token_hash, AccountToken.purpose == purpose
+        )
+    )
+    return user_id
+
+
+async def void_account_tokens(session: AsyncSession, user_id: uuid.UUID, *, purpose: str) -> None:
+    """Every live token of the account for `purpose` expires now: a newer link, a new
+    password or a verified address makes the links mailed before it worthless."""
+    await session.execute(
+        update(AccountToken)
+        .where(
+            AccountToken.user_id == user_id,
+            AccountToken.purpose == purpose,
+            AccountToken.used_at.is_(None),
+            AccountToken.expires_at > func.now(),
+        )
+        .values(expires_at=func.now())
+    )

@@ -66,12 +66,15 @@ async def change_password(
     new_password: str,
     ip: str | None,
 ) -> int:
-    user = await _load_self(session, principal)
+    # Locked first, as every change to the account's mailed tokens is (account_tokens).
+    user = await _load_self(session, principal, lock=True)
     await _confirm_password(pool, identity, user, current_password, ip)
     identity.passwords.check_strength(
         new_password, field="newPassword", user_inputs=[user.email, user.name]
     )
     user.password_hash = await identity.passwords.hash(new_password)
+    # A reset link mailed before the change must not undo it.
+    await repo.void_account_tokens(session, user.id, purpose="password_reset")
     ended = await repo.revoke_sessions(
         session, user_id=user.id, keep=principal.session_id, reason="password_changed"
     )

@@ -61,6 +61,9 @@ async def _mail_token(
     transaction; at most one such mail per account and purpose per RESEND_AFTER."""
     if await repo.recent_token_exists(session, user.id, purpose=purpose, within=RESEND_AFTER):
         return
+    # Only the newest link works: one mailed earlier (perhaps to a mailbox read by others
+    # since) is void once a new one is asked for.
+    await repo.void_account_tokens(session, user.id, purpose=purpose)
     token = new_refresh_token()  # 256 bits, URL-safe
     repo.add_account_token(
         session, user_id=user.id, purpose=purpose, token_hash=hash_refresh_token(token), ttl=ttl
@@ -87,16 +90,26 @@ async def request_email_verification(
         await send_email_verification(session, identity, user)
 
 
+async def _spend(session: AsyncSession, token: str, *, purpose: str) -> User | None:
+    """The token's account, row-locked, if the token was live; it is spent from now on.
+    The account is locked before the token is spent (see repository.account_tokens)."""
+    token_hash = hash_refresh_token(token)
+    owner = await repo.account_token_owner(session, token_hash, purpose=purpose)
+    user = await repo.get_user(session, owner, lock=True) if owner else None
+    if user is None or not await repo.spend_account_token(session, token_hash, purpose=purpose):
+        return None
+    return user
+
+
 async def verify_email(session: AsyncSession, *, token: str) -> User:
-    user_id = await repo.spend_account_token(
-        session, hash_refresh_token(token), purpose="verify_email"
-    )
-    user = await repo.get_user(session, user_id, lock=True) if user_id else None
+    user = await _spend(session, token, purpose="verify_email")
     if user is None:
         raise InvalidVerificationToken("ask for a new link")
     if user.email_verified_at is None:
         user.email_verified_at = utcnow()
-        await session.flush()
+    # The address is proven: the other links mailed for it have nothing left to prove.
+    await repo.void_account_tokens(session, user.id, purpose="verify_email")
+    await session.flush()
     return user
 
 
@@ -128,18 +141,15 @@ async def reset_password(
     session: AsyncSession, identity: Identity, *, token: str, new_password: str
 ) -> int:
     """The new password is set and every session of the account ends. Returns how many."""
-    user_id = await repo.spend_account_token(
-        session, hash_refresh_token(token), purpose="password_reset"
-    )
-    if user_id is None:
-        raise InvalidResetToken("ask for a new link")
-    user = await repo.get_user(session, user_id, lock=True)
+    user = await _spend(session, token, purpose="password_reset")
     if user is None or user.is_blocked:
         raise InvalidResetToken("ask for a new link")
     identity.passwords.check_strength(
         new_password, field="newPassword", user_inputs=[user.email, user.name]
     )
     user.password_hash = await identity.passwords.hash(new_password)
+    # Any other reset link mailed before this one is void with the password it would reset.
+    await repo.void_account_tokens(session, user.id, purpose="password_reset")
     ended = await repo.revoke_sessions(session, user_id=user.id, reason="password_reset")
     repo.add_security_event(
         session, kind="password_reset", user_id=user.id, detail={"sessionsEnded": ended}
