@@ -46,6 +46,8 @@ from gameportal.observability import (
     process_exiting,
     refresh_on_scrape,
 )
+from gameportal.progress.admin_router import admin_progress_router
+from gameportal.progress.router import game_server_router, games_router, me_progress_router
 
 DESCRIPTION = """
 The backend a game publisher self-hosts for its player portal and live operations.
@@ -139,6 +141,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         content_router,
         tags_router,
         media_router,
+        game_server_router,
+        games_router,
+        me_progress_router,
+        admin_progress_router,
     )
     for router in routers:
         _add_routes(app, router)

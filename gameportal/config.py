@@ -164,6 +164,12 @@ class Settings(BaseSettings):
     content_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     content_max_age_seconds: int = Field(default=60, ge=0, le=86_400)
 
+    # Progress: how long a game server's idempotency key is remembered (a retry after that
+    # applies again), and how long each API process reuses a game's achievement unlock
+    # counts (counting costs in proportion to its players).
+    progress_idempotency_hours: float = Field(default=24, gt=0, le=24 * 365)
+    achievement_stats_seconds: float = Field(default=10, ge=0, le=86_400)
+
     # Media. Files live in a local folder (served by the app) or an S3 bucket (any
     # S3-compatible server); keys are made by the server, never from file names.
     media_storage: Literal["local", "s3"] = "local"

@@ -14,7 +14,8 @@ from tests.factories import bearer, user_with_roles
 
 ROLES = ["anonymous", "user", "editor", "marketer", "admin"]
 
-# (method, path template) -> the least role that may call it. Admin may call everything.
+# (method, path template) -> the least role that may call it. Admin may call everything,
+# except `game_server` routes: they take a game's API key and refuse every access token.
 ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): "anonymous",
     ("GET", "/readyz"): "anonymous",
@@ -76,6 +77,27 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/admin/notifications/{message_id}"): "admin",
     ("POST", "/api/v1/admin/notifications/{message_id}/retry"): "admin",
     ("DELETE", "/api/v1/admin/notifications/{message_id}"): "admin",
+    # Game servers, with their game's API key: no access token opens these.
+    ("POST", "/api/v1/games/{game_id}/players/{user_id}/progress"): "game_server",
+    ("GET", "/api/v1/games/{game_id}/players/{user_id}/progress"): "game_server",
+    ("POST", "/api/v1/games/{game_id}/players/{user_id}/achievements/{achievement_key}"): (
+        "game_server"
+    ),
+    ("GET", "/api/v1/games/{game_id}/achievements"): "anonymous",
+    ("GET", "/api/v1/me/progress"): "user",
+    ("GET", "/api/v1/me/progress/{game_id}"): "user",
+    ("GET", "/api/v1/me/achievements"): "user",
+    ("POST", "/api/v1/admin/games/{game_id}/api-keys"): "admin",
+    ("GET", "/api/v1/admin/games/{game_id}/api-keys"): "admin",
+    ("DELETE", "/api/v1/admin/games/{game_id}/api-keys/{key_id}"): "admin",
+    ("POST", "/api/v1/admin/achievements"): "editor",
+    ("GET", "/api/v1/admin/achievements"): "editor",
+    ("GET", "/api/v1/admin/achievements/{achievement_id}"): "editor",
+    ("PATCH", "/api/v1/admin/achievements/{achievement_id}"): "editor",
+    ("DELETE", "/api/v1/admin/achievements/{achievement_id}"): "editor",
+    ("PUT", "/api/v1/admin/games/{game_id}/levels"): "editor",
+    ("GET", "/api/v1/admin/games/{game_id}/levels"): "editor",
+    ("DELETE", "/api/v1/admin/games/{game_id}/levels"): "editor",
 }
 
 # Routes whose success would spoil the caller for the next check (logout ends the session),
@@ -100,6 +122,8 @@ def _routes(app: FastAPI) -> list[tuple[str, str]]:
 
 
 def _allowed(least: str, role: str) -> bool:
+    if least == "game_server":
+        return False
     if least == "anonymous":
         return True
     if role == "anonymous":

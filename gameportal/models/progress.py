@@ -67,7 +67,7 @@ class Achievement(IdMixin, CreatedAtMixin, Base):
     # Title, description and media withheld from players until they unlock it.
     hidden: Mapped[bool] = mapped_column(server_default=text("false"))
     # Optional automatic unlock, checked on every progress update:
-    # {"level": N} | {"points": N} | {"stat": name, "min": N}.
+    # {"type": "level" | "points", "min": N} | {"type": "stat", "stat": name, "min": N}.
     criteria: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     updated_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
 
@@ -136,6 +136,9 @@ class ProgressUpdate(Base):
     )
     idempotency_key: Mapped[str] = mapped_column(String(128), primary_key=True)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # SHA-256 of what was asked (player and changes): the same key with another request
+    # is refused instead of answered with the first one's result.
+    request_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     result: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
 

@@ -163,6 +163,7 @@ def upgrade() -> None:
         sa.Column("game_id", sa.UUID(), nullable=False),
         sa.Column("idempotency_key", sa.String(length=128), nullable=False),
         sa.Column("user_id", sa.UUID(), nullable=False),
+        sa.Column("request_hash", sa.LargeBinary(length=32), nullable=False),
         sa.Column("result", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column(
             "created_at",
