@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Body, Request, Response, status
 from pydantic import ValidationError
 
 from gameportal.db import DbPool, DbReadSession, DbSession
@@ -215,9 +215,13 @@ async def verify_email(body: EmailVerification, session: DbSession) -> UserRead:
     summary="Mail a reset link (always 202: whether the address has an account is not told)",
 )
 async def request_password_reset(
-    body: PasswordResetRequest, session: DbSession, identity: IdentityDep
+    body: PasswordResetRequest, db: DbPool, identity: IdentityDep, after: BackgroundTasks
 ) -> Response:
-    await service.request_password_reset(session, identity, email=body.email)
+    # Answered before the address is looked up, the same for every address: the lookup
+    # and the mail happen once the answer is out (see the service function).
+    after.add_task(
+        service.request_password_reset_after_answer, db.sessionmaker, identity, email=body.email
+    )
     return Response(status_code=status.HTTP_202_ACCEPTED)
 
 
