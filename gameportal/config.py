@@ -124,6 +124,10 @@ class Settings(BaseSettings):
     login_max_failures_per_ip: int = Field(default=100, ge=1)
     login_failure_window_seconds: int = Field(default=15 * 60, ge=1)
     login_lockout_seconds: int = Field(default=15 * 60, ge=1)
+    # Registration throttling, per client address (an IPv6 /64 counts as one address):
+    # at most this many attempts per window, also kept in PostgreSQL.
+    registration_max_per_ip: int = Field(default=20, ge=1)
+    registration_window_seconds: int = Field(default=3600, ge=1)
 
     # Links in mail point here (the player-facing site that calls this API).
     public_base_url: str = "http://127.0.0.1:8000"

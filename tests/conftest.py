@@ -131,6 +131,9 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "env": "test",
         "database_url": database_url,
         "secret_key": "test-secret-key-0123456789abcdef0123456789",
+        # Every test's players register from one address; the registration throttle's own
+        # tests (tests/identity/test_registration_throttle.py) set the limit they check.
+        "registration_max_per_ip": 10_000,
         "db_pool_size": 20,
         "log_json": True,
         "log_level": "WARNING",

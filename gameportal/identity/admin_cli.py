@@ -61,7 +61,13 @@ async def prune_identity(settings: Settings, url: str) -> repo.Pruned:
                 session,
                 retention=timedelta(days=settings.session_retention_days),
                 idle=timedelta(days=settings.session_idle_days),
-                window=timedelta(seconds=settings.login_failure_window_seconds),
+                # The longer of the two windows the throttle table counts in.
+                window=timedelta(
+                    seconds=max(
+                        settings.login_failure_window_seconds,
+                        settings.registration_window_seconds,
+                    )
+                ),
             )
     finally:
         await db.close()

@@ -80,14 +80,15 @@ def _with_fingerprint(client: service.ClientInfo, fingerprint: str | None) -> se
     "/register",
     status_code=status.HTTP_201_CREATED,
     response_model=AuthResponse,
-    responses=problem_responses(409, 413, 422),
+    responses=problem_responses(409, 413, 422, 429),
     summary="Create an account and its first device session",
 )
 async def register(
-    body: RegisterRequest, session: DbSession, identity: IdentityDep, client: Client
+    body: RegisterRequest, session: DbSession, db: DbPool, identity: IdentityDep, client: Client
 ) -> AuthResponse:
     result = await service.register(
         session,
+        db.pool,
         identity,
         email=body.email,
         password=body.password,

@@ -66,7 +66,8 @@ async def test_lookalike_addresses_are_refused_naming_the_field(
 @pytest.mark.parametrize(
     "email",
     [
-        "\u0438\u0432\u0430\u043d@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444",  # all Cyrillic
+        # all Cyrillic
+        "\u0438\u0432\u0430\u043d@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444",
         "ivan@\u043f\u0440\u0438\u043c\u0435\u0440.com",  # a Cyrillic label beside a Latin one
         "\u4f8b\u3048@example.jp",  # Han and Hiragana: written together in Japanese
         "jo\u00e3o.m\u00fcller@example.com",

@@ -32,6 +32,7 @@ from gameportal.identity.repository.sessions import (
 from gameportal.identity.repository.throttle import (
     ThrottleLimits,
     claim_login_attempt,
+    claim_registration,
     login_attempt_failed,
     login_attempt_succeeded,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "add_account_token",
     "add_security_event",
     "claim_login_attempt",
+    "claim_registration",
     "delete_user",
     "email_taken",
     "get_session",

@@ -1,8 +1,9 @@
-"""Login throttling, per account and per IP: hot paths (asyncpg), each a single
-statement that commits on its own."""
+"""Login throttling, per account and per IP, and registration throttling per client
+address: hot paths (asyncpg), each a single statement that commits on its own."""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -94,3 +95,52 @@ WITH cleared AS (
 UPDATE login_throttle SET failures = greatest(failures - 1, 0)
 WHERE scope = 'ip' AND key = $2 AND (locked_until IS NULL OR locked_until <= now())
 """
+
+
+# --- registration -----------------------------------------------------------------------
+
+# Registrations per client address in a fixed window (`failures` counts attempts here).
+# Claimed before anything else runs, in one statement, so a burst sent in parallel cannot
+# outrun the count; an attempt over the limit is not counted. Whether it was claimed is
+# what the CTE returned: the read of the window's end sees the table as it was when the
+# statement began, which in a burst may be before the row existed (then: a whole window).
+_REGISTER_SQL = """
+WITH claimed AS (
+    INSERT INTO login_throttle AS t (scope, key, failures, window_started_at, locked_until)
+    VALUES ('register', $1, 1, now(), NULL)
+    ON CONFLICT (scope, key) DO UPDATE SET
+        failures = CASE WHEN t.window_started_at <= now() - $3::interval THEN 1
+                        ELSE t.failures + 1 END,
+        window_started_at = CASE WHEN t.window_started_at <= now() - $3::interval THEN now()
+                                 ELSE t.window_started_at END
+    WHERE t.window_started_at <= now() - $3::interval OR t.failures < $2
+    RETURNING 1
+)
+SELECT EXISTS (SELECT 1 FROM claimed) AS claimed,
+       coalesce((SELECT t.window_started_at + $3::interval FROM login_throttle t
+                 WHERE t.scope = 'register' AND t.key = $1),
+                now() + $3::interval) AS window_ends
+"""
+
+
+def registration_key(ip: str) -> str:
+    """The address registrations are counted under: an IPv6 client's /64, which one
+    subscriber commonly holds whole, so hopping within it gains nothing."""
+    address = ipaddress.ip_address(ip)
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+async def claim_registration(
+    pool: asyncpg.Pool, *, ip: str, most: int, window: timedelta
+) -> datetime | None:
+    """Count one registration attempt from `ip`; when over the limit, nothing is counted
+    and the answer is until when the address must wait."""
+    row = await pool.fetchrow(_REGISTER_SQL, registration_key(ip), most, window)
+    if row["claimed"]:
+        return None
+    refused_until: datetime = row["window_ends"]
+    return refused_until

@@ -55,6 +55,7 @@ from gameportal.identity.service.errors import (
     LastAdmin,
     SessionNotFound,
     TooManyAttempts,
+    TooManyRegistrations,
     UserNotFound,
     WrongPassword,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "Principal",
     "SessionNotFound",
     "TooManyAttempts",
+    "TooManyRegistrations",
     "UserNotFound",
     "WrongPassword",
     "admin_end_user_sessions",

@@ -14,7 +14,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gameportal.identity import repository as repo
-from gameportal.identity.metrics import LOGINS, REFRESHES, REGISTRATIONS
+from gameportal.identity.metrics import (
+    LOGINS,
+    REFRESHES,
+    REGISTRATIONS,
+    REGISTRATIONS_THROTTLED,
+)
 from gameportal.identity.passwords import VerifyResult
 from gameportal.identity.service.account_emails import send_email_verification
 from gameportal.identity.service.context import (
@@ -30,6 +35,7 @@ from gameportal.identity.service.errors import (
     InvalidCredentials,
     InvalidRefreshToken,
     TooManyAttempts,
+    TooManyRegistrations,
 )
 from gameportal.identity.tokens import (
     hash_refresh_token,
@@ -78,6 +84,7 @@ def _new_session(identity: Identity, client: ClientInfo) -> tuple[repo.NewSessio
 
 async def register(
     session: AsyncSession,
+    pool: asyncpg.Pool,
     identity: Identity,
     *,
     email: str,
@@ -86,6 +93,7 @@ async def register(
     preferences: dict[str, Any],
     client: ClientInfo,
 ) -> AuthResult:
+    await _claim_registration(pool, identity, client)
     email = normalize_email(email)
     identity.passwords.check_strength(password, field="password", user_inputs=[email, name])
     if await repo.email_taken(session, email):
@@ -131,6 +139,29 @@ async def register(
         identity, user_id=user.id, session_id=row.id, roles=user.roles, refresh_token=token
     )
     return AuthResult(user=user, session=row, tokens=tokens)
+
+
+async def _claim_registration(pool: asyncpg.Pool, identity: Identity, client: ClientInfo) -> None:
+    """Count the attempt against the client's address before any work (a password hash,
+    a verification mail), refusing it over the limit. Every attempt counts, failed ones
+    too: probing which addresses are taken is throttled alike. Counted on the pool, so
+    it stands whatever this request's transaction does."""
+    if client.ip is None:  # no address to count under (not seen over TCP)
+        return
+    settings = identity.settings
+    refused_until = await repo.claim_registration(
+        pool,
+        ip=client.ip,
+        most=settings.registration_max_per_ip,
+        window=timedelta(seconds=settings.registration_window_seconds),
+    )
+    if refused_until is not None:
+        seconds = max(1, math.ceil((refused_until - utcnow()).total_seconds()))
+        REGISTRATIONS_THROTTLED.inc()
+        raise TooManyRegistrations(
+            f"too many accounts registered from this network; try again in {seconds} seconds",
+            headers={"Retry-After": str(seconds)},
+        )
 
 
 def new_user(

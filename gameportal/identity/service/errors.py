@@ -21,6 +21,12 @@ class TooManyAttempts(PortalError):
     title = "Too many failed login attempts"
 
 
+class TooManyRegistrations(PortalError):
+    status = 429
+    slug = "too-many-registrations"
+    title = "Too many accounts registered from this network"
+
+
 class InvalidRefreshToken(Unauthorized):
     slug = "invalid-refresh-token"
     title = "Invalid refresh token"
