@@ -105,7 +105,12 @@ def serve(
             # process before the worker and the embedded PostgreSQL are stopped. Turn it into
             # an exit instead.
             signal.signal(signal.SIGTERM, _exit_on_signal)
-            child = ChildProcess("queue worker", [sys.executable, "-m", "gameportal.cli", "worker"])
+            child = ChildProcess(
+                "queue worker",
+                [sys.executable, "-m", "gameportal.cli", "worker"],
+                # The worker exits within its grace; SIGKILL only if it somehow does not.
+                stop_timeout=settings.worker_shutdown_grace_seconds + 5,
+            )
             if queue_worker:
                 child.start()
             try:
@@ -244,6 +249,7 @@ def worker(
     from gameportal.db import EmbeddedDatabaseError, database_url_for
     from gameportal.models import MESSAGE_TYPES
     from gameportal.notifications.channels import register_builtin_handlers
+    from gameportal.notifications.outage import CONFIGURATION_ERRORS
     from gameportal.notifications.registry import handler_for, registered_types
     from gameportal.notifications.worker import WorkerConfig
 
@@ -274,33 +280,53 @@ def worker(
                         concurrency=concurrency,
                         batch=max(batch, concurrency),
                         lease=timedelta(seconds=lease_seconds),
+                        shutdown_grace=settings.worker_shutdown_grace_seconds,
                     ),
                 )
             )
     except EmbeddedDatabaseError as exc:
         raise _fail(str(exc)) from None
+    except CONFIGURATION_ERRORS as exc:
+        raise _fail(f"the database refuses this worker: {exc}") from None
 
 
 async def _run_worker(settings: Settings, url: str, config: WorkerConfig) -> None:
     from gameportal.db import Database, plain_url
+    from gameportal.notifications.outage import (
+        DATABASE_ERRORS,
+        quiet_pool_reconnects,
+        wait_for_database,
+    )
     from gameportal.notifications.registry import close_handlers
     from gameportal.notifications.worker import Worker
     from gameportal.observability import configure_logging
 
     configure_logging(settings.log_level, settings.log_json)
-    db = await Database.connect(settings.model_copy(update={"database_url": url}))
-    # What is loaded now lives as long as the process: keep it out of the collector's scans
-    # (measured: building a batch of 1,000 messages 2.3 -> 1.0 ms).
-    gc.freeze()
+    quiet_pool_reconnects()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # Started while PostgreSQL is away (a deploy, a failover): wait for it, not exit.
+    db = None
+    while db is None:
+        if not await wait_for_database(plain_url(url), stop):
+            return  # stopped while waiting
+        try:
+            db = await Database.connect(settings.model_copy(update={"database_url": url}))
+        except DATABASE_ERRORS:
+            continue  # gone again meanwhile
+    # What is loaded now lives as long as the process: keep it out of the collector's scans
+    # (measured: building a batch of 1,000 messages 2.3 -> 1.0 ms).
+    gc.freeze()
     try:
         await Worker(db.pool, plain_url(url), config).run(stop)
     finally:
         await close_handlers()
-        await db.close()
+        try:  # bounded: the grace period is spent, and a connection may be stuck
+            await asyncio.wait_for(db.close(), 1)
+        except DATABASE_ERRORS:  # TimeoutError among them
+            db.pool.terminate()
 
 
 @cli.command()

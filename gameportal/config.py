@@ -162,6 +162,10 @@ class Settings(BaseSettings):
     push_timeout_seconds: float = Field(default=10, gt=0)
     push_ttl_seconds: int = Field(default=24 * 3600, ge=0, le=28 * 24 * 3600)
 
+    # Queue worker: on SIGTERM, how long running deliveries may take to finish; then they
+    # are cancelled, their messages given back for a later try, and the worker exits.
+    worker_shutdown_grace_seconds: float = Field(default=10, gt=0, le=3600)
+
     # Public content reads: cached in-process (dropped on any change, via NOTIFY), and
     # cacheable by browsers and CDNs for this long (then revalidated with the ETag).
     content_cache_entries: int = Field(default=20_000, ge=0)

@@ -54,6 +54,18 @@ def handler_for(message_type: str) -> Handler | None:
     return _handlers.get(message_type)
 
 
+# A handler may also have `on_final_failure(conn, message, error)`: it runs in the
+# transaction that marks its message FAILED for good (a permanent error, the last attempt
+# failed, or the last lease ran out), so that what the message was for can be marked failed
+# with it (media left PROCESSING otherwise). If it raises, the message is FAILED all the same.
+FinalFailureHook = Callable[[asyncpg.Connection, ClaimedMessage, str], Awaitable[None]]
+
+
+def final_failure_hook(message_type: str) -> FinalFailureHook | None:
+    hook: FinalFailureHook | None = getattr(_handlers.get(message_type), "on_final_failure", None)
+    return hook
+
+
 def registered_types() -> list[str]:
     return sorted(_handlers)
 

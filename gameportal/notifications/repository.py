@@ -285,7 +285,7 @@ RETURNING status
 
 
 async def fail(
-    pool: asyncpg.Pool,
+    pool: asyncpg.Pool | asyncpg.Connection,
     *,
     message_id: uuid.UUID,
     owner: str,
@@ -302,15 +302,18 @@ async def fail(
 
 async def extend_leases(
     pool: asyncpg.Pool, *, ids: list[uuid.UUID], owner: str, lease: timedelta
-) -> int:
-    result: str = await pool.execute(
+) -> set[uuid.UUID]:
+    """The ids whose lease `owner` still held, now extended. A lease that ran out but
+    that nobody took back yet is still ours (after a database outage, say)."""
+    rows = await pool.fetch(
         "UPDATE messages SET lease_expires_at = now() + $3::interval "
-        "WHERE id = ANY($1::uuid[]) AND lease_owner = $2 AND status = 'PROCESSING'",
+        "WHERE id = ANY($1::uuid[]) AND lease_owner = $2 AND status = 'PROCESSING' "
+        "RETURNING id",
         ids,
         owner,
         lease,
     )
-    return int(result.rsplit(" ", 1)[-1])
+    return {r[0] for r in rows}
 
 
 async def release(pool: asyncpg.Pool, *, ids: list[uuid.UUID], owner: str) -> int:
@@ -340,12 +343,17 @@ WHERE id IN (
     LIMIT $1
     FOR UPDATE SKIP LOCKED
 )
-RETURNING id, status
+RETURNING id, type, recipient_user_id, payload, priority, retry_count, max_attempts,
+          scheduled_at, created_at, status, last_error
 """
 
 
-async def reap_expired(pool: asyncpg.Pool, *, limit: int = 1000) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await pool.fetch(_REAP_SQL, limit)
+async def reap_expired(
+    conn: asyncpg.Pool | asyncpg.Connection, *, limit: int = 1000
+) -> list[asyncpg.Record]:
+    """Messages whose lease ran out, back to PENDING (or FAILED when that was their last
+    attempt): each row is the message as claimed, then its new `status` and `last_error`."""
+    rows: list[asyncpg.Record] = await conn.fetch(_REAP_SQL, limit)
     return rows
 
 

@@ -105,6 +105,15 @@ async def mark_rejected(conn: asyncpg.Connection, media_id: uuid.UUID, reason: s
     )
 
 
+async def mark_failed(conn: asyncpg.Connection, media_id: uuid.UUID, reason: str) -> None:
+    await conn.execute(
+        "UPDATE media_assets SET status = 'FAILED', reject_reason = $2, updated_at = now() "
+        "WHERE id = $1",
+        media_id,
+        reason[:500],
+    )
+
+
 async def take_abandoned_uploads(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
     """Presigned uploads never completed: removed (row and any bytes) past their expiry."""
     rows: list[asyncpg.Record] = await conn.fetch(

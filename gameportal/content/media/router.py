@@ -33,7 +33,7 @@ def _storage(request: Request) -> Storage:
     "",
     response_model=MediaRead,
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(401, 403, 413, 422),
+    responses=problem_responses(401, 403, 413, 422, 503, 507),
     summary="Upload a file (multipart, field `file`); images are then processed (editor)",
 )
 async def upload_media(
@@ -83,7 +83,7 @@ async def start_upload(
 @media_router.post(
     "/{media_id}/complete",
     response_model=MediaRead,
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(401, 403, 404, 409, 422, 503),
     summary="Check a presigned upload's bytes and take it (the uploader)",
 )
 async def complete_upload(
@@ -156,7 +156,7 @@ async def get_media(
 @media_router.delete(
     "/{media_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(401, 403, 404, 409, 422, 503),
     summary="Delete a media asset and its files; 409 while published content shows it (editor)",
 )
 async def delete_media(

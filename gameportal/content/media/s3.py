@@ -5,15 +5,30 @@ then go up in parts."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import boto3
+from boto3.exceptions import Boto3Error
 from botocore.client import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from gameportal.config import Settings
+from gameportal.content.media.storage import StorageError, local_errors
+
+
+@contextlib.contextmanager
+def _s3_errors(action: str) -> Iterator[None]:
+    """The bucket out of reach or refusing (after boto3's own retries) as a StorageError."""
+    try:
+        yield
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "error")
+        raise StorageError(f"the media storage cannot be {action}: S3 answered {code}") from exc
+    except (BotoCoreError, Boto3Error) as exc:
+        raise StorageError(f"the media storage cannot be {action}: {type(exc).__name__}") from exc
 
 
 class S3Storage:
@@ -45,48 +60,59 @@ class S3Storage:
 
     async def write(self, key: str, chunks: AsyncIterator[bytes], content_type: str) -> int:
         size = 0
-        with tempfile.SpooledTemporaryFile(max_size=1024 * 1024) as spool:
+        # The spool is on local disk past 1 MiB: a full temporary folder is a full disk.
+        with (
+            local_errors("written"),
+            tempfile.SpooledTemporaryFile(max_size=1024 * 1024) as spool,
+        ):
             async for chunk in chunks:
                 size += len(chunk)
                 spool.write(chunk)
             spool.seek(0)
-            await asyncio.to_thread(
-                self.client.upload_fileobj,
-                spool,
-                self.bucket,
-                key,
-                ExtraArgs={"ContentType": content_type},
-            )
+            with _s3_errors("written"):
+                await asyncio.to_thread(
+                    self.client.upload_fileobj,
+                    spool,
+                    self.bucket,
+                    key,
+                    ExtraArgs={"ContentType": content_type},
+                )
         return size
 
     async def read(self, key: str) -> bytes:
-        response = await asyncio.to_thread(self.client.get_object, Bucket=self.bucket, Key=key)
-        body: bytes = await asyncio.to_thread(response["Body"].read)
+        with _s3_errors("read"):
+            response = await asyncio.to_thread(self.client.get_object, Bucket=self.bucket, Key=key)
+            body: bytes = await asyncio.to_thread(response["Body"].read)
         return body
 
     async def head(self, key: str) -> int | None:
-        try:
-            response = await asyncio.to_thread(self.client.head_object, Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise
+        with _s3_errors("read"):
+            try:
+                response = await asyncio.to_thread(
+                    self.client.head_object, Bucket=self.bucket, Key=key
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                    return None
+                raise
         return int(response["ContentLength"])
 
     async def read_start(self, key: str, length: int) -> bytes:
-        response = await asyncio.to_thread(
-            self.client.get_object, Bucket=self.bucket, Key=key, Range=f"bytes=0-{length - 1}"
-        )
-        body: bytes = await asyncio.to_thread(response["Body"].read)
+        with _s3_errors("read"):
+            response = await asyncio.to_thread(
+                self.client.get_object, Bucket=self.bucket, Key=key, Range=f"bytes=0-{length - 1}"
+            )
+            body: bytes = await asyncio.to_thread(response["Body"].read)
         return body
 
     async def delete(self, keys: list[str]) -> None:
         if keys:
-            await asyncio.to_thread(
-                self.client.delete_objects,
-                Bucket=self.bucket,
-                Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True},
-            )
+            with _s3_errors("written"):
+                await asyncio.to_thread(
+                    self.client.delete_objects,
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True},
+                )
 
     def presign_put(self, key: str, content_type: str, expires_in: int) -> str:
         url: str = self.client.generate_presigned_url(

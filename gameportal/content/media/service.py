@@ -4,10 +4,11 @@ bytes in storage."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import unicodedata
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,8 +17,15 @@ from gameportal.config import Settings
 from gameportal.content.media import repository as repo
 from gameportal.content.media.images import IMAGE_FORMATS, SNIFF_BYTES, Rejected, check_type
 from gameportal.content.media.schemas import UploadRequest
-from gameportal.content.media.storage import CHUNK, Storage, media_key
-from gameportal.errors import Conflict, InvalidField, NotFound, PayloadTooLarge, Unavailable
+from gameportal.content.media.storage import CHUNK, Storage, StorageError, media_key
+from gameportal.errors import (
+    Conflict,
+    InvalidField,
+    NotFound,
+    PayloadTooLarge,
+    PortalError,
+    Unavailable,
+)
 from gameportal.kit.ids import new_id
 from gameportal.kit.time import utcnow
 from gameportal.models import MediaAsset
@@ -34,6 +42,35 @@ class MediaInUse(Conflict):
 class UploadNotReady(Conflict):
     slug = "upload-not-ready"
     title = "The upload cannot be completed"
+
+
+class StorageUnavailable(Unavailable):
+    slug = "storage-unavailable"
+    title = "The media storage is not available"
+
+
+class StorageFull(PortalError):
+    status = 507
+    slug = "insufficient-storage"
+    title = "The media storage is full"
+
+
+# How soon a client may try again after a storage failure (a folder fixed, S3 back).
+STORAGE_RETRY_AFTER_SECONDS = 30
+
+
+@contextlib.contextmanager
+def _storage_errors() -> Iterator[None]:
+    """The storage failing is the server's trouble, not the client's: 503 (507 when out
+    of space) instead of a 500."""
+    try:
+        yield
+    except StorageError as exc:
+        if exc.full:
+            raise StorageFull(str(exc)) from None
+        raise StorageUnavailable(
+            str(exc), headers={"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)}
+        ) from None
 
 
 def allowed_types(settings: Settings) -> set[str]:
@@ -95,7 +132,8 @@ async def upload(
                 head.extend(chunk[: SNIFF_BYTES - len(head)])
             yield chunk
 
-    size = await storage.write(key, chunks(), declared_type or "application/octet-stream")
+    with _storage_errors():
+        size = await storage.write(key, chunks(), declared_type or "application/octet-stream")
     try:
         if size == 0:
             raise InvalidField("file", "the file is empty", "empty")
@@ -124,7 +162,9 @@ async def upload(
         await _queue_processing(session, item)
         await session.flush()
     except BaseException:
-        await storage.delete([key])  # nothing half-written
+        # Nothing half-written; a storage that cannot delete either must not hide why.
+        with contextlib.suppress(StorageError):
+            await storage.delete([key])
         raise
     return item
 
@@ -194,27 +234,30 @@ async def complete(
         raise UploadNotReady(f"the media is {item.status}, not waiting for an upload")
     if item.upload_expires_at is not None and item.upload_expires_at < utcnow():
         raise UploadNotReady("the upload URL has expired; start a new upload")
-    size = await storage.head(item.storage_key)
-    if size is None:
-        raise UploadNotReady("nothing has been uploaded yet; PUT the file to the upload URL")
-    try:
-        if size != item.size_bytes:
-            raise InvalidField(
-                "sizeBytes", f"{size} bytes arrived, {item.size_bytes} were announced", "mismatch"
-            )
-        head = await storage.read_start(item.storage_key, SNIFF_BYTES)
+    with _storage_errors():
+        size = await storage.head(item.storage_key)
+        if size is None:
+            raise UploadNotReady("nothing has been uploaded yet; PUT the file to the upload URL")
         try:
-            check_type(head, item.mime_type, allowed_types(settings))
-        except Rejected as exc:
-            raise InvalidField("file", str(exc), "unsupported_type") from None
-    except InvalidField:
-        # The wrong bytes go; the upload stays open until it expires, so the client can
-        # PUT the right file to the same URL (the janitor removes it after that).
-        await storage.delete([item.storage_key])
-        raise
+            if size != item.size_bytes:
+                raise InvalidField(
+                    "sizeBytes",
+                    f"{size} bytes arrived, {item.size_bytes} were announced",
+                    "mismatch",
+                )
+            head = await storage.read_start(item.storage_key, SNIFF_BYTES)
+            try:
+                check_type(head, item.mime_type, allowed_types(settings))
+            except Rejected as exc:
+                raise InvalidField("file", str(exc), "unsupported_type") from None
+        except InvalidField:
+            # The wrong bytes go; the upload stays open until it expires, so the client
+            # can PUT the right file to the same URL (the janitor removes it after that).
+            await storage.delete([item.storage_key])
+            raise
+        if item.mime_type not in IMAGE_FORMATS:  # images get theirs from processing
+            item.sha256 = hashlib.sha256(await storage.read(item.storage_key)).hexdigest()
     item.upload_expires_at = None
-    if item.mime_type not in IMAGE_FORMATS:  # images get theirs from processing
-        item.sha256 = hashlib.sha256(await storage.read(item.storage_key)).hexdigest()
     await _queue_processing(session, item)
     await session.flush()
     return item
@@ -240,4 +283,5 @@ async def delete(session: AsyncSession, storage: Storage, media_id: uuid.UUID) -
     await session.flush()
     # After the row is gone from this transaction; if the commit then failed, the row
     # would remain without its bytes, which a retried DELETE cleans up.
-    await storage.delete(keys)
+    with _storage_errors():
+        await storage.delete(keys)

@@ -5,15 +5,41 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Protocol
 
 from gameportal.config import Settings
 
 CHUNK = 256 * 1024
+
+
+class StorageError(Exception):
+    """The storage itself failed (a folder that cannot be written, a full disk, S3 out of
+    reach), not the file: the upload may work later. The message names no path or key,
+    so it can be shown to the uploader. `full`: out of space."""
+
+    def __init__(self, message: str, *, full: bool = False) -> None:
+        super().__init__(message)
+        self.full = full
+
+
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+@contextlib.contextmanager
+def local_errors(action: str) -> Iterator[None]:
+    """OSError from the local folder as a StorageError, naming the reason, not the path."""
+    try:
+        yield
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else type(exc).__name__
+        raise StorageError(
+            f"the media storage cannot be {action}: {reason}", full=exc.errno in _FULL
+        ) from exc
 
 
 class Storage(Protocol):
@@ -53,40 +79,46 @@ class LocalStorage:
 
     async def write(self, key: str, chunks: AsyncIterator[bytes], content_type: str) -> int:
         path = self.path(key)
-        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
         partial = path.with_name(path.name + ".part")
         size = 0
-        handle = await asyncio.to_thread(open, partial, "wb")
-        try:
-            async for chunk in chunks:
-                size += len(chunk)
-                await asyncio.to_thread(handle.write, chunk)
-        except BaseException:
-            handle.close()
-            partial.unlink(missing_ok=True)
-            with contextlib.suppress(OSError):  # only if empty: other names may live there
-                path.parent.rmdir()
-            raise
-        handle.close()
-        # Readers see the whole file or none of it.
-        await asyncio.to_thread(os.replace, partial, path)
+        with local_errors("written"):
+            await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+            handle = await asyncio.to_thread(open, partial, "wb")
+            try:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    await asyncio.to_thread(handle.write, chunk)
+                # Closed here, not later: buffered bytes that do not fit fail the write.
+                await asyncio.to_thread(handle.close)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    handle.close()
+                partial.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # only if empty: other names may live there
+                    path.parent.rmdir()
+                raise
+            # Readers see the whole file or none of it.
+            await asyncio.to_thread(os.replace, partial, path)
         return size
 
     async def read(self, key: str) -> bytes:
-        return await asyncio.to_thread(self.path(key).read_bytes)
+        with local_errors("read"):
+            return await asyncio.to_thread(self.path(key).read_bytes)
 
     async def head(self, key: str) -> int | None:
-        try:
-            return (await asyncio.to_thread(self.path(key).stat)).st_size
-        except FileNotFoundError:
-            return None
+        with local_errors("read"):
+            try:
+                return (await asyncio.to_thread(self.path(key).stat)).st_size
+            except FileNotFoundError:
+                return None
 
     async def read_start(self, key: str, length: int) -> bytes:
         def read() -> bytes:
             with self.path(key).open("rb") as handle:
                 return handle.read(length)
 
-        return await asyncio.to_thread(read)
+        with local_errors("read"):
+            return await asyncio.to_thread(read)
 
     async def delete(self, keys: list[str]) -> None:
         def remove() -> None:
@@ -97,7 +129,8 @@ class LocalStorage:
                 if folder.is_dir() and not any(folder.iterdir()):
                     shutil.rmtree(folder, ignore_errors=True)
 
-        await asyncio.to_thread(remove)
+        with local_errors("written"):
+            await asyncio.to_thread(remove)
 
     def url(self, key: str) -> str:
         # media/<id>/<name> → /api/v1/media/<id>/file or .../renditions/<name>

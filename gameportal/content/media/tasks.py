@@ -1,5 +1,6 @@
 """The worker's media jobs: MEDIA_PROCESSING (verify, strip EXIF, renditions; then tell
-the uploader), and removing presigned uploads that were never completed."""
+the uploader, also when the job gives up), and removing presigned uploads that were never
+completed."""
 
 from __future__ import annotations
 
@@ -78,8 +79,6 @@ class MediaProcessor:
         result: Processed | None = None,
         rejected: str | None = None,
     ) -> None:
-        from gameportal.notifications.service import enqueue_on
-
         async with pool.acquire() as conn, conn.transaction():
             row = await repo.for_processing(conn, media_id)
             if row is None or row["status"] != "PROCESSING":
@@ -109,13 +108,53 @@ class MediaProcessor:
                 await repo.mark_rejected(conn, media_id, rejected or "rejected")
                 subject = f"{row['file_name']} was rejected"
                 body = rejected
-            if row["uploaded_by"] is not None:
-                await enqueue_on(
-                    conn,
-                    message_type="IN_APP",
-                    payload={"subject": subject[:300], "body": body, "category": "transactional"},
-                    recipient_user_id=row["uploaded_by"],
-                )
+            await _tell_uploader(conn, row, subject, body)
+
+    async def on_final_failure(
+        self, conn: asyncpg.Connection, message: ClaimedMessage, error: str
+    ) -> None:
+        """The job gave up (out of attempts, a permanent error, or its worker died each
+        time): the asset ends FAILED with the reason, in the transaction that marks the
+        message FAILED, and the uploader is told. Uploading the file again may work."""
+        try:
+            media_id = uuid.UUID(str(message.payload["mediaId"]))
+        except (KeyError, ValueError):
+            return
+        row = await repo.for_processing(conn, media_id)
+        if row is None or row["status"] != "PROCESSING":
+            return
+        reason = failure_reason(error)
+        await repo.mark_failed(conn, media_id, reason)
+        await _tell_uploader(conn, row, f"{row['file_name']} could not be processed", reason)
+        log.warning("media_failed", media_id=str(media_id), reason=reason)
+
+
+def failure_reason(error: str) -> str:
+    """What the uploader is told, from the job's last error: a storage failure says what
+    failed (StorageError messages name no path); other errors say only their kind, since
+    their text may carry server detail."""
+    kind, _, text = error.partition(": ")
+    if kind == "StorageError":
+        detail = text
+    elif error.startswith("lease expired"):
+        detail = "the worker processing it stopped each time"
+    else:
+        detail = f"an unexpected error ({kind})"
+    return f"processing failed: {detail}; upload the file again to retry"[:500]
+
+
+async def _tell_uploader(
+    conn: asyncpg.Connection, row: asyncpg.Record, subject: str, body: str | None
+) -> None:
+    if row["uploaded_by"] is not None:
+        from gameportal.notifications.service import enqueue_on
+
+        await enqueue_on(
+            conn,
+            message_type="IN_APP",
+            payload={"subject": subject[:300], "body": body, "category": "transactional"},
+            recipient_user_id=row["uploaded_by"],
+        )
 
 
 class AbandonedUploads:
