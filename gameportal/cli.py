@@ -252,9 +252,11 @@ def worker(
     from gameportal.notifications.outage import CONFIGURATION_ERRORS
     from gameportal.notifications.registry import handler_for, registered_types
     from gameportal.notifications.worker import WorkerConfig
+    from gameportal.progress.tasks import register_progress_tasks
 
     register_builtin_handlers(_settings())
     register_content_tasks(_settings())
+    register_progress_tasks(_settings())
     for module in imports or []:
         importlib.import_module(module)
     wanted = [t.strip().upper() for t in types.split(",") if t.strip()] if types else None

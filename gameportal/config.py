@@ -177,6 +177,10 @@ class Settings(BaseSettings):
     # counts (counting costs in proportion to its players).
     progress_idempotency_hours: float = Field(default=24, gt=0, le=24 * 365)
     achievement_stats_seconds: float = Field(default=10, ge=0, le=86_400)
+    # Group commit of progress updates (service/batching.py): per API process, at most
+    # this many written at once, each a statement of at most this many updates.
+    progress_batches_in_flight: int = Field(default=4, ge=1, le=64)
+    progress_batch_size: int = Field(default=64, ge=1, le=1000)
 
     # Media. Files live in a local folder (served by the app) or an S3 bucket (any
     # S3-compatible server); keys are made by the server, never from file names.

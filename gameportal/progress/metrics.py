@@ -1,4 +1,4 @@
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 UPDATES = Counter(
     "gameportal_progress_updates_total",
@@ -12,3 +12,8 @@ UNLOCKS = Counter(
     ["by"],
 )
 LEVEL_UPS = Counter("gameportal_level_ups_total", "Players reaching a higher level")
+BATCH_SIZE = Histogram(
+    "gameportal_progress_batch_size",
+    "Progress updates written by one statement (group commit)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 1000),
+)

@@ -1,13 +1,15 @@
 """SQL of what game servers do: report progress, unlock achievements, read progress.
 
 The common progress update (nothing unlocks, the level does not rise) is one statement on
-the pool: `fast_update`. Anything else runs in a transaction on one connection, the row
-locked first (`lock_progress`), each statement seeing what committed before it."""
+the pool, shared by the updates that arrive together: `fast_updates`. Anything else runs
+in a transaction on one connection, the row locked first (`lock_progress`), each
+statement seeing what committed before it."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -17,30 +19,46 @@ from gameportal.progress.board_events import LEADERBOARD_CHANNEL
 # --- the fast path -------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class FastUpdate:
+    """One game server's update, as the fast statement takes it."""
+
+    key_hash: bytes
+    game_id: uuid.UUID
+    user_id: uuid.UUID
+    idempotency_key: str
+    request_hash: bytes
+    points: int
+    experience: int
+    level: int | None
+    stats: dict[str, int]
+    new_id: uuid.UUID
+
+
 def _new_state(base: str, level_fallback: str) -> str:
-    """The state after the change, as one row (experience, points, stats, level), from
+    """The state after update `r`, as one row (experience, points, stats, level), from
     `base`: the locked row (`p`) or a new one. Level: from the game's thresholds when it
     has any, else what the game server sent, else unchanged."""
     if base == "p":
-        experience, points = "p.experience + $7", "p.points + $6"
+        experience, points = "p.experience + r.dx", "p.points + r.dp"
         stats = (
             "p.stats || coalesce((SELECT jsonb_object_agg(d.key, "
             "coalesce((p.stats->>d.key)::bigint, 0) + d.value::bigint) "
-            "FROM jsonb_each_text($9) d), '{}'::jsonb)"
+            "FROM jsonb_each_text(r.stats) d), '{}'::jsonb)"
         )
     else:
-        experience, points = "$7::bigint", "$6::bigint"
+        experience, points = "r.dx", "r.dp"
         stats = (
             "coalesce((SELECT jsonb_object_agg(d.key, d.value::bigint) "
-            "FROM jsonb_each_text($9) d), '{}'::jsonb)"
+            "FROM jsonb_each_text(r.stats) d), '{}'::jsonb)"
         )
     return f"""
         SELECT s.*, coalesce(
-            (SELECT 1 + (SELECT count(*) FROM unnest(lv.thresholds) t
-                         WHERE t <= CASE lv.basis WHEN 'points' THEN s.points
-                                    ELSE s.experience END)
-             FROM lv),
-            $8, {level_fallback}) AS level
+            CASE WHEN r.basis IS NOT NULL THEN
+                1 + (SELECT count(*) FROM unnest(r.thresholds) t
+                     WHERE t <= CASE r.basis WHEN 'points' THEN s.points ELSE s.experience END)
+            END,
+            r.lvl, {level_fallback}) AS level
         FROM (SELECT {experience} AS experience, {points} AS points, {stats} AS stats) s"""  # noqa: S608
 
 
@@ -51,7 +69,7 @@ def _quiet(old_level: str) -> str:
     return f"""
         n.level <= {old_level} AND NOT EXISTS (
             SELECT FROM achievements a
-            WHERE a.game_id = $2 AND a.criteria IS NOT NULL
+            WHERE a.game_id = r.game_id AND a.criteria IS NOT NULL
               AND CASE a.criteria->>'type'
                     WHEN 'level' THEN n.level >= (a.criteria->>'min')::bigint
                     WHEN 'points' THEN n.points >= (a.criteria->>'min')::bigint
@@ -59,107 +77,115 @@ def _quiet(old_level: str) -> str:
                                      >= (a.criteria->>'min')::bigint
                     ELSE false END
               AND NOT EXISTS (SELECT FROM achievement_unlocks x
-                              WHERE x.user_id = $3 AND x.achievement_id = a.id))"""  # noqa: S608
+                              WHERE x.user_id = r.user_id AND x.achievement_id = a.id))"""  # noqa: S608
 
 
-# $1 key hash, $2 game, $3 player, $4 idempotency key, $5 request hash, $6 points delta,
-# $7 experience delta, $8 level (or null), $9 stats to add (jsonb), $10 id of a new row.
+# Updates come as arrays, one element per update (a batch: see service/batching.py), no
+# two for the same player and game, nor with the same idempotency key.
 #
-# One round trip does it all, or nothing: the key, game and player checks; the replay of
-# a key already used; the upsert of the progress row (ON CONFLICT DO UPDATE locks the row
-# and computes from its latest version, so concurrent updates add up); the week and month
-# scores; the idempotency record (a plain INSERT: the same key in flight elsewhere makes
-# this statement fail on the primary key and roll back, and the caller replays the
-# winner's result); the leaderboards' NOTIFY. Where the update has more to do (an unlock,
-# a level-up) its WHERE leaves the row alone, nothing is written, and the caller takes the
-# careful path. The final SELECT always gives one row saying which case this was.
-FAST_UPDATE_SQL = f"""
+# One round trip does it all, or nothing: each update's key, game and player checks; the
+# replay of a key already used; the upsert of the progress row (ON CONFLICT DO UPDATE locks
+# the row and computes from its latest version, so concurrent updates add up); the week
+# and month scores; the idempotency record (a plain INSERT: the same key in flight
+# elsewhere makes the statement fail on the primary key and roll back, and each update is
+# then tried alone); the leaderboards' NOTIFY. Where an update has more to do (an unlock,
+# a level-up) the upsert's WHERE leaves its row alone, nothing is written for it, and the
+# caller takes the careful path. The rows are locked in (game, player) order, so that
+# concurrent batches cannot deadlock. One row per update comes back, in their order,
+# saying what happened to it.
+FAST_UPDATES_SQL = f"""
 WITH
-k AS (SELECT id, game_id FROM game_api_keys WHERE key_hash = $1),
-g AS (SELECT type = 'GAME' AND status = 'PUBLISHED' AS live FROM content WHERE id = $2),
-u AS (SELECT is_blocked FROM users WHERE id = $3),
-lv AS (SELECT basis, thresholds FROM game_levels WHERE game_id = $2),
-prior AS (
-    SELECT user_id, request_hash, result FROM progress_updates
-    WHERE game_id = $2 AND idempotency_key = $4
+q AS (
+    SELECT * FROM unnest($1::bytea[], $2::uuid[], $3::uuid[], $4::text[], $5::bytea[],
+                         $6::bigint[], $7::bigint[], $8::int[], $9::jsonb[], $10::uuid[])
+        WITH ORDINALITY
+        AS q (key_hash, game_id, user_id, idem, req_hash, dp, dx, lvl, stats, new_id, ord)
+),
+chk AS (
+    SELECT q.*, k.id AS key_id, k.game_id AS key_game,
+           c.type = 'GAME' AND c.status = 'PUBLISHED' AS game_live, u.is_blocked AS blocked,
+           lv.basis, lv.thresholds, pr.request_hash AS prior_hash, pr.result AS prior_result
+    FROM q
+    LEFT JOIN game_api_keys k ON k.key_hash = q.key_hash
+    LEFT JOIN content c ON c.id = q.game_id
+    LEFT JOIN users u ON u.id = q.user_id
+    LEFT JOIN game_levels lv ON lv.game_id = q.game_id
+    LEFT JOIN progress_updates pr ON pr.game_id = q.game_id AND pr.idempotency_key = q.idem
 ),
 go AS (
-    SELECT FROM k, g, u
-    WHERE k.game_id = $2 AND g.live AND NOT u.is_blocked
-      AND NOT EXISTS (SELECT FROM prior)
-      AND ($8::int IS NULL OR NOT EXISTS (SELECT FROM lv))
+    SELECT * FROM chk
+    WHERE key_game = game_id AND game_live AND NOT blocked AND prior_hash IS NULL
+      AND (lvl IS NULL OR basis IS NULL)
 ),
 up AS (
     INSERT INTO user_progress AS p (id, user_id, game_id, level, experience, points, stats)
-    SELECT $10, $3, $2, n.level, n.experience, n.points, n.stats
-    FROM go, LATERAL ({_new_state("new", "1")}) n
+    SELECT r.new_id, r.user_id, r.game_id, n.level, n.experience, n.points, n.stats
+    FROM go r, LATERAL ({_new_state("new", "1")}) n
     WHERE {_quiet("1")}
+    ORDER BY r.game_id, r.user_id
     ON CONFLICT (user_id, game_id) DO UPDATE SET
         (level, experience, points, stats, points_reached_at, last_activity_at, updated_at) = (
             SELECT n.level, n.experience, n.points, n.stats,
-                   CASE WHEN $6 <> 0 THEN now() ELSE p.points_reached_at END, now(), now()
-            FROM ({_new_state("p", "p.level")}) n)
-    WHERE (SELECT {_quiet("p.level")} FROM ({_new_state("p", "p.level")}) n)
-    RETURNING p.level, p.experience, p.points, p.stats, p.last_activity_at
+                   CASE WHEN r.dp <> 0 THEN now() ELSE p.points_reached_at END, now(), now()
+            FROM go r, LATERAL ({_new_state("p", "p.level")}) n
+            WHERE r.user_id = p.user_id AND r.game_id = p.game_id)
+    WHERE (SELECT {_quiet("p.level")}
+           FROM go r, LATERAL ({_new_state("p", "p.level")}) n
+           WHERE r.user_id = p.user_id AND r.game_id = p.game_id)
+    RETURNING p.user_id, p.game_id, p.level, p.experience, p.points, p.stats,
+              p.last_activity_at
+),
+done AS (
+    SELECT go.ord, go.idem, go.req_hash, go.dp, up.*
+    FROM up JOIN go ON go.user_id = up.user_id AND go.game_id = up.game_id
 ),
 board AS (
     INSERT INTO leaderboard_scores AS s (game_id, period, period_start, user_id, points, reached_at)
-    SELECT $2, b.period, b.start, $3, $6, now()
-    FROM up, (VALUES ('week', date_trunc('week', now() AT TIME ZONE 'UTC')::date),
-                     ('month', date_trunc('month', now() AT TIME ZONE 'UTC')::date))
-             AS b (period, start)
-    WHERE $6 <> 0
+    SELECT d.game_id, b.period, b.start, d.user_id, d.dp, now()
+    FROM done d, (VALUES ('week', date_trunc('week', now() AT TIME ZONE 'UTC')::date),
+                         ('month', date_trunc('month', now() AT TIME ZONE 'UTC')::date))
+                 AS b (period, start)
+    WHERE d.dp <> 0
+    ORDER BY d.game_id, b.period, d.user_id
     ON CONFLICT (game_id, period, period_start, user_id) DO UPDATE
     SET points = s.points + excluded.points, reached_at = now()
 ),
 rec AS (
     INSERT INTO progress_updates (game_id, idempotency_key, user_id, request_hash, result)
-    SELECT $2, $4, $3, $5,
-           jsonb_build_object('level', up.level, 'experience', up.experience,
-                              'points', up.points, 'stats', up.stats,
-                              'last_activity_at', up.last_activity_at,
+    SELECT d.game_id, d.idem, d.user_id, d.req_hash,
+           jsonb_build_object('level', d.level, 'experience', d.experience,
+                              'points', d.points, 'stats', d.stats,
+                              'last_activity_at', d.last_activity_at,
                               'unlocked', '[]'::jsonb)
-    FROM up
+    FROM done d
 )
-SELECT (SELECT id FROM k) AS key_id, (SELECT game_id FROM k) AS key_game,
-       (SELECT live FROM g) AS game_live, (SELECT is_blocked FROM u) AS blocked,
-       EXISTS (SELECT FROM lv) AS has_levels,
-       (SELECT request_hash FROM prior) AS prior_hash, (SELECT result FROM prior) AS prior_result,
-       up.level, up.experience, up.points, up.stats, up.last_activity_at,
-       (SELECT pg_notify('{LEADERBOARD_CHANNEL}', $2::text || ':' || $3::text)
-        FROM up WHERE $6 <> 0) AS notified
-FROM (SELECT) AS one LEFT JOIN up ON true
+SELECT c.ord, c.key_id, c.key_game, c.game_live, c.blocked, c.basis IS NOT NULL AS has_levels,
+       c.prior_hash, c.prior_result,
+       d.level, d.experience, d.points, d.stats, d.last_activity_at,
+       CASE WHEN d.dp <> 0
+            THEN pg_notify('{LEADERBOARD_CHANNEL}', d.game_id::text || ':' || d.user_id::text)
+       END AS notified
+FROM chk c LEFT JOIN done d ON d.ord = c.ord
+ORDER BY c.ord
 """  # noqa: S608 - only module constants are interpolated
 
 
-async def fast_update(
-    pool: asyncpg.Pool,
-    *,
-    key_hash: bytes,
-    game_id: uuid.UUID,
-    user_id: uuid.UUID,
-    idempotency_key: str,
-    request_hash: bytes,
-    points: int,
-    experience: int,
-    level: int | None,
-    stats: dict[str, int],
-    new_id: uuid.UUID,
-) -> asyncpg.Record:
-    row: asyncpg.Record = await pool.fetchrow(
-        FAST_UPDATE_SQL,
-        key_hash,
-        game_id,
-        user_id,
-        idempotency_key,
-        request_hash,
-        points,
-        experience,
-        level,
-        stats,
-        new_id,
+async def fast_updates(pool: asyncpg.Pool, updates: Sequence[FastUpdate]) -> list[asyncpg.Record]:
+    """What became of each update, in their order: applied (`level` is set), or why not."""
+    rows: list[asyncpg.Record] = await pool.fetch(
+        FAST_UPDATES_SQL,
+        [u.key_hash for u in updates],
+        [u.game_id for u in updates],
+        [u.user_id for u in updates],
+        [u.idempotency_key for u in updates],
+        [u.request_hash for u in updates],
+        [u.points for u in updates],
+        [u.experience for u in updates],
+        [u.level for u in updates],
+        [u.stats for u in updates],
+        [u.new_id for u in updates],
     )
-    return row
+    return rows
 
 
 # --- access ----------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""What each API process keeps for progress: when it last wrote a key's lastUsedAt, and a
-game's unlock counts for a little while."""
+"""What each API process keeps for progress: the progress updates being written (group
+commit), when it last wrote a key's lastUsedAt, and a game's unlock counts for a while."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import asyncpg
 from gameportal.config import Settings
 from gameportal.progress.repository import reads
 from gameportal.progress.repository import updates as repo
+from gameportal.progress.service.batching import UpdateBatcher
 
 KEY_TOUCH_SECONDS = 60.0
 _MAX_ENTRIES = 10_000  # keys or games remembered; past that, start afresh
@@ -74,6 +75,9 @@ class UnlockStats:
 
 class ProgressRuntime:
     def __init__(self, settings: Settings) -> None:
+        self.batcher = UpdateBatcher(
+            max_batch=settings.progress_batch_size, in_flight=settings.progress_batches_in_flight
+        )
         self.key_use = KeyUse()
         self.unlock_stats = UnlockStats(settings.achievement_stats_seconds)
 

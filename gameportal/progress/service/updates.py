@@ -1,7 +1,8 @@
 """What game servers do: report progress, unlock achievements, read a player's progress.
 
-A progress update first tries the one-statement path (repository.updates.fast_update),
-which applies it when it only adds. When it would unlock something or raise the level, it
+A progress update first tries the one-statement path (repository.updates.fast_updates,
+shared by the updates that arrive together: service/batching.py), which applies it when
+it only adds. When it would unlock something or raise the level, it
 runs here instead, in one transaction with the player's progress row locked: the change,
 the unlocks, their rewards, the level, the week and month scores, the player's
 notifications and the idempotency record commit together or not at all."""
@@ -13,6 +14,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -21,8 +23,6 @@ import structlog
 
 from gameportal.kit.ids import new_id
 from gameportal.kit.schemas import utc_text
-from gameportal.notifications.schemas import opted_out
-from gameportal.notifications.service import enqueue_on
 from gameportal.progress import rules
 from gameportal.progress.board_events import notify_scores
 from gameportal.progress.metrics import LEVEL_UPS, UNLOCKS, UPDATES
@@ -40,12 +40,10 @@ from gameportal.progress.service.errors import (
     PlayerNotFound,
     ProgressNotFound,
 )
+from gameportal.progress.service.notices import tell_player
 from gameportal.progress.service.runtime import ProgressRuntime
 
 log = structlog.get_logger(__name__)
-
-CATEGORY = "achievements"
-_SHORT = 300  # the longest subject or push text the queue takes
 
 
 def request_hash(user_id: uuid.UUID, change: ProgressChange) -> bytes:
@@ -152,20 +150,20 @@ async def report(
 ) -> bytes:
     """Apply a game server's update once per idempotency key; the answer's JSON."""
     fingerprint = request_hash(user_id, change)
+    update = repo.FastUpdate(
+        key_hash=key_hash,
+        game_id=game_id,
+        user_id=user_id,
+        idempotency_key=change.idempotency_key,
+        request_hash=fingerprint,
+        points=change.points_delta,
+        experience=change.experience_delta,
+        level=change.level,
+        stats=change.stats,
+        new_id=new_id(),
+    )
     try:
-        row = await repo.fast_update(
-            pool,
-            key_hash=key_hash,
-            game_id=game_id,
-            user_id=user_id,
-            idempotency_key=change.idempotency_key,
-            request_hash=fingerprint,
-            points=change.points_delta,
-            experience=change.experience_delta,
-            level=change.level,
-            stats=change.stats,
-            new_id=new_id(),
-        )
+        row = await runtime.batcher.submit(partial(repo.fast_updates, pool), update)
     except asyncpg.UniqueViolationError as exc:
         if exc.constraint_name != "pk_progress_updates":
             raise
@@ -306,7 +304,7 @@ async def _apply(
     if gained:
         await repo.add_to_boards(conn, game_id, user_id, gained)
         await notify_scores(conn, game_id, user_id)
-    await _tell_player(conn, ctx, user_id, outcome)
+    await tell_player(conn, user_id, outcome, game_title=ctx["game_title"])
     for rule in outcome.unlocked:
         UNLOCKS.labels("game_server" if rule is grant else "criteria").inc()
     if outcome.levelled_up:
@@ -320,44 +318,6 @@ async def _apply(
             level=after.level if outcome.levelled_up else None,
         )
     return _Applied(row=row, unlocked=[_unlocked(r, unlocked_at[r.id]) for r in outcome.unlocked])
-
-
-def _short(text: str) -> str:
-    return text if len(text) <= _SHORT else text[: _SHORT - 1] + "…"
-
-
-async def _tell_player(
-    conn: asyncpg.Connection, ctx: Mapping[str, Any], user_id: uuid.UUID, outcome: rules.Outcome
-) -> None:
-    """One in-app message per unlock and per level-up (and a push where the player has a
-    device subscribed), unless they opted out of achievements on that channel. Queued in
-    this transaction: they exist only if the unlock does."""
-    notes: list[tuple[str, str | None]] = []
-    for rule in outcome.unlocked:
-        reward = f"+{rule.points} points" if rule.points else None
-        body = " ".join(part for part in (rule.description, reward) if part) or None
-        notes.append((f"Achievement unlocked: {rule.title}", body))
-    if outcome.levelled_up:
-        notes.append((f"Level {outcome.state.level} reached in {ctx['game_title']}", None))
-    if not notes:
-        return
-    reach = await repo.notification_reach(conn, user_id)
-    opt_outs = list(reach["opt_outs"])
-    in_app = not opted_out(opt_outs, "IN_APP", CATEGORY)
-    push = reach["has_push"] and not opted_out(opt_outs, "PUSH", CATEGORY)
-    for subject, body in notes:
-        if in_app:
-            payload: dict[str, Any] = {"subject": _short(subject), "category": CATEGORY}
-            if body:
-                payload["body"] = body
-            await enqueue_on(
-                conn, message_type="IN_APP", payload=payload, recipient_user_id=user_id
-            )
-        if push:
-            payload = {"title": _short(subject), "category": CATEGORY}
-            if body:
-                payload["body"] = _short(body)
-            await enqueue_on(conn, message_type="PUSH", payload=payload, recipient_user_id=user_id)
 
 
 # --- unlocks and reads -----------------------------------------------------------------------
