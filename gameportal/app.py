@@ -47,6 +47,9 @@ from gameportal.observability import (
     refresh_on_scrape,
 )
 from gameportal.progress.admin_router import admin_progress_router
+from gameportal.progress.leaderboard_boards import Leaderboards
+from gameportal.progress.leaderboard_fastpath import LeaderboardFastPath
+from gameportal.progress.leaderboard_router import leaderboard_router
 from gameportal.progress.router import game_server_router, games_router, me_progress_router
 
 DESCRIPTION = """
@@ -68,6 +71,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         listener = PgListener(plain_url(settings.database_url or ""))
         app.state.inbox_hub = InboxHub(listener)
         app.state.content_cache.attach(listener)
+        app.state.leaderboards = Leaderboards(
+            app.state.db.pool,
+            idle_seconds=settings.leaderboard_idle_seconds,
+            name_cache_entries=settings.leaderboard_name_cache_entries,
+        )
+        app.state.leaderboards.attach(listener)
         await listener.start()
         # Everything alive now (the app, its routes, schemas, SQLAlchemy metadata) lives
         # as long as the process: keep it out of the garbage collector's scans. Measured
@@ -77,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await listener.stop()
+            await app.state.leaderboards.close()
             app.state.inbox_hub.close()
             await app.state.db.close()
             process_exiting()
@@ -115,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Before the rest: a public read this process holds is answered at once.
     app.add_middleware(PublicReadFastPath, cache=app.state.content_cache)
+    app.add_middleware(LeaderboardFastPath)  # a leaderboard page this process holds
     if settings.cors_origins:  # outermost, so cached answers carry CORS headers too
         # Browser game clients and the portal front end on other origins; tokens travel in
         # the Authorization header, never cookies, so credentials stay off.
@@ -141,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         content_router,
         tags_router,
         media_router,
+        leaderboard_router,
         game_server_router,
         games_router,
         me_progress_router,

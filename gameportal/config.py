@@ -172,6 +172,11 @@ class Settings(BaseSettings):
     content_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     content_max_age_seconds: int = Field(default=60, ge=0, le=86_400)
 
+    # Leaderboards: each API process holds the boards read (rank lookups in memory), and
+    # drops one nobody has read for this long; display names of ranked players are cached.
+    leaderboard_idle_seconds: float = Field(default=3600, gt=0)
+    leaderboard_name_cache_entries: int = Field(default=100_000, ge=0)
+
     # Progress: how long a game server's idempotency key is remembered (a retry after that
     # applies again), and how long each API process reuses a game's achievement unlock
     # counts (counting costs in proportion to its players).

@@ -77,6 +77,8 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/admin/notifications/{message_id}"): "admin",
     ("POST", "/api/v1/admin/notifications/{message_id}/retry"): "admin",
     ("DELETE", "/api/v1/admin/notifications/{message_id}"): "admin",
+    ("GET", "/api/v1/games/{game_id}/leaderboard"): "anonymous",
+    ("GET", "/api/v1/games/{game_id}/leaderboard/me"): "user",
     # Game servers, with their game's API key: no access token opens these.
     ("POST", "/api/v1/games/{game_id}/players/{user_id}/progress"): "game_server",
     ("GET", "/api/v1/games/{game_id}/players/{user_id}/progress"): "game_server",

@@ -38,6 +38,7 @@ async def create_or_promote_admin(
                 existing.password_hash = password_hash
                 await repo.void_account_tokens(session, existing.id, purpose="password_reset")
                 existing.is_blocked = False
+                await repo.announce_user_changed(session, existing.id)
                 return f"promoted {email} to admin (password reset)"
             session.add(
                 new_user(

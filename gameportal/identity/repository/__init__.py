@@ -37,7 +37,9 @@ from gameportal.identity.repository.throttle import (
     login_attempt_succeeded,
 )
 from gameportal.identity.repository.users import (
+    USER_CHANNEL,
     UserFilter,
+    announce_user_changed,
     delete_user,
     email_taken,
     get_user,
@@ -48,6 +50,7 @@ from gameportal.identity.repository.users import (
 )
 
 __all__ = [
+    "USER_CHANNEL",
     "NewSessionRow",
     "Pruned",
     "ThrottleLimits",
@@ -55,6 +58,7 @@ __all__ = [
     "account_token_owner",
     "add_account_token",
     "add_security_event",
+    "announce_user_changed",
     "claim_login_attempt",
     "claim_registration",
     "delete_user",

@@ -5,10 +5,22 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Select, delete, select
+from sqlalchemy import Select, delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gameportal.models import User, normalize_email
+
+# NOTIFY channel (payload: the user id) for what other processes keep about a player
+# outside this table: a block, unblock, rename or erasure. The leaderboards held in each
+# API process listen, so a blocked or erased player leaves them at once.
+USER_CHANNEL = "gameportal_users"
+
+_NOTIFY = text("SELECT pg_notify(:channel, :id)")
+
+
+async def announce_user_changed(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Delivered when the transaction commits (NOTIFY is transactional)."""
+    await session.execute(_NOTIFY, {"channel": USER_CHANNEL, "id": str(user_id)})
 
 
 async def email_taken(session: AsyncSession, email: str) -> bool:

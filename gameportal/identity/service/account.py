@@ -34,8 +34,9 @@ async def update_me(
     preferences: dict[str, Any] | None,
 ) -> User:
     user = await _load_self(session, principal, lock=True)
-    if name is not None:
+    if name is not None and name != user.name:
         user.name = name
+        await repo.announce_user_changed(session, user.id)  # leaderboards show the name
     if preferences is not None:
         merged = {**user.preferences, **preferences}
         user.preferences = {k: v for k, v in merged.items() if v is not None}
@@ -101,6 +102,7 @@ async def delete_me(
         if admins == [user.id]:
             raise LastAdmin("appoint another administrator before erasing this account")
     await repo.delete_user(session, user.id)
+    await repo.announce_user_changed(session, user.id)  # leaves every leaderboard
     log.info("account_erased", user_id=str(user.id))
 
 

@@ -68,6 +68,7 @@ async def admin_update_user(
         )
         if is_blocked:
             await repo.revoke_sessions(session, user_id=user.id, reason="blocked")
+        await repo.announce_user_changed(session, user.id)  # off (or back on) leaderboards
     await session.flush()
     return user
 

@@ -1,0 +1,106 @@
+"""Leaderboards held by several API processes on one database: a score written anywhere is
+ranked everywhere within a second, and a process whose LISTEN connection was cut reads
+its boards again (the NOTIFYs it missed are gone)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from gameportal.app import create_app
+from gameportal.progress.leaderboard import period_start
+from tests.conftest import PLAYER_IP, make_settings
+from tests.progress.leaderboard_support import (
+    board,
+    bulk_players,
+    bulk_scores,
+    eventually,
+    published_game,
+    set_score,
+)
+
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def other_client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A second API instance on the same database, with its own boards and listener."""
+    other = create_app(make_settings(database_url))
+    async with other.router.lifespan_context(other):
+        transport = httpx.ASGITransport(app=other, client=(PLAYER_IP, 40001))
+        async with httpx.AsyncClient(transport=transport, base_url="http://other") as client:
+            client.app = other  # type: ignore[attr-defined]
+            yield client
+
+
+async def _listening(app: FastAPI) -> None:
+    assert await app.state.leaderboards.listener.wait_connected(10)
+
+
+async def test_a_score_written_through_one_instance_is_ranked_by_the_other_within_a_second(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    other_client: httpx.AsyncClient,
+    db: asyncpg.Pool,
+) -> None:
+    await _listening(app)
+    await _listening(other_client.app)  # type: ignore[attr-defined]
+    game = await published_game(db)
+    players = await bulk_players(db, 100)
+    await bulk_scores(db, game, [(p, i, T0) for i, p in enumerate(players)])
+    week_start = period_start("week", datetime.now(UTC).date())
+    # Both instances hold the boards.
+    for c in (client, other_client):
+        assert (await board(c, game))["items"][0]["userId"] == str(players[-1])
+        assert (await board(c, game, period="week"))["items"] == []
+
+    climber = players[0]
+    # Written on "this" side (as a progress update through this instance would).
+    await set_score(db, game, climber, 1_000)
+    await set_score(db, game, climber, 1_000, period="week", start=week_start)
+
+    async def ranked_first_there() -> bool:
+        top = (await board(other_client, game, limit=1))["items"][0]
+        week = (await board(other_client, game, period="week"))["items"]
+        return top["userId"] == str(climber) and [e["userId"] for e in week] == [str(climber)]
+
+    seconds = await eventually(ranked_first_there, within=1.0)
+    assert seconds < 1.0
+    assert (await board(client, game))["items"] == (await board(other_client, game))["items"]
+
+
+async def test_after_the_listen_connection_is_cut_the_boards_are_read_again(
+    app: FastAPI, client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    await _listening(app)
+    game = await published_game(db)
+    players = await bulk_players(db, 3)
+    await bulk_scores(db, game, [(p, 10 * i, T0) for i, p in enumerate(players)])
+    assert (await board(client, game))["items"][0]["userId"] == str(players[-1])
+
+    # A change whose NOTIFY this process never hears (as while its connection is down).
+    await set_score(db, game, players[0], 999, notify=False)
+    cut = await db.fetchval(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+    )
+    assert cut == 1
+
+    async def read_again() -> bool:
+        return (await board(client, game))["items"][0]["userId"] == str(players[0])
+
+    await eventually(read_again, within=10)
+    # And it listens again: the next change arrives by NOTIFY.
+    await set_score(db, game, players[1], 5_000)
+
+    async def heard() -> bool:
+        return (await board(client, game))["items"][0]["userId"] == str(players[1])
+
+    await eventually(heard)
+    assert uuid.UUID((await board(client, game))["items"][1]["userId"]) == players[0]
