@@ -231,3 +231,35 @@ async def test_reading_progress_before_any(client: httpx.AsyncClient, db: asyncp
     missing = await client.get(w.game.url(user_id), headers=w.game.server)
     assert missing.status_code == 404
     assert missing.json()["type"].endswith(":progress-not-found")
+
+
+async def test_what_vanished_between_check_and_write_is_named(db: asyncpg.Pool) -> None:
+    """An erased player or a deleted achievement shows as the foreign key the write
+    breaks: each gets its own 404, not a 500."""
+    from gameportal.progress.repository import updates as repo
+    from gameportal.progress.service.errors import AchievementNotFound, PlayerNotFound
+    from gameportal.progress.service.updates import _vanished
+
+    game = await db.fetchval(
+        "INSERT INTO content (id, type, title, slug, format, content) "
+        "VALUES ($1, 'GAME', 'G', 'g', 'MARKDOWN', '') RETURNING id",
+        uuid.uuid4(),
+    )
+    async with db.acquire() as conn:
+        for user, achievement, expected in (
+            (uuid.uuid4(), None, PlayerNotFound),
+            (None, uuid.uuid4(), AchievementNotFound),
+        ):
+            if user is None:
+                user = await conn.fetchval(
+                    "INSERT INTO users (id, email, name, password_hash) "
+                    "VALUES ($1, $2, 'n', 'x') RETURNING id",
+                    uuid.uuid4(),
+                    f"{uuid.uuid4().hex}@example.com",
+                )
+            with pytest.raises(asyncpg.ForeignKeyViolationError) as caught:
+                if achievement is None:
+                    await repo.lock_progress(conn, user, game, uuid.uuid4())
+                else:
+                    await repo.insert_unlocks(conn, user, game, [achievement])
+            assert isinstance(_vanished(caught.value, user), expected)

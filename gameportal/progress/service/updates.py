@@ -21,6 +21,7 @@ import asyncpg
 import orjson
 import structlog
 
+from gameportal.errors import PortalError
 from gameportal.kit.ids import new_id
 from gameportal.kit.schemas import utc_text
 from gameportal.progress import rules
@@ -72,6 +73,17 @@ def _allow(row: Mapping[str, Any], game_id: uuid.UUID, user_id: uuid.UUID) -> No
         raise PlayerNotFound(f"no player {user_id}")
     if row["blocked"]:
         raise PlayerBlocked("a blocked player's progress does not change")
+
+
+def _vanished(exc: asyncpg.ForeignKeyViolationError, user_id: uuid.UUID) -> PortalError:
+    """What went away between the checks and the write: the player (erased), the game or
+    the achievement (deleted)."""
+    constraint = exc.constraint_name or ""
+    if constraint.endswith("_users"):
+        return PlayerNotFound(f"no player {user_id}")
+    if constraint.endswith("_achievements"):
+        return AchievementNotFound("the achievement was deleted meanwhile")
+    return GameNotFound("the game was deleted meanwhile")
 
 
 # --- answers ---------------------------------------------------------------------------------
@@ -170,8 +182,8 @@ async def report(
         # The same key was being applied elsewhere and won; this attempt rolled back.
         prior = await repo.prior_update(pool, game_id, change.idempotency_key)
         return _replayed(prior, fingerprint, user_id, game_id)
-    except asyncpg.ForeignKeyViolationError:
-        raise PlayerNotFound(f"no player {user_id}") from None  # erased just now
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise _vanished(exc, user_id) from None
     _allow(row, game_id, user_id)
     await runtime.key_use.used(pool, row["key_id"])
     if row["prior_hash"] is not None:
@@ -234,8 +246,8 @@ async def _careful_update(
             )
             stored = _stored(applied.row, applied.unlocked)
             await repo.record_update(conn, game_id, key, stored)
-    except asyncpg.ForeignKeyViolationError:
-        raise PlayerNotFound(f"no player {user_id}") from None
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise _vanished(exc, user_id) from None
     UPDATES.labels("careful").inc()
     return orjson.dumps(answer(user_id, game_id, stored))
 
@@ -360,8 +372,8 @@ async def unlock(
                 )
                 row, unlocked, new = applied.row, applied.unlocked, True
                 achievement = next(u for u in unlocked if u["id"] == str(wanted.id))
-    except asyncpg.ForeignKeyViolationError:
-        raise PlayerNotFound(f"no player {user_id}") from None
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise _vanished(exc, user_id) from None
     await runtime.key_use.used(pool, ctx["key_id"])
     stored = _stored(row, unlocked)
     progress = answer(user_id, game_id, stored)
