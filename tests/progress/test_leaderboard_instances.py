@@ -24,6 +24,7 @@ from tests.progress.leaderboard_support import (
     published_game,
     set_score,
 )
+from tests.progress.support import player, report, world
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -104,3 +105,40 @@ async def test_after_the_listen_connection_is_cut_the_boards_are_read_again(
 
     await eventually(heard)
     assert uuid.UUID((await board(client, game))["items"][1]["userId"]) == players[0]
+
+
+async def test_progress_reported_through_one_instance_is_ranked_by_the_other(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    other_client: httpx.AsyncClient,
+    db: asyncpg.Pool,
+) -> None:
+    """End to end: game servers report through the progress API of one instance; the
+    other instance's boards (all time and this week) follow within a second."""
+    await _listening(app)
+    await _listening(other_client.app)  # type: ignore[attr-defined]
+    setup = await world(client, db)
+    game = setup.game
+    alice, _ = await player(client)
+    bob, bob_headers = await player(client)
+    for who, points in ((alice, 50), (bob, 30)):
+        assert (await report(client, game, who, pointsDelta=points)).status_code == 200
+    game_id = uuid.UUID(game.id)
+
+    async def order(c: httpx.AsyncClient, **params: str) -> list[tuple[str, int]]:
+        items = (await board(c, game_id, **params))["items"]
+        return [(e["userId"], e["points"]) for e in items]
+
+    async def both_see(expected: list[tuple[str, int]]) -> bool:
+        for c in (client, other_client):
+            if [await order(c), await order(c, period="week")] != [expected, expected]:
+                return False
+        return True
+
+    await eventually(lambda: both_see([(alice, 50), (bob, 30)]))
+    # Bob overtakes, reported through this instance; the other ranks him first in time.
+    assert (await report(client, game, bob, pointsDelta=25)).status_code == 200
+    seconds = await eventually(lambda: both_see([(bob, 55), (alice, 50)]), within=1.0)
+    assert seconds < 1.0
+    mine = await other_client.get(f"/api/v1/games/{game.id}/leaderboard/me", headers=bob_headers)
+    assert mine.json()["rank"] == 1 and mine.json()["points"] == 55
