@@ -47,6 +47,9 @@ from gameportal.progress.service.runtime import ProgressRuntime
 log = structlog.get_logger(__name__)
 
 
+_DEADLOCK_RETRIES = 2
+
+
 def request_hash(user_id: uuid.UUID, change: ProgressChange) -> bytes:
     """What an idempotency key was first used for: the player and the changes."""
     asked = [
@@ -175,7 +178,16 @@ async def report(
         new_id=new_id(),
     )
     try:
-        row = await runtime.batcher.submit(partial(repo.fast_updates, pool), update)
+        for attempt in range(_DEADLOCK_RETRIES + 1):
+            try:
+                row = await runtime.batcher.submit(partial(repo.fast_updates, pool), update)
+                break
+            except asyncpg.DeadlockDetectedError:
+                # Rows are locked in one order everywhere, but a key retried in two places
+                # at once can still cross (one waits on the other's key, the other on its
+                # row); PostgreSQL rolled this side back, nothing of it was written.
+                if attempt == _DEADLOCK_RETRIES:
+                    raise
     except asyncpg.UniqueViolationError as exc:
         if exc.constraint_name != "pk_progress_updates":
             raise
@@ -222,12 +234,13 @@ async def _careful_update(
             levels = _levels(ctx)
             if change.level is not None and levels is not None:
                 raise LevelFollowsThresholds()
+            # The row first, then the key: the order the fast statement takes them in.
+            current = await repo.lock_progress(conn, user_id, game_id, new_id())
             key = change.idempotency_key
             if not await repo.claim_update(conn, game_id, key, user_id, fingerprint):
                 return _replayed(
                     await repo.prior_update(conn, game_id, key), fingerprint, user_id, game_id
                 )
-            current = await repo.lock_progress(conn, user_id, game_id, new_id())
             held = await repo.held_achievements(conn, user_id, game_id)
             applied = await _apply(
                 conn,
