@@ -39,6 +39,7 @@ from gameportal.kit.time import utcnow
 from gameportal.progress import board_events
 from gameportal.progress import leaderboard_repository as repo
 from gameportal.progress.leaderboard import Changed, Period, RankBoard, keys_from_rows
+from gameportal.progress.leaderboard_metrics import BOARDS, LOAD_SECONDS, LOADS, PLAYERS, REREADS
 
 log = structlog.get_logger(__name__)
 
@@ -160,11 +161,15 @@ class Leaderboards:
                 task = self._start_load(key)
             # Shielded: a client that leaves must not cancel the load others wait for.
             board = await asyncio.shield(task)
+        self.touch(board)
+        return board
+
+    def touch(self, board: Board) -> None:
+        """The board was read now; boards idle too long go (checked now and then)."""
         now = time.monotonic()
         board.used_at = now
-        if now - self._swept > SWEEP_EVERY_SECONDS:
+        if now - self._swept > min(SWEEP_EVERY_SECONDS, self.idle_seconds):
             self._sweep(now)
-        return board
 
     async def names(self, users: list[int]) -> dict[int, str]:
         """Display names by user, from the cache or one query for the ones missing."""
@@ -177,6 +182,7 @@ class Leaderboards:
                 missing.append(uuid.UUID(int=user))
             else:
                 found[user] = name
+                cache.move_to_end(user)  # least recently shown goes first
         if missing:
             generation = self._names_generation
             fetched = await repo.display_names(self.pool, missing)
@@ -224,13 +230,17 @@ class Leaderboards:
                 board.used_at = replaced.used_at
             self._boards[key] = board
             self._by_game[game_id].add(key)
+            seconds = time.perf_counter() - started
+            LOADS.labels("first" if replaced is None else "reload").inc()
+            LOAD_SECONDS.observe(seconds)
+            self._count()
             log.info(
                 "leaderboard_loaded",
                 game_id=str(game_id),
                 period=period,
                 period_start=start.isoformat() if start else None,
                 players=len(board.ranks),
-                seconds=round(time.perf_counter() - started, 3),
+                seconds=round(seconds, 3),
             )
             dirty = self._dirty.get(key, set())
             if dirty:
@@ -246,6 +256,11 @@ class Leaderboards:
         for key, board in list(self._boards.items()):
             if now - board.used_at > self.idle_seconds and key not in self._loading:
                 self._drop(key)
+        self._count()
+
+    def _count(self) -> None:
+        BOARDS.set(len(self._boards))
+        PLAYERS.set(self.players_held)
 
     def _drop(self, key: BoardKey) -> None:
         self._boards.pop(key, None)
@@ -340,6 +355,7 @@ class Leaderboards:
         if not pairs:
             return
         periods = {(key[1], key[2]) for key in self._boards if key[2] is not None}
+        REREADS.inc(len(pairs))
         rows = await repo.player_scores(
             self.pool,
             [(game_id, uuid.UUID(int=user)) for game_id, user in pairs],
@@ -358,6 +374,7 @@ class Leaderboards:
                 change = board.ranks.remove(user) if entry is None else board.ranks.set(entry)
                 if change is not None:
                     board.changed(change)
+        PLAYERS.set(self.players_held)
 
     def _renamed(self, user: int) -> None:
         """Pages showing the player carry their old name: drop them."""

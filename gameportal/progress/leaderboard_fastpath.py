@@ -66,7 +66,7 @@ class LeaderboardFastPath:
             return None
         page = board.pages.get((offset, query.limit))
         if page is not None:
-            board.used_at = time.monotonic()  # in use, though only ever answered here
+            boards.touch(board)  # in use, though perhaps only ever answered here
         return page
 
 
