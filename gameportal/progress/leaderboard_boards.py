@@ -339,7 +339,9 @@ class Leaderboards:
                 await self._refresh(batch)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # the database is away: try again shortly
+            except Exception as exc:  # the database is away
+                if self.listener is not None and not self.listener.connected:
+                    return  # the reconnect reads every board again: nothing to retry
                 log.warning("leaderboard_refresh_failed", error=repr(exc), players=len(batch))
                 self._pending |= batch
                 await asyncio.sleep(RETRY_SECONDS)
