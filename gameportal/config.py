@@ -141,6 +141,12 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: str | None = None
     smtp_timeout_seconds: float = Field(default=30, gt=0)
+    # Temporary SMTP failures (4xx, 421, a relay that is down or times out) are retried
+    # the way mail servers do, for days: the wait doubles from the first to the longest,
+    # until the waits add up to the hours (then FAILED). 5xx fail at once.
+    smtp_retry_first_seconds: float = Field(default=60, gt=0)
+    smtp_retry_max_seconds: float = Field(default=30 * 60, gt=0)
+    smtp_retry_hours: float = Field(default=72, gt=0, le=30 * 24)
     mail_from: str = "gameportal <no-reply@localhost>"
     password_reset_ttl_minutes: int = Field(default=30, ge=5, le=24 * 60)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -14,6 +14,16 @@ import asyncpg
 class PermanentError(Exception):
     """The message can never succeed (an invalid address, a gone push endpoint, a payload
     that makes no sense): it fails at once instead of being retried."""
+
+
+class RetryLater(Exception):
+    """A temporary failure on the handler's own schedule (SMTP's, which lasts days): the
+    message is tried again after `delay`, and the attempt does not use up one of its
+    `max_attempts` (the handler raises PermanentError when its schedule is over)."""
+
+    def __init__(self, reason: str, *, delay: timedelta) -> None:
+        super().__init__(reason)
+        self.delay = delay
 
 
 @dataclass(frozen=True)

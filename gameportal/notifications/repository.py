@@ -10,11 +10,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from gameportal.models import Message, NotificationPreference, User
+from gameportal.notifications import sealed
 from gameportal.notifications.registry import ClaimedMessage
 
 CHANNEL = "gameportal_queue"
@@ -210,13 +212,15 @@ due AS (
               m.max_attempts, m.scheduled_at, m.created_at
 )"""
 
-# SENT for every message we still hold the lease of.
-_COMPLETE = """
+# SENT for every message we still hold the lease of. A finished message keeps no sealed
+# secret (sealed.py): erased in the statement that finishes it.
+_COMPLETE = f"""
 UPDATE messages SET status = 'SENT', sent_at = now(), lease_owner = NULL,
-    lease_expires_at = NULL, last_error = NULL, updated_at = now()
+    lease_expires_at = NULL, last_error = NULL, updated_at = now(),
+    payload = {sealed.ERASE_SQL}
 WHERE id = ANY($1::uuid[]) AND lease_owner = $2 AND status = 'PROCESSING'
 RETURNING id
-"""
+"""  # noqa: S608 - only module constants are interpolated
 
 _CLAIM_SQL = f"WITH {_CLAIM} SELECT * FROM claimed"  # noqa: S608 - module constants only
 
@@ -227,7 +231,8 @@ _CLAIM_SQL = f"WITH {_CLAIM} SELECT * FROM claimed"  # noqa: S608 - module const
 _SETTLE_AND_CLAIM_SQL = f"""
 WITH sent AS (
     UPDATE messages SET status = 'SENT', sent_at = now(), lease_owner = NULL,
-        lease_expires_at = NULL, last_error = NULL, updated_at = now()
+        lease_expires_at = NULL, last_error = NULL, updated_at = now(),
+        payload = {sealed.ERASE_SQL}
     WHERE id = ANY($5::uuid[]) AND lease_owner = $3 AND status = 'PROCESSING'
     RETURNING id
 ), {_CLAIM}
@@ -271,17 +276,21 @@ async def complete_and_claim(
 
 
 # A failed attempt: FAILED when permanent or out of attempts, else back to PENDING later.
-_FAIL_SQL = """
+# An attempt on its handler's own schedule ($6 false: RetryLater) does not use one up:
+# max_attempts grows with retry_count, so what is left for other failures stays.
+_FAILS = "($4 OR ($6 AND retry_count + 1 >= max_attempts))"
+_FAIL_SQL = f"""
 UPDATE messages
 SET retry_count = retry_count + 1,
-    status = CASE WHEN $4 OR retry_count + 1 >= max_attempts THEN 'FAILED' ELSE 'PENDING' END,
-    scheduled_at = CASE WHEN $4 OR retry_count + 1 >= max_attempts THEN scheduled_at
-                        ELSE now() + $5::interval END,
+    max_attempts = max_attempts + CASE WHEN $6 THEN 0 ELSE 1 END,
+    status = CASE WHEN {_FAILS} THEN 'FAILED' ELSE 'PENDING' END,
+    scheduled_at = CASE WHEN {_FAILS} THEN scheduled_at ELSE now() + $5::interval END,
+    payload = CASE WHEN {_FAILS} THEN {sealed.ERASE_SQL} ELSE payload END,
     last_error = left($3, 2000), lease_owner = NULL, lease_expires_at = NULL,
     updated_at = now()
 WHERE id = $1 AND lease_owner = $2 AND status = 'PROCESSING'
 RETURNING status
-"""
+"""  # noqa: S608 - only module constants are interpolated
 
 
 async def fail(
@@ -292,10 +301,11 @@ async def fail(
     error: str,
     permanent: bool,
     retry_in: timedelta,
+    uses_attempt: bool = True,
 ) -> str | None:
     """The new status, or None when the lease was lost meanwhile."""
     status: str | None = await pool.fetchval(
-        _FAIL_SQL, message_id, owner, error, permanent, retry_in
+        _FAIL_SQL, message_id, owner, error, permanent, retry_in, uses_attempt
     )
     return status
 
@@ -330,10 +340,11 @@ async def release(pool: asyncpg.Pool, *, ids: list[uuid.UUID], owner: str) -> in
 
 # A lease that ran out means its worker died or hung. That counts as an attempt, so a
 # message that kills every worker that takes it ends FAILED instead of looping forever.
-_REAP_SQL = """
+_REAP_SQL = f"""
 UPDATE messages
 SET retry_count = retry_count + 1,
     status = CASE WHEN retry_count + 1 >= max_attempts THEN 'FAILED' ELSE 'PENDING' END,
+    payload = CASE WHEN retry_count + 1 >= max_attempts THEN {sealed.ERASE_SQL} ELSE payload END,
     last_error = 'lease expired: the worker ' || coalesce(lease_owner, '?')
                  || ' stopped without finishing',
     lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
@@ -345,7 +356,7 @@ WHERE id IN (
 )
 RETURNING id, type, recipient_user_id, payload, priority, retry_count, max_attempts,
           scheduled_at, created_at, status, last_error
-"""
+"""  # noqa: S608 - only module constants are interpolated
 
 
 async def reap_expired(
@@ -390,6 +401,10 @@ async def list_messages(
     return list((await session.scalars(stmt)).all())
 
 
+# Every statement that finishes a message erases its sealed secrets, this one too.
+_PAYLOAD_WITHOUT_SECRETS: ColumnElement[Any] = literal_column(sealed.ERASE_SQL)
+
+
 async def set_status_if(
     session: AsyncSession,
     message_id: uuid.UUID,
@@ -398,6 +413,8 @@ async def set_status_if(
     values: dict[str, Any],
 ) -> Message | None:
     """Change a message only if it is still in `expected` (one conditional UPDATE)."""
+    if values.get("status") in ("SENT", "FAILED"):
+        values = {"payload": _PAYLOAD_WITHOUT_SECRETS, **values}
     row: Message | None = await session.scalar(
         update(Message)
         .where(Message.id == message_id, Message.status == expected)

@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import Field, StringConstraints, TypeAdapter, field_validator
 
 from gameportal.kit.schemas import InputSchema, Schema, UtcDatetime
+from gameportal.notifications import sealed
 from gameportal.notifications.vapid import b64url_decode
 
 MessageType = Literal["EMAIL", "PUSH", "IN_APP", "MEDIA_PROCESSING"]
@@ -24,6 +25,9 @@ class EmailPayload(InputSchema):
     body: Text | None = None
     template: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_.-]{1,64}$")] | None = None
     variables: dict[str, Any] = Field(default_factory=dict)
+    # Variables only the worker may read (a one-time link), sealed by the server itself
+    # (sealed.py); the admin routes refuse them and show `[sealed]`.
+    sealed_variables: Annotated[str, StringConstraints(max_length=8000)] | None = None
     category: Literal["transactional", "account", "achievements", "marketing"] = "transactional"
 
 
@@ -86,11 +90,17 @@ class MessageRead(Schema):
     id: uuid.UUID
     type: MessageType
     recipient_user_id: uuid.UUID | None
-    payload: dict[str, Any]
+    payload: dict[str, Any] = Field(
+        description="As queued, except secrets: `sealedVariables` (a one-time link in an "
+        "account mail) reads `[sealed]`, and `[erased]` once the message is finished"
+    )
     status: Literal["PENDING", "PROCESSING", "SENT", "FAILED"]
     priority: int
     retry_count: int
-    max_attempts: int
+    max_attempts: int = Field(
+        description="Attempts allowed; grows by one with each temporary SMTP failure, which "
+        "the SMTP retry schedule governs instead"
+    )
     scheduled_at: UtcDatetime
     created_at: UtcDatetime
     sent_at: UtcDatetime | None
@@ -102,6 +112,11 @@ class MessageRead(Schema):
         "outbox put a mail"
     )
     dedupe_key: str | None
+
+    @field_validator("payload")
+    @classmethod
+    def _without_secrets(cls, payload: dict[str, Any]) -> dict[str, Any]:
+        return sealed.redacted(payload)
 
 
 class QueueCount(Schema):

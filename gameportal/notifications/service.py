@@ -22,6 +22,7 @@ from gameportal.kit.ids import new_id
 from gameportal.models import Message
 from gameportal.notifications import inbox_repository as inbox_repo
 from gameportal.notifications import repository as repo
+from gameportal.notifications import sealed
 from gameportal.notifications import unsubscribe as unsubscribe_links
 from gameportal.notifications.schemas import (
     OPTIONAL_CATEGORIES,
@@ -222,6 +223,9 @@ async def admin_create(session: AsyncSession, admin_id: uuid.UUID, body: Message
         session, body.recipient_user_id
     ):
         raise InvalidField("recipientUserId", "no user has this id", "not_found")
+    if sealed.FIELD in body.payload:
+        # Sealed by the server for the worker alone; an admin has nothing to seal.
+        raise InvalidField(f"payload.{sealed.FIELD}", "is set by the server only", "forbidden")
     message_id = await enqueue(
         session,
         message_type=body.type,
@@ -263,7 +267,8 @@ async def admin_get(session: AsyncSession, message_id: uuid.UUID) -> Message:
 
 
 async def admin_retry(session: AsyncSession, message_id: uuid.UUID) -> Message:
-    """A FAILED message gets a fresh set of attempts; its last error stays for the record."""
+    """A FAILED message gets a fresh set of attempts; its last error stays for the record.
+    (One whose one-time link was erased when it failed fails again, saying so.)"""
     await admin_get(session, message_id)
     row = await repo.set_status_if(
         session,

@@ -32,6 +32,7 @@ from gameportal.notifications.registry import (
     ClaimedMessage,
     Delivery,
     PermanentError,
+    RetryLater,
     final_failure_hook,
     handler_for,
     periodic_tasks,
@@ -70,6 +71,8 @@ class _Failure:
     error: str
     permanent: bool
     retry_in: timedelta
+    # False for a RetryLater: the handler's own schedule, not max_attempts, decides.
+    uses_attempt: bool = True
 
 
 def new_owner() -> str:
@@ -276,6 +279,8 @@ class Worker:
             .encode("utf-8", "replace")
             .decode("utf-8")
         )
+        if isinstance(exc, RetryLater):
+            return _Failure(message, error, permanent, exc.delay, uses_attempt=False)
         retry_in = retry_delay(message.retry_count, base=self.config.retry_base_seconds)
         return _Failure(message, error, permanent, retry_in)
 
@@ -386,6 +391,7 @@ class Worker:
                 error=failure.error,
                 permanent=failure.permanent,
                 retry_in=failure.retry_in,
+                uses_attempt=failure.uses_attempt,
             )
 
         if final_failure_hook(failure.message.type) is None:

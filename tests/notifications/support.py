@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from gameportal.db import plain_url
 from gameportal.notifications.channels import register_builtin_handlers
 from gameportal.notifications.registry import close_handlers, unregister_handler
+from gameportal.notifications.sealed import FIELD, unseal
 from gameportal.notifications.worker import Worker, WorkerConfig
 
 BUILTIN_TYPES = ("IN_APP", "EMAIL", "PUSH")
@@ -66,3 +67,16 @@ async def settled(db: asyncpg.Pool, status: str, count: int = 1) -> None:
         return found >= count
 
     await wait_for(reached, within=10)
+
+
+async def queued_link(db: asyncpg.Pool, secret_key: str, template: str) -> str:
+    """The one-time link of the newest queued `template` mail (password_reset,
+    verify_email), opened the way the worker opens it: the row holds it sealed."""
+    row = await db.fetchrow(
+        "SELECT recipient_user_id, payload FROM messages WHERE payload->>'template' = $1 "
+        "ORDER BY id DESC LIMIT 1",
+        template,
+    )
+    assert row is not None, f"no {template} mail is queued"
+    link: str = unseal(secret_key, row["recipient_user_id"], row["payload"][FIELD])["link"]
+    return link

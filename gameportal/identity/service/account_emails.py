@@ -14,6 +14,7 @@ from gameportal.identity.service.context import Identity, Principal
 from gameportal.identity.tokens import hash_refresh_token, new_refresh_token
 from gameportal.kit.time import utcnow
 from gameportal.models import User, normalize_email
+from gameportal.notifications.sealed import seal
 from gameportal.notifications.service import enqueue
 
 log = structlog.get_logger(__name__)
@@ -75,7 +76,10 @@ async def _mail_token(
         recipient_user_id=user.id,
         payload={
             "template": purpose,
-            "variables": {"link": link, **variables},
+            "variables": variables,
+            # The link is the token: sealed for the worker alone, so that no admin route,
+            # database row or backup shows it, and erased once the mail is out.
+            "sealedVariables": seal(identity.settings.secret_key, user.id, {"link": link}),
             "category": "account",
         },
         priority=10,

@@ -10,14 +10,21 @@ import ssl
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from typing import Any
 
 import aiosmtplib
 import structlog
 
 from gameportal.config import Settings
-from gameportal.notifications import outbox
+from gameportal.notifications import outbox, sealed
+from gameportal.notifications.backoff import Schedule
 from gameportal.notifications.fanout import fan_out
-from gameportal.notifications.registry import ClaimedMessage, Delivery, PermanentError
+from gameportal.notifications.registry import (
+    ClaimedMessage,
+    Delivery,
+    PermanentError,
+    RetryLater,
+)
 from gameportal.notifications.schemas import OPTIONAL_CATEGORIES, opted_out
 from gameportal.notifications.templates import UnknownTemplate, render
 from gameportal.notifications.unsubscribe import Unsubscribe, sign
@@ -38,6 +45,7 @@ _NOTE_SQL = "UPDATE messages SET note = $2 WHERE id = $1 AND lease_owner = $3"
 class EmailChannel:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.schedule = Schedule.of(settings)
 
     async def __call__(self, message: ClaimedMessage, delivery: Delivery) -> None:
         if message.recipient_user_id is None:
@@ -57,12 +65,20 @@ class EmailChannel:
         except (ValueError, TypeError) as exc:  # an address or name mail cannot carry
             raise PermanentError(f"cannot compose the mail: {exc}") from None
         if self.settings.smtp_host:
-            await self.send(mail)
+            try:
+                await self.send(mail)
+            except TemporarySmtpFailure as exc:
+                delay = self.schedule.next_delay(message.retry_count)
+                if delay is None:
+                    raise PermanentError(
+                        f"gave up after {message.retry_count + 1} attempts over "
+                        f"{self.settings.smtp_retry_hours:g} h of temporary failures "
+                        f"(GAMEPORTAL_SMTP_RETRY_HOURS); the last: {exc}"
+                    ) from None
+                raise RetryLater(str(exc), delay=delay) from None
             return
         # Development: no mail server, so the mail goes where a developer can read it.
-        path = await asyncio.to_thread(
-            outbox.write, self.settings.outbox_dir, message.id, mail
-        )
+        path = await asyncio.to_thread(outbox.write, self.settings.outbox_dir, message.id, mail)
         await delivery.pool.execute(
             _NOTE_SQL, message.id, f"no SMTP server is set: written to {path}", delivery.worker
         )
@@ -73,10 +89,9 @@ class EmailChannel:
     ) -> EmailMessage:
         payload = message.payload
         if payload.get("template"):
+            variables = {"name": name, **payload.get("variables", {}), **self._unsealed(message)}
             try:
-                rendered = render(
-                    payload["template"], language, {"name": name, **payload.get("variables", {})}
-                )
+                rendered = render(payload["template"], language, variables)
             except UnknownTemplate:
                 raise PermanentError(f"no mail template {payload['template']!r}") from None
             subject, text, body_html = rendered.subject, rendered.text, rendered.html
@@ -106,23 +121,99 @@ class EmailChannel:
         mail.add_alternative(body_html, subtype="html")
         return mail
 
-    async def send(self, mail: EmailMessage) -> None:
-        s = self.settings
-        try:
-            await aiosmtplib.send(
-                mail,
-                hostname=s.smtp_host,
-                port=s.smtp_port,
-                username=s.smtp_username,
-                password=s.smtp_password,
-                use_tls=s.smtp_tls,
-                start_tls=s.smtp_starttls,
-                timeout=s.smtp_timeout_seconds,
-                tls_context=ssl.create_default_context() if s.smtp_tls or s.smtp_starttls else None,
+    def _unsealed(self, message: ClaimedMessage) -> dict[str, Any]:
+        value = message.payload.get(sealed.FIELD)
+        if value is None:
+            return {}
+        if value == sealed.ERASED or message.recipient_user_id is None:
+            raise PermanentError(
+                "its one-time link was erased when the message ended; the player has to ask "
+                "for a new one"
             )
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            raise PermanentError(f"the mail server refused the address: {exc}") from None
-        except aiosmtplib.SMTPResponseException as exc:
-            if 500 <= exc.code < 600:  # a permanent SMTP answer
-                raise PermanentError(f"SMTP {exc.code}: {exc.message}") from None
-            raise
+        try:
+            return sealed.unseal(self.settings.secret_key, message.recipient_user_id, value)
+        except sealed.Unsealable:
+            raise PermanentError(
+                "its sealed variables do not open: was GAMEPORTAL_SECRET_KEY changed since it "
+                "was queued? The player has to ask for a new link"
+            ) from None
+
+    async def send(self, mail: EmailMessage) -> None:
+        """One SMTP conversation, from connecting to QUIT, within
+        GAMEPORTAL_SMTP_TIMEOUT_SECONDS as a whole: aiosmtplib's own timeout bounds each
+        reply, so a server answering slowly but steadily could hold a send (and the
+        worker's shutdown) for minutes. Raises PermanentError on a 5xx reply and
+        TemporarySmtpFailure on anything worth another try."""
+        s = self.settings
+        client = aiosmtplib.SMTP(
+            hostname=s.smtp_host,
+            port=s.smtp_port,
+            username=s.smtp_username,
+            password=s.smtp_password,
+            use_tls=s.smtp_tls,
+            start_tls=s.smtp_starttls,
+            timeout=s.smtp_timeout_seconds,
+            tls_context=ssl.create_default_context() if s.smtp_tls or s.smtp_starttls else None,
+        )
+        accepted = False
+        try:
+            async with asyncio.timeout(s.smtp_timeout_seconds):
+                await client.connect()
+                await client.send_message(mail)
+                accepted = True
+                await client.quit()
+        except Exception as exc:
+            if accepted:
+                # The server took the mail; only the goodbye went wrong. Sending it again
+                # would deliver it twice.
+                log.info("smtp_quit_failed", error=f"{type(exc).__name__}: {exc}")
+                return
+            raise _classified(exc, s.smtp_timeout_seconds) from None
+        finally:
+            client.close()
+
+
+class TemporarySmtpFailure(Exception):
+    """An SMTP failure worth another try: a 4xx reply, 421, a connection refused, reset or
+    timed out, a TLS or login problem (the operator can fix those meanwhile)."""
+
+
+def _reply(code: int, message: str) -> str:
+    return f"{code} {message}".strip()
+
+
+def _classified(exc: Exception, timeout: float) -> Exception:
+    """What the worker is to make of an SMTP failure: PermanentError for a 5xx reply
+    (RFC 5321 4.2.1: do not repeat the same request), TemporarySmtpFailure otherwise. The
+    error names the step and quotes the server's reply."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        # Every recipient refused (one that accepted would have let the mail through).
+        refusals = "; ".join(
+            f"{_reply(r.code, r.message)} for <{r.recipient}>" for r in exc.recipients
+        )
+        if all(500 <= r.code < 600 for r in exc.recipients):
+            return PermanentError(f"SMTP refused the recipient at RCPT: {refusals}")
+        return TemporarySmtpFailure(f"SMTP deferred the recipient at RCPT: {refusals}")
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        step = _STEPS.get(type(exc), "the conversation")
+        text = f"SMTP {_reply(exc.code, exc.message)} at {step}"
+        if 500 <= exc.code < 600 and not isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+            return PermanentError(text)
+        # 4xx (421 included) is temporary by definition. A refused login is the relay's
+        # configuration, not this mail's fault: it waits for the operator to fix it.
+        return TemporarySmtpFailure(text)
+    if isinstance(exc, ValueError):  # an address aiosmtplib will not put on the wire
+        return PermanentError(f"cannot send to this address: {exc}")
+    if isinstance(exc, TimeoutError):
+        return TemporarySmtpFailure(f"the SMTP conversation timed out after {timeout:g} s")
+    return TemporarySmtpFailure(f"{type(exc).__name__}: {exc}")
+
+
+_STEPS: dict[type[Exception], str] = {
+    aiosmtplib.SMTPConnectResponseError: "the greeting",
+    aiosmtplib.SMTPHeloError: "EHLO",
+    aiosmtplib.SMTPAuthenticationError: "AUTH",
+    aiosmtplib.SMTPSenderRefused: "MAIL FROM",
+    aiosmtplib.SMTPRecipientRefused: "RCPT",
+    aiosmtplib.SMTPDataError: "DATA",
+}
