@@ -125,6 +125,8 @@ def serve(
                     loop="uvloop",
                     http="httptools",
                     log_level=settings.log_level.lower(),
+                    # Without it uvicorn waits for every open response, however long.
+                    timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
                 )
             finally:
                 child.stop()

@@ -214,6 +214,10 @@ class Settings(BaseSettings):
     s3_secret_access_key: str | None = None
 
     # HTTP
+    # On SIGTERM `gameportal serve` ends live notification streams at once (their clients
+    # reconnect, to another instance) and gives other requests this long to finish; any
+    # still running are then cancelled and the process exits.
+    shutdown_timeout_seconds: int = Field(default=10, ge=1, le=3600)
     trusted_proxies: list[str] = Field(default_factory=list)
     max_json_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     cors_origins: list[str] = Field(default_factory=list)

@@ -7,3 +7,10 @@ import uuid_utils
 
 def new_id() -> uuid.UUID:
     return uuid.UUID(bytes=uuid_utils.uuid7().bytes)
+
+
+def first_id_at(unix_seconds: float) -> uuid.UUID:
+    """The smallest UUIDv7 of that millisecond: every id made from then on sorts above it
+    (the first 48 bits are the time in milliseconds, then the version and variant)."""
+    millis = int(unix_seconds * 1000)
+    return uuid.UUID(int=(millis << 80) | (0x7 << 76) | (0b10 << 62))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -64,37 +65,61 @@ async def list_inbox(
     return list(result.all())
 
 
-# A live stream hears of a message while its worker is still marking it SENT (the
-# announcement is part of delivering it), so one message asked for by id may be PROCESSING.
-_SINCE_SQL = """
-SELECT m.id, m.payload, m.created_at, m.sent_at, r.read_at,
-       m.recipient_user_id IS NULL AS broadcast
+# --- live streams (asyncpg: a stream outlives pooled ORM connections across an outage) -----
+#
+# A stream hears of a message while its worker is still marking it SENT (the announcement
+# is part of delivering it), so PROCESSING counts as delivered here: a replay run just
+# after an announcement it missed must still find that message. One that is PROCESSING
+# and not yet announced will be announced; the stream skips what it has sent.
+_STREAM_COLUMNS = "m.id, m.payload, m.created_at, m.sent_at"
+
+_STREAM_SINCE_SQL = f"""
+WITH found AS (
+    (SELECT {_STREAM_COLUMNS}, false AS broadcast FROM messages m
+     WHERE m.recipient_user_id = $1 AND m.id > $2
+       AND m.type = 'IN_APP' AND m.status IN ('SENT', 'PROCESSING')
+     ORDER BY m.id LIMIT $3)
+    UNION ALL
+    (SELECT {_STREAM_COLUMNS}, true FROM messages m
+     WHERE m.type = 'IN_APP' AND m.recipient_user_id IS NULL AND m.status = 'SENT'
+       AND m.id > $2
+     ORDER BY m.id LIMIT $3)
+    UNION ALL
+    (SELECT {_STREAM_COLUMNS}, true FROM messages m
+     WHERE m.status = 'PROCESSING' AND m.type = 'IN_APP' AND m.recipient_user_id IS NULL
+       AND m.id > $2
+     ORDER BY m.id LIMIT $3)
+)
+SELECT f.*, r.read_at FROM found f
+LEFT JOIN notification_reads r ON r.message_id = f.id AND r.user_id = $1
+ORDER BY f.id
+LIMIT $3
+"""  # noqa: S608 - only module constants are interpolated
+
+_STREAM_IDS_SQL = f"""
+SELECT {_STREAM_COLUMNS}, m.recipient_user_id IS NULL AS broadcast, r.read_at
 FROM messages m
-LEFT JOIN notification_reads r ON r.message_id = m.id AND r.user_id = :me
-WHERE m.type = 'IN_APP'
-  AND (m.recipient_user_id = :me OR m.recipient_user_id IS NULL)
-  AND (m.status = 'SENT'
-       OR (m.status = 'PROCESSING' AND m.id = CAST(:only AS uuid)))
-  AND (CAST(:after AS uuid) IS NULL OR m.id > CAST(:after AS uuid))
-  AND (CAST(:only AS uuid) IS NULL OR m.id = CAST(:only AS uuid))
+LEFT JOIN notification_reads r ON r.message_id = m.id AND r.user_id = $1
+WHERE m.id = ANY($2::uuid[]) AND m.type = 'IN_APP' AND m.status IN ('SENT', 'PROCESSING')
+  AND (m.recipient_user_id = $1 OR m.recipient_user_id IS NULL)
 ORDER BY m.id
-LIMIT :limit
-"""
+"""  # noqa: S608 - only module constants are interpolated
 
 
-async def inbox_after(
-    session: AsyncSession,
-    user_id: uuid.UUID,
-    *,
-    after: uuid.UUID | None = None,
-    only: uuid.UUID | None = None,
-    limit: int = 500,
-) -> list[Row[tuple[object, ...]]]:
-    """Oldest first: what a resuming stream missed (`after`), or one message (`only`)."""
-    result = await session.execute(
-        text(_SINCE_SQL), {"me": user_id, "after": after, "only": only, "limit": limit}
-    )
-    return list(result.all())
+async def stream_since(
+    pool: asyncpg.Pool, user_id: uuid.UUID, *, after: uuid.UUID, limit: int
+) -> list[asyncpg.Record]:
+    """Oldest first: the inbox messages created after `after` (an id)."""
+    rows: list[asyncpg.Record] = await pool.fetch(_STREAM_SINCE_SQL, user_id, after, limit)
+    return rows
+
+
+async def stream_ids(
+    pool: asyncpg.Pool, user_id: uuid.UUID, ids: list[uuid.UUID]
+) -> list[asyncpg.Record]:
+    """Oldest first: those of `ids` that are in this user's inbox."""
+    rows: list[asyncpg.Record] = await pool.fetch(_STREAM_IDS_SQL, user_id, ids)
+    return rows
 
 
 async def unread_count(session: AsyncSession, user_id: uuid.UUID) -> int:

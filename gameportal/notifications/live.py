@@ -1,22 +1,38 @@
 """Live in-app notifications: one LISTEN connection per API process fans deliveries out to
 the Server-Sent-Event streams connected to it, so a message delivered by any worker
-reaches a player connected to any API instance."""
+reaches a player connected to any API instance.
+
+A NOTIFY reaches only the processes listening at that moment, so the table stays the
+truth: a stream replays from it what it has not sent whenever it may have missed an
+announcement (LISTEN was down, or the stream fell too far behind), and a client that
+reconnects with `Last-Event-ID` gets everything created after that event. Ending a
+session is announced the same way (SESSIONS_ENDED_CHANNEL), so its streams end
+at once in every process."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import random
+import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Final
 
 import asyncpg
 import orjson
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from gameportal.errors import PortalError
 from gameportal.identity import repository as identity_repo
+from gameportal.identity.repository.sessions import SESSIONS_ENDED_CHANNEL
+from gameportal.kit.ids import first_id_at
 from gameportal.kit.listener import PgListener
 from gameportal.notifications import service
 from gameportal.notifications.channels.in_app import INBOX_CHANNEL
@@ -24,36 +40,150 @@ from gameportal.notifications.schemas import InboxItem
 
 log = structlog.get_logger(__name__)
 
-QUEUE_LIMIT = 1000  # per stream; a client this far behind resumes with Last-Event-ID
+# Announcements a stream holds before it gives up on them and catches up from the table.
+QUEUE_LIMIT = 1000
+HEARTBEAT_SECONDS = 15.0  # a keep-alive, and the session checked again (expiry, idling)
+REPLAY_PAGE = 500
+# A new stream's answer while this process cannot promise it every message.
+RETRY_AFTER_SECONDS = 2
+
+# What a stream's database call raises when the server is away or the connection breaks.
+DATABASE_ERRORS: Final = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    DBAPIError,
+    PoolTimeout,
+    TimeoutError,
+)
+
+
+class LiveUnavailable(PortalError):
+    status = 503
+    slug = "live-unavailable"
+    title = "Live notifications are unavailable for a moment"
+
+
+@dataclass(frozen=True)
+class Ending:
+    """Why the server ends a stream, and the `retry:` hint (ms) its last line carries."""
+
+    reason: str
+    retry_ms: int | None
+
+
+def _ending(reason: str) -> Ending:
+    # Jittered, so that thousands of clients cut at once do not come back at once.
+    if reason == "shutdown":  # another instance, or this one restarted, takes them soon
+        return Ending(reason, random.randint(500, 3000))  # noqa: S311 - jitter
+    if reason == "database":  # the server is away: give it a moment
+        return Ending(reason, random.randint(2000, 5000))  # noqa: S311 - jitter
+    return Ending(reason, None)  # the session ended: a reconnect gets 401
+
+
+class Heartbeat:
+    """Nothing to send for a while: a comment keeps proxies from closing the stream."""
+
+
+HEARTBEAT: Final = Heartbeat()
+
+Event = InboxItem | Heartbeat | Ending
+
+
+class Subscription:
+    """One open stream as the hub sees it: what it must still send or check."""
+
+    __slots__ = ("ending", "pending", "recheck", "resync", "session_id", "user_id", "wake")
+
+    def __init__(self, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
+        self.user_id = user_id
+        self.session_id = session_id
+        self.pending: collections.deque[uuid.UUID] = collections.deque()
+        self.resync = False  # replay from the table: announcements may have been missed
+        self.recheck = False  # a session of this user ended: is this one still live?
+        self.ending: Ending | None = None
+        self.wake = asyncio.Event()
+
+    def announce(self, message_id: uuid.UUID) -> None:
+        if len(self.pending) >= QUEUE_LIMIT:
+            self.resync = True  # far behind: it catches up from the table instead
+        else:
+            self.pending.append(message_id)
+        self.wake.set()
+
+    def end(self, ending: Ending) -> None:
+        if self.ending is None:
+            self.ending = ending
+        self.wake.set()
 
 
 class InboxHub:
-    """Fans inbox NOTIFYs out to the streams connected to this process."""
+    """Fans inbox and ended-session NOTIFYs out to the streams connected to this process."""
 
     def __init__(self, listener: PgListener) -> None:
         self.listener = listener
-        self._streams: dict[uuid.UUID, set[asyncio.Queue[uuid.UUID | None]]] = defaultdict(set)
+        self.shutting_down = False
+        self._streams: dict[uuid.UUID, set[Subscription]] = defaultdict(set)
         listener.on(INBOX_CHANNEL, self._deliver)
+        listener.on(SESSIONS_ENDED_CHANNEL, self._sessions_ended)
+        listener.on_state(self._listening)
 
-    def close(self) -> None:
-        for queues in self._streams.values():
-            for queue in queues:
-                queue.put_nowait(None)  # ends the stream
+    @property
+    def available(self) -> bool:
+        """Whether a new stream would hear every delivery: LISTEN is up (so is the
+        database) and the server is not stopping."""
+        return self.listener.connected and not self.shutting_down
+
+    def check_available(self) -> None:
+        if self.shutting_down:
+            detail = "this server is shutting down; connect again"
+        elif not self.listener.connected:
+            detail = "the server is reconnecting to its database; connect again shortly"
+        else:
+            return
+        raise LiveUnavailable(detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+    def shut_down(self) -> None:
+        """The server is stopping: end every stream now, each with a hint to reconnect
+        (elsewhere), and accept no new ones, so that nothing holds the shutdown up."""
+        self.shutting_down = True
+        for subscription in self._all():
+            subscription.end(_ending("shutdown"))
+
+    close = shut_down
 
     async def wait_connected(self, within: float) -> bool:
         return await self.listener.wait_connected(within)
 
-    def subscribe(self, user_id: uuid.UUID) -> asyncio.Queue[uuid.UUID | None]:
-        queue: asyncio.Queue[uuid.UUID | None] = asyncio.Queue(QUEUE_LIMIT)
-        self._streams[user_id].add(queue)
-        return queue
+    def subscribe(self, user_id: uuid.UUID, session_id: uuid.UUID) -> Subscription:
+        subscription = Subscription(user_id, session_id)
+        if self.shutting_down:
+            subscription.end(_ending("shutdown"))
+        self._streams[user_id].add(subscription)
+        return subscription
 
-    def unsubscribe(self, user_id: uuid.UUID, queue: asyncio.Queue[uuid.UUID | None]) -> None:
-        queues = self._streams.get(user_id)
-        if queues is not None:
-            queues.discard(queue)
-            if not queues:
-                del self._streams[user_id]
+    def unsubscribe(self, subscription: Subscription) -> None:
+        subscriptions = self._streams.get(subscription.user_id)
+        if subscriptions is not None:
+            subscriptions.discard(subscription)
+            if not subscriptions:
+                del self._streams[subscription.user_id]
+
+    @property
+    def open_streams(self) -> int:
+        return sum(len(s) for s in self._streams.values())
+
+    def _all(self) -> Iterator[Subscription]:
+        return (s for subscriptions in list(self._streams.values()) for s in list(subscriptions))
+
+    def _listening(self, connected: bool) -> None:
+        if not connected:
+            return
+        # Back after a gap: whatever was announced meanwhile went nowhere, and a session
+        # may have ended unheard. Every stream catches up from the tables.
+        for subscription in self._all():
+            subscription.resync = subscription.recheck = True
+            subscription.wake.set()
 
     def _deliver(self, payload: str) -> None:
         try:
@@ -63,60 +193,127 @@ class InboxHub:
         except (ValueError, KeyError, TypeError):
             log.warning("inbox_notify_unreadable", payload=payload[:200])
             return
-        targets = (
-            [q for queues in self._streams.values() for q in queues]
-            if to is None
-            else list(self._streams.get(to, ()))
-        )
-        for queue in targets:
-            with contextlib.suppress(asyncio.QueueFull):  # it will resume from the database
-                queue.put_nowait(message_id)
+        targets = self._all() if to is None else iter(list(self._streams.get(to, ())))
+        for subscription in targets:
+            subscription.announce(message_id)
+
+    def _sessions_ended(self, payload: str) -> None:
+        try:
+            user_id = uuid.UUID(payload)
+        except ValueError:
+            log.warning("sessions_ended_notify_unreadable", payload=payload[:200])
+            return
+        for subscription in self._streams.get(user_id, ()):
+            subscription.recheck = True
+            subscription.wake.set()
 
 
-HEARTBEAT_SECONDS = 15.0
+class _Sent:
+    """The ids a stream sent above its replay floor: a replay skips them. Bounded: past
+    SEEN_LIMIT the oldest are forgotten and the floor rises over them."""
+
+    SEEN_LIMIT = 2 * QUEUE_LIMIT
+
+    def __init__(self, floor: uuid.UUID) -> None:
+        self.floor = floor
+        self._ids: set[uuid.UUID] = set()
+
+    def __contains__(self, message_id: uuid.UUID) -> bool:
+        return message_id in self._ids
+
+    def add(self, message_id: uuid.UUID) -> None:
+        self._ids.add(message_id)
+        if len(self._ids) > self.SEEN_LIMIT:
+            ordered = sorted(self._ids)
+            keep = ordered[-QUEUE_LIMIT:]
+            self.floor = max(self.floor, ordered[-QUEUE_LIMIT - 1])
+            self._ids = set(keep)
 
 
 async def inbox_events(
     hub: InboxHub,
-    sessionmaker: async_sessionmaker[AsyncSession],
     pool: asyncpg.Pool,
     *,
     user_id: uuid.UUID,
     session_id: uuid.UUID,
     idle: timedelta,
     after: uuid.UUID | None,
-) -> AsyncIterator[InboxItem | None]:
+) -> AsyncIterator[Event]:
     """What one player's stream carries: missed notifications first (after `after`), then
-    each new one as it is delivered; None for a heartbeat. Ends when the player's session
-    does (checked at each heartbeat) or the hub stops."""
-    queue = hub.subscribe(user_id)  # before the replay, so nothing falls in between
+    each new one as it is delivered; a Heartbeat when there is nothing to say; and last,
+    an Ending when the server ends it (its session ended, the database went away, the
+    server is stopping). A client that goes away just stops iterating."""
+    subscription = hub.subscribe(user_id, session_id)  # before the replay: nothing between
+    # A replay sends what was created after the client's last event, or after the stream
+    # opened: ids are time-ordered (UUIDv7).
+    sent = _Sent(after if after is not None else first_id_at(time.time()))
+    loop = asyncio.get_running_loop()
     try:
-        sent: set[uuid.UUID] = set()
-        if after is not None:
-            async with sessionmaker() as session:
-                missed = await service.inbox_after(session, user_id, after=after)
-            for item in missed:
-                sent.add(item.id)
-                yield item
-        while True:
-            try:
-                message_id = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
-            except TimeoutError:
-                live = await identity_repo.live_session_user(
-                    pool, session_id=session_id, user_id=user_id, idle=idle
-                )
-                if live is None:
+        try:
+            if after is not None:
+                async for item in _replay(pool, subscription, sent):
+                    yield item
+            next_check = loop.time() + HEARTBEAT_SECONDS
+            while True:
+                if subscription.ending is not None:
+                    yield subscription.ending
                     return
-                yield None
-                continue
-            if message_id is None:
-                return
-            if message_id in sent:
-                continue
-            async with sessionmaker() as session:
-                found = await service.inbox_after(session, user_id, only=message_id)
-            for item in found:
+                if not subscription.wake.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            subscription.wake.wait(), max(next_check - loop.time(), 0)
+                        )
+                subscription.wake.clear()
+                if subscription.ending is not None:
+                    continue
+                heartbeat = loop.time() >= next_check
+                if subscription.recheck or heartbeat:
+                    subscription.recheck = False
+                    live = await identity_repo.live_session_user(
+                        pool, session_id=session_id, user_id=user_id, idle=idle
+                    )
+                    if live is None:
+                        yield _ending("session")
+                        return
+                    if heartbeat:
+                        next_check = loop.time() + HEARTBEAT_SECONDS
+                        yield HEARTBEAT
+                if subscription.resync:
+                    subscription.resync = False
+                    subscription.pending.clear()  # the replay covers them
+                    async for item in _replay(pool, subscription, sent):
+                        yield item
+                if subscription.pending:
+                    wanted = [i for i in subscription.pending if i not in sent]
+                    subscription.pending.clear()
+                    if wanted:
+                        for item in await service.stream_items(pool, user_id, ids=wanted):
+                            if item.id not in sent:
+                                sent.add(item.id)
+                                yield item
+        except DATABASE_ERRORS:
+            # The database went away under this stream: end it cleanly; the client comes
+            # back with Last-Event-ID and is answered 503 until the server can promise it
+            # every message again, then replayed what it missed.
+            yield _ending("database")
+    finally:
+        hub.unsubscribe(subscription)
+
+
+async def _replay(
+    pool: asyncpg.Pool, subscription: Subscription, sent: _Sent
+) -> AsyncIterator[InboxItem]:
+    """What the stream has not sent of what was created after its floor, page by page;
+    a page at a time, so that a long replay still stops promptly at a shutdown."""
+    after = sent.floor
+    while subscription.ending is None:
+        page = await service.stream_items(
+            pool, subscription.user_id, after=after, limit=REPLAY_PAGE
+        )
+        for item in page:
+            if item.id not in sent:
                 sent.add(item.id)
                 yield item
-    finally:
-        hub.unsubscribe(user_id, queue)
+        if len(page) < REPLAY_PAGE:
+            return
+        after = page[-1].id

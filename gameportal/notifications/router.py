@@ -48,21 +48,36 @@ async def list_notifications(
     return Page[InboxItem](items=items, next_cursor=next_cursor)
 
 
+async def _live_hub(request: Request) -> live.InboxHub:
+    """Checked before the caller is authenticated: during an outage or a shutdown the
+    answer is a 503 with Retry-After whatever else the request holds."""
+    hub: live.InboxHub = request.app.state.inbox_hub
+    hub.check_available()
+    return hub
+
+
+LiveHub = Annotated[live.InboxHub, Depends(_live_hub)]
+
+
 @me_notifications_router.get(
     "/stream",
     response_class=StreamingResponse,
     responses={
         200: {
             "description": "Server-Sent Events: `event: notification` with the item as JSON "
-            "and its id as the event id; `: keep-alive` comments; send `Last-Event-ID` "
-            "to resume without gaps",
+            "and its id as the event id; `: keep-alive` comments. Reconnect with "
+            "`Last-Event-ID` to get every notification created after that one. The server "
+            "ends the stream when the session ends, and, with a last `retry:` saying how "
+            "many milliseconds to wait before reconnecting, when it shuts down or loses "
+            "its database",
             "content": {"text/event-stream": {}},
         },
-        **problem_responses(422),
+        **problem_responses(422, 503),
     },
     summary="Live notifications (Server-Sent Events)",
 )
 async def stream_notifications(
+    hub: LiveHub,
     request: Request,
     principal: CurrentUser,
     identity: IdentityDep,
@@ -76,11 +91,9 @@ async def stream_notifications(
             raise InvalidField(
                 "Last-Event-ID", "must be an event id this stream sent", "uuid_parsing"
             ) from None
-    db = request.app.state.db
     events = live.inbox_events(
-        request.app.state.inbox_hub,
-        db.sessionmaker,
-        db.pool,
+        hub,
+        request.app.state.db.pool,
         user_id=principal.user_id,
         session_id=principal.session_id,
         idle=identity.idle_timeout,
@@ -89,12 +102,16 @@ async def stream_notifications(
 
     async def sse() -> AsyncIterator[bytes]:
         yield b"retry: 3000\n\n"
-        async for item in events:
-            if item is None:
-                yield b": keep-alive\n\n"
+        async for event in events:
+            if isinstance(event, InboxItem):
+                data = event.model_dump_json(by_alias=True)
+                yield f"id: {event.id}\nevent: notification\ndata: {data}\n\n".encode()
+            elif isinstance(event, live.Ending):
+                if event.retry_ms is not None:
+                    yield f"retry: {event.retry_ms}\n\n".encode()
+                return
             else:
-                data = item.model_dump_json(by_alias=True)
-                yield f"id: {item.id}\nevent: notification\ndata: {data}\n\n".encode()
+                yield b": keep-alive\n\n"
 
     return StreamingResponse(
         sse(),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -326,30 +326,39 @@ async def inbox(
     rows = await inbox_repo.list_inbox(
         session, user_id, before=before, limit=limit, unread_only=unread_only
     )
-    return _inbox_items(rows)
+    return _inbox_items(row._mapping for row in rows)
 
 
-async def inbox_after(
-    session: AsyncSession,
+async def stream_items(
+    pool: asyncpg.Pool,
     user_id: uuid.UUID,
     *,
     after: uuid.UUID | None = None,
-    only: uuid.UUID | None = None,
+    ids: list[uuid.UUID] | None = None,
+    limit: int = 500,
 ) -> list[InboxItem]:
-    return _inbox_items(await inbox_repo.inbox_after(session, user_id, after=after, only=only))
+    """For a live stream, oldest first: what was created after `after`, or those of `ids`
+    that are in this user's inbox."""
+    if ids is not None:
+        rows = await inbox_repo.stream_ids(pool, user_id, ids)
+    else:
+        rows = await inbox_repo.stream_since(
+            pool, user_id, after=after or uuid.UUID(int=0), limit=limit
+        )
+    return _inbox_items(rows)
 
 
-def _inbox_items(rows: list[Any]) -> list[InboxItem]:
+def _inbox_items(rows: Iterable[Mapping[Any, Any]]) -> list[InboxItem]:
     return [
         InboxItem(
-            id=row.id,
-            subject=row.payload.get("subject", ""),
-            body=row.payload.get("body"),
-            category=row.payload.get("category", "achievements"),
-            broadcast=row.broadcast,
-            created_at=row.created_at,
-            sent_at=row.sent_at,
-            read_at=row.read_at,
+            id=row["id"],
+            subject=row["payload"].get("subject", ""),
+            body=row["payload"].get("body"),
+            category=row["payload"].get("category", "achievements"),
+            broadcast=row["broadcast"],
+            created_at=row["created_at"],
+            sent_at=row["sent_at"],
+            read_at=row["read_at"],
         )
         for row in rows
     ]

@@ -13,6 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gameportal.models import LoginThrottle, Session
 
+# NOTIFY channel (payload: the user id) sent when sessions of that user end: the live
+# notification streams in every API process listen, and end those of ended sessions at once
+# instead of at their next session check.
+SESSIONS_ENDED_CHANNEL = "gameportal_sessions_ended"
+
 # --- hot paths (asyncpg) -------------------------------------------------------------------
 
 _PRINCIPAL_SQL = """
@@ -76,6 +81,8 @@ async def revoke_session_of_spent_token(
     pool: asyncpg.Pool, *, token_hash: str
 ) -> asyncpg.Record | None:
     row: asyncpg.Record | None = await pool.fetchrow(_REUSE_SQL, token_hash)
+    if row is not None:
+        await pool.execute("SELECT pg_notify($1, $2)", SESSIONS_ENDED_CHANNEL, str(row["user_id"]))
     return row
 
 
@@ -203,7 +210,10 @@ async def revoke_sessions(
     if keep is not None:
         stmt = stmt.where(Session.id != keep)
     result = await session.execute(stmt.returning(Session.id))
-    return len(result.all())
+    ended = len(result.all())
+    if ended:  # delivered when the transaction commits (NOTIFY is transactional)
+        await session.execute(select(func.pg_notify(SESSIONS_ENDED_CHANNEL, str(user_id))))
+    return ended
 
 
 @dataclass(frozen=True)
