@@ -30,6 +30,7 @@ from datetime import date, datetime
 from typing import Any
 
 import asyncpg
+import orjson
 import structlog
 
 from gameportal.content.repository import CONTENT_CHANNEL
@@ -50,6 +51,11 @@ SWEEP_EVERY_SECONDS = 60.0
 RETRY_SECONDS = 1.0
 
 
+def player_json(user_id: uuid.UUID, name: str | None) -> bytes:
+    """`"userId":"…","displayName":…`: what orjson writes for those two fields."""
+    return b'"userId":"%b","displayName":%b' % (str(user_id).encode(), orjson.dumps(name))
+
+
 @dataclass(frozen=True, slots=True)
 class CachedPage:
     etag: str
@@ -66,6 +72,17 @@ class Board:
     version: int = 0
     # (offset, limit) -> the rendered page; a change drops the pages it reaches.
     pages: OrderedDict[tuple[int, int], CachedPage] = field(default_factory=OrderedDict)
+    # What every answer about this board starts with, as JSON: `"gameId":…,"period":…,
+    # "periodStart":…`.
+    head: bytes = b""
+
+    def __post_init__(self) -> None:
+        game_id, period, start = self.key
+        self.head = b'"gameId":"%b","period":"%b","periodStart":%b' % (
+            str(game_id).encode(),
+            period.encode(),
+            b'"%b"' % start.isoformat().encode() if start is not None else b"null",
+        )
 
     def changed(self, change: Changed) -> None:
         self.version += 1
@@ -112,7 +129,7 @@ class Leaderboards:
         self._drain: asyncio.Task[None] | None = None
         self._reloads: set[asyncio.Task[Board]] = set()
         self._generation = 0  # bumped when NOTIFYs may have been missed
-        self._names: OrderedDict[int, str] = OrderedDict()
+        self._names: OrderedDict[int, bytes] = OrderedDict()  # player_json by user
         self._names_generation = 0
         self._swept = time.monotonic()
 
@@ -171,26 +188,31 @@ class Leaderboards:
         if now - self._swept > min(SWEEP_EVERY_SECONDS, self.idle_seconds):
             self._sweep(now)
 
-    async def names(self, users: list[int]) -> dict[int, str]:
-        """Display names by user, from the cache or one query for the ones missing."""
+    async def players(self, users: list[int]) -> dict[int, bytes]:
+        """Each player's part of a leaderboard entry, as JSON (`"userId":…,"displayName":…`),
+        from the cache or one query for the ones missing; a player erased meanwhile has a
+        null name. Rendered once per player: formatting ids and names was most of the
+        time of an answer."""
         cache = self._names
-        found: dict[int, str] = {}
+        found: dict[int, bytes] = {}
         missing: list[uuid.UUID] = []
         for user in users:
-            name = cache.get(user)
-            if name is None:
+            part = cache.get(user)
+            if part is None:
                 missing.append(uuid.UUID(int=user))
             else:
-                found[user] = name
+                found[user] = part
                 cache.move_to_end(user)  # least recently shown goes first
         if missing:
             generation = self._names_generation
-            fetched = await repo.display_names(self.pool, missing)
+            names = await repo.display_names(self.pool, missing)
             keep = generation == self._names_generation  # no rename meanwhile
-            for user_id, name in fetched.items():
-                found[user_id.int] = name
-                if keep:
-                    cache[user_id.int] = name
+            for user_id in missing:
+                name = names.get(user_id)
+                part = player_json(user_id, name)
+                found[user_id.int] = part
+                if keep and name is not None:
+                    cache[user_id.int] = part
             while len(cache) > self.name_cache_entries:
                 cache.popitem(last=False)
         return found

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 import httpx
+import orjson
 from fastapi import FastAPI
 
 from gameportal.progress.leaderboard_schemas import LeaderboardPage, MyRank
@@ -119,6 +120,7 @@ async def test_pages_follow_the_cursor_and_match_the_documented_shape(
     assert first.headers["cache-control"] == "public, no-cache"
     body = first.json()
     assert LeaderboardPage.model_validate(body).model_dump(mode="json", by_alias=True) == body
+    assert first.content == orjson.dumps(body)  # built by hand, byte for byte orjson's
     assert body["period"] == "all" and body["periodStart"] is None
     assert [e["rank"] for e in body["items"]] == list(range(1, 11))
     second = await board(client, game, limit=10, cursor=body["nextCursor"])
@@ -186,7 +188,7 @@ async def test_my_rank_is_the_same_entry_as_in_the_list(
     game = await published_game(db)
     others = await bulk_players(db, 40)
     await bulk_scores(db, game, [(p, 10 * i, T0) for i, p in enumerate(others)])
-    me = await register(client, name="Me Myself")
+    me = await register(client, name='Zoë "Me" \\ Myself 🚀')
     my_id = uuid.UUID(me["user"]["id"])
     headers = bearer(me)
 
@@ -206,12 +208,13 @@ async def test_my_rank_is_the_same_entry_as_in_the_list(
     )
     body = response.json()
     assert MyRank.model_validate(body).model_dump(mode="json", by_alias=True) == body
+    assert response.content == orjson.dumps(body)
     assert body["rank"] == 25 and body["points"] == 155
     listed = await whole_board(client, game)
     assert listed[body["rank"] - 1] == {
         "rank": 25,
         "userId": str(my_id),
-        "displayName": "Me Myself",
+        "displayName": 'Zoë "Me" \\ Myself 🚀',
         "points": 155,
     }
     assert body["items"] == listed[19:30]

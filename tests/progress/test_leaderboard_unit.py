@@ -77,11 +77,11 @@ def test_random_changes_agree_with_a_brute_force_sort() -> None:
             board.set(entry_key(*scores[user], user))
     expected = _order(scores)
     assert len(board) == len(expected)
-    assert [e.user for e in board.page(0, len(expected))] == expected
+    assert [e[1] for e in board.page(0, len(expected))] == expected
     for rank, user in enumerate(expected, start=1):
         assert board.rank_of(user) == rank
-    assert [e.rank for e in board.page(10, 5)] == [11, 12, 13, 14, 15]
-    assert [e.user for e in board.page(10, 5)] == expected[10:15]
+    assert [e[0] for e in board.page(10, 5)] == [11, 12, 13, 14, 15]
+    assert [e[1] for e in board.page(10, 5)] == expected[10:15]
     assert board.page(len(expected), 10) == []
 
 
@@ -89,11 +89,11 @@ def test_around_is_the_slice_of_the_list() -> None:
     board = RankBoard(entry_key(100 - i, 0, i + 1) for i in range(20))
     rank, entries = board.around(1 + 9, 3)  # the 10th player
     assert rank == 10
-    assert [e.rank for e in entries] == [7, 8, 9, 10, 11, 12, 13]
+    assert [e[0] for e in entries] == [7, 8, 9, 10, 11, 12, 13]
     assert entries == board.page(6, 7)
     rank, entries = board.around(1, 2)  # the top: nobody above
     assert rank == 1
-    assert [e.rank for e in entries] == [1, 2, 3]
+    assert [e[0] for e in entries] == [1, 2, 3]
     assert board.around(999, 2) == (None, [])
 
 
@@ -105,3 +105,17 @@ def test_changes_report_the_positions_they_reach() -> None:
     assert board.set(entry_key(5, 0, 11)) == Changed(10, None)  # a newcomer, last
     assert board.remove(3) == Changed(3, None)  # everyone below moves up
     assert board.remove(3) is None
+
+
+def test_around_agrees_with_the_list_across_the_inner_sublists() -> None:
+    """`around` reads the neighbours out of the sorted list's sublist when they are all in
+    it: at every position of a board of several sublists, the same as a page."""
+    rng = random.Random(3)
+    board = RankBoard(
+        entry_key(rng.randint(0, 100), rng.randint(0, 9), uuid.uuid4().int) for _ in range(6_000)
+    )
+    everyone = board.page(0, len(board))
+    for rank, user, _ in everyone:
+        for count in (0, 5):
+            first = max(rank - 1 - count, 0)
+            assert board.around(user, count) == (rank, everyone[first : rank + count])
