@@ -20,7 +20,12 @@ from gameportal.content.media.router import media_router
 from gameportal.content.media.storage import storage_from
 from gameportal.content.router import content_router, public_content_router, tags_router
 from gameportal.db import Database, plain_url
-from gameportal.errors import Problem, problem_response, register_error_handlers
+from gameportal.errors import (
+    Problem,
+    document_body_limits,
+    problem_response,
+    register_error_handlers,
+)
 from gameportal.identity.admin_router import admin_router
 from gameportal.identity.router import auth_router, me_router
 from gameportal.identity.service import Identity
@@ -59,6 +64,10 @@ The backend a game publisher self-hosts for its player portal and live operation
 Errors are RFC 9457 `application/problem+json` documents with a stable `type`; field
 problems are listed in `errors`, each naming its `field`. Authenticated routes take the
 `accessToken` from login, register or refresh as `Authorization: Bearer …`.
+
+No string anywhere (body, query or path) may contain NUL or unpaired UTF-16 surrogates,
+and free-form JSON (such as template variables) may nest at most 32 levels, with integers
+that fit in 64 bits: such input is refused with 422 naming the field.
 """
 
 
@@ -168,6 +177,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in routers:
         _add_routes(app, router)
     _operations(app)
+    document_body_limits(app.router.routes)
     # Routing by an index of path segments: the cost of finding a route stays the same
     # as the API grows (Starlette tries each route in turn, about 3 µs apiece).
     install_route_index(app)

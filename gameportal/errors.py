@@ -9,8 +9,11 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
+from starlette.routing import BaseRoute
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:gameportal:problem:"
@@ -233,22 +236,28 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 _UNPARSABLE_BODY = "There was an error parsing the body"
 
 
+def _unparsable_body(message: str, code: str) -> JSONResponse:
+    return problem_response(
+        422,
+        "validation-error",
+        "Request validation failed",
+        "the body cannot be parsed",
+        errors=[FieldProblem(field="body", location="body", message=message, code=code)],
+    )
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and isinstance(exc.__context__, MultiPartException):
+        # Starlette's 400 for a form it cannot parse (no boundary, a part without a name,
+        # a truncated body): malformed like bad JSON, so the same documented 422.
+        return _unparsable_body(f"not valid form data: {exc.detail}", "form_invalid")
     if exc.status_code == 400 and exc.detail == _UNPARSABLE_BODY:
-        return problem_response(
-            422,
-            "validation-error",
-            "Request validation failed",
-            "the body cannot be parsed",
-            errors=[
-                FieldProblem(
-                    field="body",
-                    location="body",
-                    message="not valid JSON: invalid UTF-8, nesting too deep or a number too long",
-                    code="json_invalid",
-                )
-            ],
+        if request.headers.get("content-type", "").lower().startswith("multipart/"):
+            return _unparsable_body("not valid multipart form data", "form_invalid")
+        return _unparsable_body(
+            "not valid JSON: invalid UTF-8, nesting too deep or a number too long",
+            "json_invalid",
         )
     slug, title = _HTTP_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
@@ -281,6 +290,29 @@ def register_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unhandled)
+
+
+BODY_TOO_LARGE = (
+    "Request body too large: a JSON body may be up to `GAMEPORTAL_MAX_JSON_BODY_BYTES` "
+    "(1 MiB by default), a media upload up to `GAMEPORTAL_MEDIA_MAX_BYTES`"
+)
+
+
+def document_body_limits(routes: Sequence[BaseRoute]) -> None:
+    """Every route that takes a body documents the 413 the request middleware answers for
+    one over the limit (it applies to them all, before any route runs)."""
+    for route in routes:
+        if isinstance(route, APIRoute) and route.body_field is not None:
+            route.responses.setdefault(
+                413,
+                {
+                    "model": Problem,
+                    "description": BODY_TOO_LARGE,
+                    "content": {
+                        PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
+                    },
+                },
+            )
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -31,6 +31,7 @@ from gameportal.content.schemas import (
     PublicContent,
     PublishRequest,
     RevisionRead,
+    Tag,
     TagCount,
     TagList,
     normalize_tag,
@@ -39,7 +40,7 @@ from gameportal.db import DbReadSession, DbSession
 from gameportal.errors import InvalidField, NotFound, problem_responses
 from gameportal.identity.deps import EditorUser
 from gameportal.kit.pagination import MAX_LIMIT, Page, Pagination, encode_cursor
-from gameportal.kit.schemas import QueryText
+from gameportal.kit.schemas import LANGUAGE_TAG_DESCRIPTION, LANGUAGE_TAG_PATTERN, QueryText
 from gameportal.models import Content
 
 
@@ -249,7 +250,10 @@ async def read_published(
     request: Request,
     content_type: Annotated[str, Path(description="game, news, announcement or faq")],
     slug: str,
-    locale: Annotated[str | None, Query(max_length=35)] = None,
+    locale: Annotated[
+        str | None,
+        Query(pattern=LANGUAGE_TAG_PATTERN, description=LANGUAGE_TAG_DESCRIPTION),
+    ] = None,
 ) -> Response:
     locales = candidate_locales(locale, request.headers.get("accept-language"))
 
@@ -272,8 +276,11 @@ async def list_published(
     request: Request,
     page: Pagination,
     type: ContentType | None = None,
-    tag: Annotated[list[str] | None, Query(max_length=10)] = None,
-    locale: Annotated[str | None, Query(max_length=35)] = None,
+    tag: Annotated[list[Tag] | None, Query(max_length=10)] = None,
+    locale: Annotated[
+        str | None,
+        Query(pattern=LANGUAGE_TAG_PATTERN, description=LANGUAGE_TAG_DESCRIPTION),
+    ] = None,
     q: Annotated[QueryText | None, Query(min_length=1, max_length=200)] = None,
 ) -> Response:
     try:
@@ -316,7 +323,10 @@ tags_router = APIRouter(prefix="/api/v1/tags", tags=["content"], responses=probl
 async def list_tags(
     request: Request,
     type: ContentType | None = None,
-    locale: Annotated[str | None, Query(max_length=35)] = None,
+    locale: Annotated[
+        str | None,
+        Query(pattern=LANGUAGE_TAG_PATTERN, description=LANGUAGE_TAG_DESCRIPTION),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     if locale is not None:

@@ -11,7 +11,16 @@ import orjson
 from pydantic import AfterValidator, Field, StringConstraints, field_validator
 
 from gameportal.content.rendering import MAX_SLUG, SLUG_PATTERN
-from gameportal.kit.schemas import InputSchema, Schema, UtcDatetime, printable
+from gameportal.kit.schemas import (
+    LANGUAGE_TAG_DESCRIPTION,
+    LANGUAGE_TAG_PATTERN,
+    PRINTABLE_NOT_BLANK_PATTERN,
+    PRINTABLE_PATTERN,
+    InputSchema,
+    Schema,
+    UtcDatetime,
+    printable,
+)
 
 ContentType = Literal["GAME", "NEWS", "ANNOUNCEMENT", "FAQ"]
 ContentFormat = Literal["MARKDOWN", "HTML", "JSON"]
@@ -23,7 +32,19 @@ MAX_BODY = 200_000  # characters of source
 MAX_ATTRIBUTES_BYTES = 16 * 1024
 MAX_ATTRIBUTES_DEPTH = 6
 
-Title = Annotated[str, StringConstraints(min_length=1, max_length=300), AfterValidator(printable)]
+Title = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=300),
+    AfterValidator(printable),
+    Field(json_schema_extra={"pattern": PRINTABLE_PATTERN}),
+]
+# What normalize_tag takes, for the document (it decides, and stores the tag lowercased).
+Tag = Annotated[
+    str,
+    Field(
+        json_schema_extra={"minLength": 1, "maxLength": 50, "pattern": PRINTABLE_NOT_BLANK_PATTERN}
+    ),
+]
 Slug = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SLUG, pattern=SLUG_PATTERN)]
 Body = Annotated[str, StringConstraints(max_length=MAX_BODY)]
 
@@ -52,7 +73,10 @@ def normalize_locale(value: str) -> str:
 
 
 Locale = Annotated[
-    str, StringConstraints(min_length=2, max_length=35), AfterValidator(normalize_locale)
+    str,
+    StringConstraints(min_length=2, max_length=35, pattern=LANGUAGE_TAG_PATTERN),
+    AfterValidator(normalize_locale),
+    Field(description=LANGUAGE_TAG_DESCRIPTION),
 ]
 
 
@@ -106,7 +130,7 @@ class ContentCreate(_ContentFields):
     locale: Locale = "en"
     format: ContentFormat = "MARKDOWN"
     content: Body = ""
-    tags: Annotated[list[str], Field(max_length=MAX_TAGS)] = Field(default_factory=list)
+    tags: Annotated[list[Tag], Field(max_length=MAX_TAGS)] = Field(default_factory=list)
     media: Annotated[list[uuid.UUID], Field(max_length=MAX_MEDIA)] = Field(default_factory=list)
     attributes: Attributes = Field(
         default_factory=dict,
@@ -125,7 +149,7 @@ class ContentUpdate(_ContentFields):
     locale: Locale | None = None
     format: ContentFormat | None = None
     content: Body | None = None
-    tags: Annotated[list[str], Field(max_length=MAX_TAGS)] | None = None
+    tags: Annotated[list[Tag], Field(max_length=MAX_TAGS)] | None = None
     media: Annotated[list[uuid.UUID], Field(max_length=MAX_MEDIA)] | None = None
     attributes: Attributes | None = None
     publish_at: UtcDatetime | None = None

@@ -189,6 +189,7 @@ answer_directly(auth_router, refresh, _refresh_directly, with_body=True)
 @auth_router.post(
     "/verify-email/request",
     status_code=status.HTTP_202_ACCEPTED,
+    response_class=Response,  # documented as it is sent: no body
     responses=problem_responses(401),
     summary="Mail a new verification link (none if already verified or sent a minute ago)",
 )
@@ -212,6 +213,7 @@ async def verify_email(body: EmailVerification, session: DbSession) -> UserRead:
 @auth_router.post(
     "/password-reset/request",
     status_code=status.HTTP_202_ACCEPTED,
+    response_class=Response,  # documented as it is sent: no body
     responses=problem_responses(422),
     summary="Mail a reset link (always 202: whether the address has an account is not told)",
 )

@@ -11,6 +11,9 @@ from pydantic import AfterValidator, BeforeValidator, EmailStr, Field, StrictBoo
 
 from gameportal.identity.addresses import folded, refuse_lookalikes
 from gameportal.kit.schemas import (
+    LANGUAGE_TAG_DESCRIPTION,
+    LANGUAGE_TAG_PATTERN,
+    PRINTABLE_NOT_BLANK_PATTERN,
     InputSchema,
     IpAddress,
     Schema,
@@ -25,10 +28,24 @@ DeviceType = Literal["MOBILE", "DESKTOP", "OTHER"]
 
 # The service applies the configured bounds; this one only keeps hostile input bounded.
 PasswordField = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+# A password being set: the schema states the service's rules (the length bounds are
+# settings, never under 8; strength has no JSON Schema keyword, so it is described).
+NewPassword = Annotated[
+    PasswordField,
+    Field(
+        description="At least `GAMEPORTAL_PASSWORD_MIN_LENGTH` characters (8 by default, "
+        "never fewer), at most `GAMEPORTAL_PASSWORD_MAX_LENGTH` (128 by default), and hard "
+        "to guess: a zxcvbn score of at least `GAMEPORTAL_PASSWORD_MIN_SCORE` of 4 (3 by "
+        "default). Refused with the codes `password_too_short`, `password_too_long` or "
+        "`password_too_weak`",
+        json_schema_extra={"minLength": 8},
+    ),
+]
 Name = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
     AfterValidator(printable),
+    Field(json_schema_extra={"pattern": PRINTABLE_NOT_BLANK_PATTERN}),
 ]
 # Compatibility forms folded first (NFKC), the domain IDNA-normalised by the validator: an
 # address is looked up the same way at login as it was stored at registration.
@@ -45,7 +62,10 @@ def _language_tag(value: str) -> str:
 
 
 LanguageTag = Annotated[
-    str, StringConstraints(min_length=2, max_length=35), AfterValidator(_language_tag)
+    str,
+    StringConstraints(min_length=2, max_length=35, pattern=LANGUAGE_TAG_PATTERN),
+    AfterValidator(_language_tag),
+    Field(description=LANGUAGE_TAG_DESCRIPTION),
 ]
 
 
@@ -101,7 +121,7 @@ class SecurityEventRead(Schema):
 
 class RegisterRequest(InputSchema):
     email: NewEmail = Field(examples=["player@example.com"])
-    password: PasswordField = Field(examples=["correct horse battery staple"])
+    password: NewPassword = Field(examples=["correct horse battery staple"])
     name: Name = Field(examples=["Ada"])
     preferences: Preferences | None = None
     fingerprint: Fingerprint | None = None
@@ -140,7 +160,7 @@ class MeUpdate(InputSchema):
 
 class PasswordChange(InputSchema):
     current_password: PasswordField
-    new_password: PasswordField
+    new_password: NewPassword
 
 
 class PasswordResetRequest(InputSchema):
@@ -153,7 +173,7 @@ class EmailVerification(InputSchema):
 
 class PasswordReset(InputSchema):
     token: Annotated[str, StringConstraints(min_length=1, max_length=256)]
-    new_password: PasswordField
+    new_password: NewPassword
 
 
 class AccountDelete(InputSchema):

@@ -25,6 +25,11 @@ class InvalidCursor(PortalError):
     title = "Invalid pagination cursor"
 
 
+# What encode_cursor writes: a UUID's 16 bytes, URL-safe base64 without padding. Any such
+# text decodes to some id, so the schema's pattern is exactly what the API takes.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]{22}$"
+
+
 def encode_cursor(last_id: uuid.UUID) -> str:
     return base64.urlsafe_b64encode(last_id.bytes).decode().rstrip("=")
 
@@ -45,7 +50,12 @@ class PageParams(BaseModel):
 async def _page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")] = 50,
     cursor: Annotated[
-        str | None, Query(max_length=64, description="`nextCursor` of the previous page")
+        str | None,
+        Query(
+            pattern=CURSOR_PATTERN,
+            description="`nextCursor` of the previous page, as it came (22 URL-safe base64 "
+            "characters)",
+        ),
     ] = None,
 ) -> PageParams:
     return PageParams(limit=limit, after=decode_cursor(cursor) if cursor else None)

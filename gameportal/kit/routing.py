@@ -14,8 +14,10 @@ that text's complete segments; the node reached therefore holds every route that
 match, in order, and the first FULL match among them is the first FULL match among all
 routes. The rest follows Starlette's order too: the first PARTIAL match (a method
 mismatch: 405), then the slash-toggled path for `redirect_slashes` (307), then the
-router's default (404). One difference, on purpose: a 405's `Allow` lists every method
-any route on that path accepts, where Starlette names only the first such route's.
+router's default (404). Two differences, on purpose: a 405's `Allow` lists every method
+any route on that path accepts, where Starlette names only the first such route's; and a
+matched request whose path or query parameters hold a NUL or bytes that are not UTF-8
+gets a 422 naming them (`unreadable_parameters`) before any handler sees it.
 
 Anything the index does not understand (a `Host` route, an included router, a route
 class with its own `matches()`, form limits or FastAPI's native telemetry, websockets,
@@ -29,6 +31,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, SupportsIndex
+from urllib.parse import unquote_to_bytes
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, APIRouter, APIWebSocketRoute
@@ -39,6 +42,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Match, Mount, Route, WebSocketRoute, compile_path
 from starlette.types import Message, Receive, Scope, Send
+
+from gameportal.errors import FieldProblem, problem_response
 
 # Starlette's own pattern for `{name}` / `{name:convertor}` in a path.
 _PARAM = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(:[a-zA-Z_][a-zA-Z0-9_]*)?}")
@@ -254,6 +259,19 @@ class IndexedRouter:
             if match is Match.FULL:
                 scope.update(child_scope)
                 scope["route"] = route
+                query: bytes = scope.get("query_string", b"")
+                raw_path: bytes = scope.get("raw_path") or b""
+                # Only a percent sign (or a raw non-ASCII byte) can bring a NUL or bytes
+                # that are not UTF-8: the usual request pays for two byte searches.
+                if (
+                    b"%" in query
+                    or b"%" in raw_path
+                    or not (query.isascii() and raw_path.isascii())
+                ):
+                    refused = unreadable_parameters(scope)
+                    if refused:
+                        await _refuse(refused, scope, receive, send)
+                        return
                 await route.handle(scope, receive, send)
                 return
 
@@ -298,6 +316,60 @@ class IndexedRouter:
                     return
 
         await router.default(scope, receive, send)
+
+
+def unreadable_parameters(scope: Scope) -> list[FieldProblem]:
+    """The path and query parameters of a routed request that no handler should see: a NUL
+    (which PostgreSQL cannot store) or bytes that are not UTF-8 (an unpaired surrogate can
+    only come that way; the server would have put U+FFFD in their place). Every route
+    gets the same 422 naming the parameter, as for a bad field in a JSON body."""
+    problems: list[FieldProblem] = []
+    raw_path: bytes = scope.get("raw_path") or b""
+    try:
+        unquote_to_bytes(raw_path).decode("utf-8")
+        path_decodes = True
+    except UnicodeDecodeError:
+        path_decodes = False
+    for name, value in scope.get("path_params", {}).items():
+        if not isinstance(value, str):
+            continue
+        if "\x00" in value:
+            problems.append(_parameter_problem(name, "path", _NUL))
+        elif not path_decodes and "\ufffd" in value:
+            problems.append(_parameter_problem(name, "path", _NOT_UTF8))
+    for part in scope.get("query_string", b"").split(b"&"):
+        raw_name, _, raw_value = part.partition(b"=")
+        name = unquote_to_bytes(raw_name.replace(b"+", b" "))
+        value = unquote_to_bytes(raw_value.replace(b"+", b" "))
+        shown = name.decode("utf-8", "backslashreplace").replace("\x00", "\\u0000")
+        try:
+            text = name.decode("utf-8") + value.decode("utf-8")
+        except UnicodeDecodeError:
+            problems.append(_parameter_problem(shown, "query", _NOT_UTF8))
+            continue
+        if "\x00" in text:
+            problems.append(_parameter_problem(shown, "query", _NUL))
+    return problems
+
+
+_NUL = ("must not contain NUL characters", "value_error")
+_NOT_UTF8 = ("is not valid UTF-8 once percent-decoded", "string_unicode")
+
+
+def _parameter_problem(name: str, location: str, reason: tuple[str, str]) -> FieldProblem:
+    return FieldProblem(field=name, location=location, message=reason[0], code=reason[1])
+
+
+async def _refuse(problems: list[FieldProblem], scope: Scope, receive: Receive, send: Send) -> None:
+    noun = "field is" if len(problems) == 1 else "fields are"
+    response = problem_response(
+        422,
+        "validation-error",
+        "Request validation failed",
+        f"{len(problems)} {noun} invalid",
+        errors=problems,
+    )
+    await response(scope, receive, send)
 
 
 async def _method_not_allowed(

@@ -71,8 +71,10 @@ async def queue_stats(_: AdminUser, db: DbPool) -> QueueStats:
     return await service.stats(db.pool)
 
 
+# `:uuid` in the path of the routes beside /stats: "stats" is not an id, so DELETE /stats
+# is a 405 for /stats, not a 422 for a malformed id.
 @admin_notifications_router.get(
-    "/{message_id}", response_model=MessageRead, responses=problem_responses(404, 422)
+    "/{message_id:uuid}", response_model=MessageRead, responses=problem_responses(404, 422)
 )
 async def get_message(message_id: uuid.UUID, _: AdminUser, session: DbReadSession) -> MessageRead:
     return MessageRead.model_validate(await service.admin_get(session, message_id))
@@ -89,7 +91,7 @@ async def retry_message(message_id: uuid.UUID, _: AdminUser, session: DbSession)
 
 
 @admin_notifications_router.delete(
-    "/{message_id}",
+    "/{message_id:uuid}",
     response_model=MessageRead,
     responses=problem_responses(404, 409, 422),
     summary="Cancel a PENDING message (it ends FAILED, with the reason; nothing is deleted)",

@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric import ec
-from pydantic import Field, StringConstraints, TypeAdapter, field_validator
+from pydantic import Field, StrictBool, StringConstraints, TypeAdapter, field_validator
 
 from gameportal.kit.schemas import InputSchema, Schema, UtcDatetime
 from gameportal.notifications import sealed
@@ -160,8 +160,9 @@ CHANNEL_FIELDS = {"EMAIL": "email", "PUSH": "push", "IN_APP": "in_app"}
 class ChannelPreferences(InputSchema):
     """Categories a player may turn off; transactional and account messages always go."""
 
-    achievements: bool = True
-    marketing: bool = True
+    # Strict: `0` or `"yes"` is a client's bug, not a choice (the schema says boolean).
+    achievements: StrictBool = True
+    marketing: StrictBool = True
 
 
 class NotificationPreferences(InputSchema):

@@ -229,7 +229,7 @@ async def test_public_lists_filter_search_and_paginate_published_items_only(
     ).status_code == 304
     tags = await client.get("/api/v1/tags")
     assert tags.json()["items"][:2] == [{"tag": "racing", "count": 3}, {"tag": "pvp", "count": 2}]
-    assert (await client.get(f"{URL}?cursor=garbage")).status_code == 400
+    assert (await client.get(f"{URL}?cursor=garbage")).status_code == 422
     assert (await client.get(f"{URL}?type=BLOG")).status_code == 422
 
 

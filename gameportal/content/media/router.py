@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Path, Query, Request, Response, UploadFile, status
 from fastapi.responses import FileResponse, RedirectResponse
+from pydantic import WithJsonSchema
 
 from gameportal.content.media import service
 from gameportal.content.media.images import IMAGE_FORMATS
@@ -40,8 +41,20 @@ async def upload_media(
     request: Request,
     principal: EditorUser,
     session: DbSession,
-    file: Annotated[UploadFile, File(description="The file; its type is judged by its bytes")],
-    related_content_id: Annotated[uuid.UUID | None, Form(alias="relatedContentId")] = None,
+    file: Annotated[
+        UploadFile,
+        File(
+            description="The file, not empty; its type is judged by its bytes (images, and "
+            "the types `GAMEPORTAL_MEDIA_EXTRA_TYPES` adds)",
+            json_schema_extra={"minLength": 1},
+        ),
+    ],
+    related_content_id: Annotated[
+        uuid.UUID | None,
+        Form(alias="relatedContentId"),
+        # A form field cannot be null, only left out: documented as what may be sent.
+        WithJsonSchema({"type": "string", "format": "uuid"}),
+    ] = None,
 ) -> MediaAsset:
     try:
         return await service.upload(
@@ -138,8 +151,10 @@ async def _visible(session: DbReadSession, media_id: uuid.UUID, caller: MaybeUse
     return item
 
 
+# `:uuid` in the path of the routes beside /uploads: "uploads" is not an id, so GET or
+# DELETE /media/uploads is a 405 for /uploads, not a 422 for a malformed id.
 @media_router.get(
-    "/{media_id}",
+    "/{media_id:uuid}",
     response_model=MediaRead | PublicMedia,
     responses=problem_responses(401, 404, 422),
     summary="A media asset: READY ones for anyone, any for editors",
@@ -154,7 +169,7 @@ async def get_media(
 
 
 @media_router.delete(
-    "/{media_id}",
+    "/{media_id:uuid}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403, 404, 409, 422, 503),
     summary="Delete a media asset and its files; 409 while published content shows it (editor)",

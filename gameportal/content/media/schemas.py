@@ -47,8 +47,17 @@ class MediaRead(PublicMedia):
 
 class UploadRequest(InputSchema):
     file_name: Annotated[str, StringConstraints(min_length=1, max_length=255)]
-    mime_type: Annotated[str, StringConstraints(min_length=3, max_length=127)]
-    size_bytes: Annotated[int, Field(ge=1)]
+    mime_type: Annotated[
+        str,
+        StringConstraints(min_length=3, max_length=127),
+        Field(
+            description="An image type, or one that `GAMEPORTAL_MEDIA_EXTRA_TYPES` adds; "
+            "the bytes uploaded must be of this type"
+        ),
+    ]
+    size_bytes: Annotated[
+        int, Field(ge=1, description="At most `GAMEPORTAL_MEDIA_MAX_BYTES` (20 MiB by default)")
+    ]
     related_content_id: uuid.UUID | None = None
 
 

@@ -67,13 +67,17 @@ async def change_password(
     new_password: str,
     ip: str | None,
 ) -> int:
-    # Locked first, as every change to the account's mailed tokens is (account_tokens).
-    user = await _load_self(session, principal, lock=True)
+    user = await _load_self(session, principal)
     await _confirm_password(pool, identity, user, current_password, ip)
     identity.passwords.check_strength(
         new_password, field="newPassword", user_inputs=[user.email, user.name]
     )
-    user.password_hash = await identity.passwords.hash(new_password)
+    new_hash = await identity.passwords.hash(new_password)
+    # Locked only now: the check above writes through the pool (a lockout's security
+    # event references this row), which a lock held here would wait on for good. Locked
+    # before the tokens change, as every change to them is (repository.account_tokens).
+    await _load_self(session, principal, lock=True)
+    user.password_hash = new_hash
     # A reset link mailed before the change must not undo it.
     await repo.void_account_tokens(session, user.id, purpose="password_reset")
     ended = await repo.revoke_sessions(
