@@ -149,7 +149,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID", "X-Device-Fingerprint"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "X-Request-ID",
+                "X-Device-Fingerprint",
+                "X-Device-Token",
+            ],
             expose_headers=["X-Request-ID", "Retry-After", "ETag"],
             max_age=600,
         )

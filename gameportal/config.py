@@ -124,6 +124,10 @@ class Settings(BaseSettings):
     login_max_failures_per_ip: int = Field(default=100, ge=1)
     login_failure_window_seconds: int = Field(default=15 * 60, ge=1)
     login_lockout_seconds: int = Field(default=15 * 60, ge=1)
+    # Device tokens (identity/tokens.py): a login that brings back the token of an earlier
+    # login on this account is counted on that token alone, this many failures per window.
+    login_max_failures_per_device: int = Field(default=10, ge=1)
+    device_token_ttl_days: int = Field(default=365, ge=1, le=3650)
     # Registration throttling, per client address (an IPv6 /64 counts as one address):
     # at most this many attempts per window, also kept in PostgreSQL.
     registration_max_per_ip: int = Field(default=20, ge=1)

@@ -38,7 +38,11 @@ async def get_client_info(request: Request) -> ClientInfo:
     if fingerprint is not None:
         fingerprint = fingerprint[:MAX_FINGERPRINT] or None
     return ClientInfo(
-        ip=ip, user_agent=user_agent, device_type=device_type(user_agent), fingerprint=fingerprint
+        ip=ip,
+        user_agent=user_agent,
+        device_type=device_type(user_agent),
+        fingerprint=fingerprint,
+        device_token=request.headers.get("x-device-token"),
     )
 
 

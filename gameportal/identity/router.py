@@ -60,19 +60,24 @@ def _auth_response(result: service.AuthResult) -> AuthResponse:
         access_token=result.tokens.access_token,
         refresh_token=result.tokens.refresh_token,
         expires_in=result.tokens.expires_in,
+        device_token=result.device_token,
         user=UserRead.model_validate(result.user),
         session=session.model_copy(update={"current": True}),
     )
 
 
-def _with_fingerprint(client: service.ClientInfo, fingerprint: str | None) -> service.ClientInfo:
-    if fingerprint is None:
+def _with_fingerprint(
+    client: service.ClientInfo, fingerprint: str | None, device_token: str | None = None
+) -> service.ClientInfo:
+    # What the body says about the device wins over its headers.
+    if fingerprint is None and device_token is None:
         return client
     return service.ClientInfo(
         ip=client.ip,
         user_agent=client.user_agent,
         device_type=client.device_type,
-        fingerprint=fingerprint,
+        fingerprint=fingerprint or client.fingerprint,
+        device_token=device_token or client.device_token,
     )
 
 
@@ -115,7 +120,7 @@ async def _log_in(body: LoginRequest, call: AuthCall) -> service.AuthResult:
         call.identity,
         email=body.email,
         password=body.password,
-        client=_with_fingerprint(call.client, body.fingerprint),
+        client=_with_fingerprint(call.client, body.fingerprint, body.device_token),
     )
 
 
@@ -138,7 +143,12 @@ async def _login_directly(request: Request, body: bytes) -> Response | None:
         )
     return Response(
         auth_response_json(
-            tokens.access_token, tokens.refresh_token, tokens.expires_in, user, session
+            tokens.access_token,
+            tokens.refresh_token,
+            tokens.expires_in,
+            result.device_token,
+            user,
+            session,
         ),
         media_type="application/json",
     )

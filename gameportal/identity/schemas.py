@@ -53,6 +53,12 @@ Email = Annotated[EmailStr, BeforeValidator(folded), StringConstraints(max_lengt
 # A new account's address also may not mix look-alike scripts (identity/addresses.py).
 NewEmail = Annotated[Email, AfterValidator(refuse_lookalikes)]
 Fingerprint = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+DeviceToken = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+_DEVICE_HELP = (
+    "The `deviceToken` an earlier login or registration on this account gave this device; "
+    "the X-Device-Token header also works. Failed logins from elsewhere do not lock a "
+    "device that sends one out: its attempts are counted on the token alone"
+)
 
 
 def _language_tag(value: str) -> str:
@@ -133,6 +139,7 @@ class LoginRequest(InputSchema):
     fingerprint: Fingerprint | None = Field(
         default=None, description="Device fingerprint; the X-Device-Fingerprint header also works"
     )
+    device_token: DeviceToken | None = Field(default=None, description=_DEVICE_HELP)
 
 
 class RefreshRequest(InputSchema):
@@ -147,6 +154,11 @@ class TokenResponse(Schema):
 
 
 class AuthResponse(TokenResponse):
+    device_token: str = Field(
+        description="Keep it on this device and send it with its later logins (`deviceToken` "
+        "or X-Device-Token): someone else's failed logins then cannot lock this device out. "
+        "Each login gives a new one; it lapses when the password changes"
+    )
     user: UserRead
     session: SessionRead
 
@@ -278,6 +290,7 @@ def auth_response_json(
     access_token: str,
     refresh_token: str,
     expires_in: int,
+    device_token: str,
     user: Mapping[str, Any],
     session: Mapping[str, Any],
 ) -> bytes:
@@ -289,6 +302,7 @@ def auth_response_json(
             "refreshToken": refresh_token,
             "tokenType": "Bearer",
             "expiresIn": expires_in,
+            "deviceToken": device_token,
             "user": orjson.Fragment(user_read_json(user)),
             "session": orjson.Fragment(session_read_json(session, current=True)),
         }

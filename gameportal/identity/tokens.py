@@ -123,3 +123,63 @@ class AccessTokens:
             raise InvalidAccessToken("the access token has expired") from None
         except (jwt.InvalidTokenError, ValueError, TypeError):
             raise InvalidAccessToken("the access token is invalid") from None
+
+
+# --- device tokens ---------------------------------------------------------------------------
+#
+# OWASP's device cookies (Slow Down Online Guessing Attacks with Device Cookies): a login
+# that succeeds hands the device a token signed for that account. A later login that brings
+# it back is throttled on that token's own count, not the account's, so someone else's wrong
+# passwords cannot lock the player out of a device they have logged in from. Stateless: the
+# server keeps only the count of a token's failures (login_throttle, scope `device`).
+
+
+@dataclass(frozen=True)
+class DeviceClaim:
+    """A device token that is authentic, unexpired and this account's."""
+
+    key: str  # its throttle key: the token's random part
+    password_mark: str  # password_mark() of the hash it was issued under
+
+
+def password_mark(password_hash: str) -> str:
+    """A short fingerprint of the stored hash, which PostgreSQL computes alike
+    (repository.throttle): a device token holds only while the password it was earned
+    with is still the account's, so a stolen token dies with a password change."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
+class DeviceTokens:
+    """`nonce.expires.mark.signature`: the signature (HMAC-SHA256 under a key derived from
+    the secret key, so it signs nothing else) covers the account's address too."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._mac = hmac.new(
+            hmac.new(settings.secret_key.encode(), b"gameportal device token", "sha256").digest(),
+            digestmod=hashlib.sha256,
+        )
+        self.ttl = timedelta(days=settings.device_token_ttl_days)
+
+    def _signature(self, email: str, body: str) -> str:
+        mac = self._mac.copy()
+        mac.update(f"{email}\n{body}".encode())
+        return _b64url(mac.digest()).decode()
+
+    def issue(self, *, email: str, password_hash: str, now: datetime) -> str:
+        expires = int((now + self.ttl).timestamp())
+        body = f"{secrets.token_urlsafe(16)}.{expires}.{password_mark(password_hash)}"
+        return f"{body}.{self._signature(email, body)}"
+
+    def read(self, token: str | None, *, email: str) -> DeviceClaim | None:
+        """The token's claim if it is this account's, authentic and unexpired; else None
+        (the login then goes as from a device never seen)."""
+        if not token:
+            return None
+        body, _, signature = token.rpartition(".")
+        parts = body.split(".")
+        if len(parts) != 3 or not hmac.compare_digest(signature, self._signature(email, body)):
+            return None
+        nonce, expires, mark = parts
+        if not expires.isdigit() or int(expires) < time.time():
+            return None
+        return DeviceClaim(key=nonce, password_mark=mark)

@@ -310,6 +310,7 @@ async def test_login_answers_the_models_bytes(client: httpx.AsyncClient) -> None
     assert response.content == model.model_dump_json(by_alias=True).encode()
     assert model.session.current is True
     assert model.session.fingerprint == "f1"
+    assert model.device_token  # for this device's next logins (test_device_tokens.py)
     assert (await client.get("/api/v1/me", headers=bearer(response.json()))).status_code == 200
 
 

@@ -30,6 +30,7 @@ from gameportal.identity.repository.sessions import (
     rotate_refresh_token,
 )
 from gameportal.identity.repository.throttle import (
+    ThrottleKeys,
     ThrottleLimits,
     claim_login_attempt,
     claim_registration,
@@ -53,6 +54,7 @@ __all__ = [
     "USER_CHANNEL",
     "NewSessionRow",
     "Pruned",
+    "ThrottleKeys",
     "ThrottleLimits",
     "UserFilter",
     "account_token_owner",

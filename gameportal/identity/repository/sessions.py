@@ -11,6 +11,7 @@ import asyncpg
 from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gameportal.identity.repository.throttle import ThrottleKeys
 from gameportal.models import LoginThrottle, Session
 
 # NOTIFY channel (payload: the user id) sent when sessions of that user end: the live
@@ -86,11 +87,13 @@ async def revoke_session_of_spent_token(
     return row
 
 
-# A successful login in one atomic statement: settle the throttle (see throttle.py),
-# stamp the login (and store an upgraded hash), open the device session.
+# A successful login in one atomic statement: settle the throttle (see throttle.py: the
+# account's count, or the device token's), stamp the login (and store an upgraded hash),
+# open the device session.
 _LOGIN_SQL = """
 WITH cleared AS (
-    DELETE FROM login_throttle WHERE scope = 'account' AND key = $1
+    DELETE FROM login_throttle
+    WHERE (scope = 'account' AND key = $1) OR (scope = 'device' AND key = $13)
 ), ip_settled AS (
     UPDATE login_throttle SET failures = greatest(failures - 1, 0)
     WHERE scope = 'ip' AND key = $12 AND (locked_until IS NULL OR locked_until <= now())
@@ -116,7 +119,7 @@ SELECT to_jsonb(u) AS "user", to_jsonb(s) AS session FROM u, s
 async def open_login_session(
     pool: asyncpg.Pool,
     *,
-    email: str,
+    settle: ThrottleKeys,
     user_id: uuid.UUID,
     new_password_hash: str | None,
     session: NewSessionRow,
@@ -124,7 +127,7 @@ async def open_login_session(
     """None when the account was erased or blocked since its password was checked."""
     row: asyncpg.Record | None = await pool.fetchrow(
         _LOGIN_SQL,
-        email,
+        settle.account,
         user_id,
         new_password_hash,
         session.id,
@@ -135,7 +138,8 @@ async def open_login_session(
         session.country,
         session.refresh_token_hash,
         session.ttl,
-        session.ip,
+        settle.ip,
+        settle.device,
     )
     return row
 

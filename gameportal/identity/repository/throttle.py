@@ -9,15 +9,31 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
+from gameportal.identity.tokens import DeviceClaim
+
 # Every attempt is claimed before its password is checked, so parallel guesses cannot
 # outrun the counter: a key whose claimed-and-unsettled attempts reached its limit, or
 # that is locked, refuses the attempt unchecked (the WHERE below leaves it uncounted).
-# The account lookup rides along: one round trip. ($3/$4: limits for account/ip,
-# $5: window.)
+# Which keys: a device that brings a device token of this account (valid while the
+# account's password is the one it was earned with, and the token itself not locked)
+# is counted on the token alone; any other attempt on the account and the IP, as OWASP's
+# device cookies have it. The account lookup rides along: one round trip.
+# ($3/$4/$8: limits for account/ip/device, $5: window, $6/$7: the token's key and mark.)
 _CLAIM_SQL = """
-WITH keys (scope, key) AS (
-    SELECT v.scope, v.key FROM (VALUES ('account', $1::text), ('ip', $2::text)) AS v (scope, key)
-    WHERE v.key IS NOT NULL
+WITH u AS (
+    SELECT id, password_hash, is_blocked FROM users WHERE email = $1
+), trust AS (
+    SELECT $6::text IS NOT NULL
+           AND coalesce((SELECT left(encode(sha256(convert_to(u.password_hash, 'UTF8')), 'hex'),
+                                     16) = $7::text FROM u), false)
+           AND NOT EXISTS (SELECT 1 FROM login_throttle d
+                           WHERE d.scope = 'device' AND d.key = $6 AND d.locked_until > now())
+           AS trusted
+), keys (scope, key) AS (
+    SELECT v.scope, v.key
+    FROM (VALUES ('account', $1::text), ('ip', $2::text), ('device', $6::text)) AS v (scope, key),
+         trust
+    WHERE v.key IS NOT NULL AND (v.scope = 'device') = trust.trusted
 ), claims AS (
     INSERT INTO login_throttle AS t (scope, key, failures, window_started_at, locked_until)
     SELECT scope, key, 1, now(), NULL FROM keys
@@ -28,14 +44,15 @@ WITH keys (scope, key) AS (
                                  ELSE t.window_started_at END
     WHERE NOT coalesce(t.locked_until > now(), false)
       AND NOT (t.window_started_at >= now() - $5::interval
-               AND t.failures >= (CASE t.scope WHEN 'account' THEN $3::int ELSE $4::int END))
+               AND t.failures >= (CASE t.scope WHEN 'account' THEN $3::int
+                                               WHEN 'device' THEN $8::int ELSE $4::int END))
     RETURNING t.scope
 )
 SELECT (SELECT count(*) FROM keys) > (SELECT count(*) FROM claims) AS refused,
        (SELECT max(t.locked_until) FROM login_throttle t JOIN keys k USING (scope, key)
         WHERE t.locked_until > now()) AS locked_until,
-       u.id, u.password_hash, u.is_blocked
-FROM (SELECT 1) AS one LEFT JOIN users u ON u.email = $1
+       u.id, u.password_hash, u.is_blocked, trust.trusted
+FROM trust LEFT JOIN u ON true
 """
 
 
@@ -45,16 +62,40 @@ class ThrottleLimits:
     ip: int
     window: timedelta
     lockout: timedelta
+    device: int = 10
+
+
+@dataclass(frozen=True)
+class ThrottleKeys:
+    """The counters one attempt went on: the account's and the IP's, or a device token's."""
+
+    account: str | None = None
+    ip: str | None = None
+    device: str | None = None
 
 
 async def claim_login_attempt(
-    pool: asyncpg.Pool, *, email: str, ip: str | None, limits: ThrottleLimits
+    pool: asyncpg.Pool,
+    *,
+    email: str,
+    ip: str | None,
+    limits: ThrottleLimits,
+    device: DeviceClaim | None = None,
 ) -> asyncpg.Record:
-    """Count one password attempt against the account and the IP. `refused`: the attempt
-    must be answered 429 unchecked (`locked_until` says until when, if a lock is the
-    reason). Also the account's id, hash and block flag."""
+    """Count one password attempt against the account and the IP, or against the device
+    token alone when it is trusted (`trusted`). `refused`: the attempt must be answered
+    429 unchecked (`locked_until` says until when, if a lock is the reason). Also the
+    account's id, hash and block flag."""
     row: asyncpg.Record = await pool.fetchrow(
-        _CLAIM_SQL, email, ip, limits.account, limits.ip, limits.window
+        _CLAIM_SQL,
+        email,
+        ip,
+        limits.account,
+        limits.ip,
+        limits.window,
+        device.key if device else None,
+        device.password_mark if device else None,
+        limits.device,
     )
     return row
 
@@ -63,8 +104,9 @@ async def claim_login_attempt(
 # starts a fresh count once the lock passes, so nobody is locked out for good.
 _FAILED_SQL = """
 UPDATE login_throttle t
-SET locked_until = now() + $5::interval, failures = 0, window_started_at = now()
-FROM (VALUES ('account', $1::text, $3::int), ('ip', $2::text, $4::int)) AS k (scope, key, most)
+SET locked_until = now() + $7::interval, failures = 0, window_started_at = now()
+FROM (VALUES ('account', $1::text, $4::int), ('ip', $2::text, $5::int),
+             ('device', $3::text, $6::int)) AS k (scope, key, most)
 WHERE t.scope = k.scope AND t.key = k.key AND t.failures >= k.most
   AND (t.locked_until IS NULL OR t.locked_until <= now())
 RETURNING t.scope, t.locked_until
@@ -72,14 +114,20 @@ RETURNING t.scope, t.locked_until
 
 
 async def login_attempt_failed(
-    pool: asyncpg.Pool, *, email: str, ip: str | None, limits: ThrottleLimits
-) -> datetime | None:
-    """When the account got locked by this failure, until when."""
-    rows = await pool.fetch(_FAILED_SQL, email, ip, limits.account, limits.ip, limits.lockout)
-    locked: datetime | None = next(
-        (r["locked_until"] for r in rows if r["scope"] == "account"), None
+    pool: asyncpg.Pool, *, keys: ThrottleKeys, limits: ThrottleLimits
+) -> dict[str, datetime]:
+    """The keys this failure locked (`account`, `ip`, `device`), and until when."""
+    rows = await pool.fetch(
+        _FAILED_SQL,
+        keys.account,
+        keys.ip,
+        keys.device,
+        limits.account,
+        limits.ip,
+        limits.device,
+        limits.lockout,
     )
-    return locked
+    return {r["scope"]: r["locked_until"] for r in rows}
 
 
 async def login_attempt_succeeded(pool: asyncpg.Pool, *, email: str, ip: str | None) -> None:

@@ -38,6 +38,7 @@ from gameportal.identity.service.errors import (
     TooManyRegistrations,
 )
 from gameportal.identity.tokens import (
+    DeviceClaim,
     hash_refresh_token,
     new_refresh_token,
 )
@@ -138,7 +139,8 @@ async def register(
     tokens = _issue(
         identity, user_id=user.id, session_id=row.id, roles=user.roles, refresh_token=token
     )
-    return AuthResult(user=user, session=row, tokens=tokens)
+    device_token = identity.devices.issue(email=email, password_hash=password_hash, now=now)
+    return AuthResult(user=user, session=row, tokens=tokens, device_token=device_token)
 
 
 async def _claim_registration(pool: asyncpg.Pool, identity: Identity, client: ClientInfo) -> None:
@@ -195,7 +197,17 @@ def _limits(identity: Identity) -> repo.ThrottleLimits:
         ip=s.login_max_failures_per_ip,
         window=timedelta(seconds=s.login_failure_window_seconds),
         lockout=timedelta(seconds=s.login_lockout_seconds),
+        device=s.login_max_failures_per_device,
     )
+
+
+def _keys(
+    claim: asyncpg.Record, *, email: str, ip: str | None, device: DeviceClaim | None
+) -> repo.ThrottleKeys:
+    """The counters the claim went on (see repository.throttle)."""
+    if claim["trusted"] and device is not None:
+        return repo.ThrottleKeys(device=device.key)
+    return repo.ThrottleKeys(account=email, ip=ip)
 
 
 def _too_many(locked_until: datetime) -> TooManyAttempts:
@@ -215,29 +227,33 @@ async def _checked_password(
     ip: str | None,
     password: str,
     stored_hash: str | None = None,
+    device: DeviceClaim | None = None,
 ) -> tuple[asyncpg.Record, VerifyResult]:
     """One throttled password check: the attempt is counted (and refused when over the
-    limit) before argon2 runs, and a failure may lock the account and the IP. No
-    connection is held while argon2 runs."""
+    limit) before argon2 runs, and a failure may lock the account and the IP, or the
+    device token when the attempt came with one the account trusts. No connection is
+    held while argon2 runs."""
     limits = _limits(identity)
-    claim = await repo.claim_login_attempt(pool, email=email, ip=ip, limits=limits)
+    claim = await repo.claim_login_attempt(pool, email=email, ip=ip, limits=limits, device=device)
     if claim["refused"]:
         # Locked, or as many attempts as allowed are still being checked: in the second
         # case they settle within a second (they lock the key if they all fail).
         raise _too_many(claim["locked_until"] or utcnow() + timedelta(seconds=1))
     result = await identity.passwords.verify(stored_hash or claim["password_hash"], password)
     if not result.ok or claim["id"] is None:
-        locked = await repo.login_attempt_failed(pool, email=email, ip=ip, limits=limits)
-        if locked is not None and claim["id"] is not None:
-            await repo.record_security_event(
-                pool,
-                event_id=new_id(),
-                kind="login_lockout",
-                user_id=claim["id"],
-                session_id=None,
-                ip=ip,
-                detail={"until": locked.isoformat()},
-            )
+        keys = _keys(claim, email=email, ip=ip, device=device)
+        locked = await repo.login_attempt_failed(pool, keys=keys, limits=limits)
+        for scope in ("account", "device"):
+            if scope in locked and claim["id"] is not None:
+                await repo.record_security_event(
+                    pool,
+                    event_id=new_id(),
+                    kind="login_lockout",
+                    user_id=claim["id"],
+                    session_id=None,
+                    ip=ip,
+                    detail={"until": locked[scope].isoformat(), "scope": scope},
+                )
     return claim, result
 
 
@@ -252,8 +268,9 @@ async def login(
     """Two statements around one argon2 verification: login is bound by hashing, so
     everything else has to be cheap."""
     email = normalize_email(email)
+    device = identity.devices.read(client.device_token, email=email)
     found, result = await _checked_password(
-        pool, identity, email=email, ip=client.ip, password=password
+        pool, identity, email=email, ip=client.ip, password=password, device=device
     )
     user_id: uuid.UUID | None = found["id"]
     if user_id is None or not result.ok:
@@ -265,7 +282,11 @@ async def login(
 
     values, token = _new_session(identity, client)
     opened = await repo.open_login_session(
-        pool, email=email, user_id=user_id, new_password_hash=result.new_hash, session=values
+        pool,
+        settle=_keys(found, email=email, ip=client.ip, device=device),
+        user_id=user_id,
+        new_password_hash=result.new_hash,
+        session=values,
     )
     if opened is None:  # erased or blocked between the two statements
         raise InvalidCredentials("the email or password is wrong")
@@ -275,7 +296,11 @@ async def login(
     tokens = _issue(
         identity, user_id=user_id, session_id=values.id, roles=user["roles"], refresh_token=token
     )
-    return AuthResult(user=user, session=row, tokens=tokens)
+    # A fresh device token at every login: this device is trusted from now on.
+    device_token = identity.devices.issue(
+        email=email, password_hash=result.new_hash or found["password_hash"], now=utcnow()
+    )
+    return AuthResult(user=user, session=row, tokens=tokens, device_token=device_token)
 
 
 async def refresh(

@@ -11,7 +11,7 @@ from typing import Any
 from gameportal.config import Settings
 from gameportal.identity.devices import country_for
 from gameportal.identity.passwords import Passwords
-from gameportal.identity.tokens import AccessTokens
+from gameportal.identity.tokens import AccessTokens, DeviceTokens
 from gameportal.models import Session, User
 
 
@@ -23,6 +23,8 @@ class ClientInfo:
     user_agent: str | None
     device_type: str
     fingerprint: str | None
+    # The device token an earlier login gave this device (X-Device-Token), if sent.
+    device_token: str | None = None
 
     @property
     def country(self) -> str | None:
@@ -36,6 +38,7 @@ class Identity:
     settings: Settings
     passwords: Passwords
     tokens: AccessTokens
+    devices: DeviceTokens
     session_ttl: timedelta = field(init=False)
     idle_timeout: timedelta = field(init=False)
 
@@ -45,7 +48,12 @@ class Identity:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Identity:
-        return cls(settings=settings, passwords=Passwords(settings), tokens=AccessTokens(settings))
+        return cls(
+            settings=settings,
+            passwords=Passwords(settings),
+            tokens=AccessTokens(settings),
+            devices=DeviceTokens(settings),
+        )
 
 
 @dataclass(frozen=True)
@@ -73,3 +81,4 @@ class AuthResult:
     user: User | dict[str, Any]
     session: Session | dict[str, Any]
     tokens: IssuedTokens
+    device_token: str  # for the device's next logins (tokens.DeviceTokens)
