@@ -40,9 +40,7 @@ async def test_ranks_agree_with_a_brute_force_sort_of_10000_random_players(
     game = await published_game(db)
     players = await bulk_players(db, 10_000)
     # Few distinct points and times, so that ties of both are everywhere.
-    scores = {
-        p: (rng.randint(0, 300), T0 + timedelta(seconds=rng.randint(0, 50))) for p in players
-    }
+    scores = {p: (rng.randint(0, 300), T0 + timedelta(seconds=rng.randint(0, 50))) for p in players}
     await bulk_scores(db, game, [(p, s, t) for p, (s, t) in scores.items()])
 
     entries = await whole_board(client, game)
