@@ -69,7 +69,7 @@ async def _status(
         found[:] = [(await client.get(f"{URL}/{media_id}", headers=bearer(editor))).json()]
         return bool(found[0]["status"] == wanted)
 
-    await wait_for(reached, within=15)
+    await wait_for(reached, within=30)
     return found[0]
 
 
@@ -81,7 +81,7 @@ async def _notice(client: httpx.AsyncClient, editor: dict[str, Any]) -> dict[str
         found[:] = [i for i in page.json()["items"] if "could not be processed" in i["subject"]]
         return bool(found)
 
-    await wait_for(arrived, within=15)
+    await wait_for(arrived, within=30)
     return found[0]
 
 

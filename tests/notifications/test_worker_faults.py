@@ -80,7 +80,7 @@ async def test_the_worker_rides_out_an_outage_with_mail_in_flight(
     # A lease shorter than the outage: held messages' leases run out while it lasts.
     proc = start_worker(url, log, "--types", "EMAIL", "--lease-seconds", "3", smtp_port=port)
     try:
-        await until(lambda: server.total >= 10, within=20)
+        await until(lambda: server.total >= 10, within=30)
         (stoppable_pg.kill if how == "kill" else stoppable_pg.stop)()
         try:
             await asyncio.sleep(4)
@@ -92,7 +92,7 @@ async def test_the_worker_rides_out_an_outage_with_mail_in_flight(
             return await statuses(url) == {"SENT": 60}
 
         # Messages whose handler met the outage are retried 2.5-5 s later (backoff).
-        await until(all_sent, within=15, every=0.2)
+        await until(all_sent, within=30, every=0.2)
         assert proc.poll() is None, log.read_text()
     finally:
         _stop(proc)
@@ -126,7 +126,7 @@ async def test_the_worker_of_serve_rides_out_an_outage_without_a_restart(
         await until(worker, within=30)
         first = worker()
         ids = await queue_mail(url, 30)
-        await until(lambda: server.total >= 5, within=20)
+        await until(lambda: server.total >= 5, within=30)
         stoppable_pg.kill()
         try:
             await asyncio.sleep(3)
@@ -136,7 +136,7 @@ async def test_the_worker_of_serve_rides_out_an_outage_without_a_restart(
         async def all_sent() -> bool:
             return await statuses(url) == {"SENT": 30}
 
-        await until(all_sent, within=15, every=0.2)
+        await until(all_sent, within=30, every=0.2)
         assert worker() == first  # the same process all along: it never exited
     finally:
         _stop(proc)
@@ -157,7 +157,7 @@ async def test_a_worker_started_while_the_database_is_down_waits_for_it(
     try:
         proc = start_worker(url, log, "--types", "EMAIL", smtp_port=port)
         try:
-            await until(lambda: named(log, "database_unavailable"), within=15)
+            await until(lambda: named(log, "database_unavailable"), within=30)
             await asyncio.sleep(1.5)  # retrying all along, quietly
             assert proc.poll() is None, log.read_text()
         finally:
@@ -166,7 +166,7 @@ async def test_a_worker_started_while_the_database_is_down_waits_for_it(
         async def all_sent() -> bool:
             return await statuses(url) == {"SENT": 5}
 
-        await until(all_sent, within=15, every=0.2)
+        await until(all_sent, within=30, every=0.2)
     finally:
         _stop(proc)
     assert proc.returncode == 0
@@ -211,14 +211,14 @@ async def test_an_outcome_the_database_refuses_frees_the_slot_and_lets_the_lease
             )
             return counts.get("SENT", 0) == 7 and retried >= 1
 
-        await until(others_sent_and_poisoned_taken_back, within=15, every=0.2)
+        await until(others_sent_and_poisoned_taken_back, within=30, every=0.2)
         await conn.execute("DROP TRIGGER refuse_sent ON messages")
 
         async def all_sent() -> bool:
             assert await _overdue(url, slack=5 + 1) == 0
             return await statuses(url) == {"SENT": 8}
 
-        await until(all_sent, within=15, every=0.2)
+        await until(all_sent, within=30, every=0.2)
         assert proc.poll() is None
     finally:
         _stop(proc)
@@ -243,9 +243,9 @@ async def test_sigterm_lets_running_deliveries_finish_and_starts_no_new_ones(
             GAMEPORTAL_WORKER_SHUTDOWN_GRACE_SECONDS="5",
         )  # fmt: skip
         try:
-            await until(lambda: server.conversations == 2, within=15)
+            await until(lambda: server.conversations == 2, within=30)
             proc.send_signal(signal.SIGTERM)
-            assert await asyncio.to_thread(proc.wait, 10) == 0
+            assert await asyncio.to_thread(proc.wait, 20) == 0
         finally:
             _stop(proc)
         started = server.conversations
@@ -267,7 +267,7 @@ async def test_sigterm_lets_running_deliveries_finish_and_starts_no_new_ones(
 async def test_sigterm_with_a_hung_mail_server_exits_within_the_grace_and_loses_nothing(
     database_url: str, tmp_path: Path
 ) -> None:
-    grace = 1.5
+    grace = 2.0
     with counting_smtp() as (server, port):
         server.hang = True  # never answers the end of a message
         await queue_mail(database_url, 4)
@@ -278,7 +278,7 @@ async def test_sigterm_with_a_hung_mail_server_exits_within_the_grace_and_loses_
             GAMEPORTAL_SMTP_TIMEOUT_SECONDS="20",
         )  # fmt: skip
         try:
-            await until(lambda: server.conversations == 2, within=15)
+            await until(lambda: server.conversations == 2, within=30)
             await asyncio.sleep(0.3)  # both are waiting for the server's answer
             asked = time.monotonic()
             proc.send_signal(signal.SIGTERM)
@@ -288,7 +288,8 @@ async def test_sigterm_with_a_hung_mail_server_exits_within_the_grace_and_loses_
             _stop(proc)
         assert server.conversations == 2
     assert code == 0
-    assert took < grace + 0.5, f"the worker took {took:.1f} s to stop"
+    # The grace, and a second for the process to end (under a loaded test machine).
+    assert took < grace + 1.0, f"the worker took {took:.1f} s to stop"
     # The two cut short are given back with the others, to be sent later.
     assert await statuses(database_url) == {"PENDING": 4}
     assert [e["count"] for e in named(log, "deliveries_cancelled")] == [2]
