@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import timedelta
 
 from email_validator import EmailNotValidError, validate_email
@@ -10,6 +11,7 @@ from gameportal.config import Settings
 from gameportal.db import Database
 from gameportal.errors import InvalidField
 from gameportal.identity import repository as repo
+from gameportal.identity.addresses import refuse_lookalikes
 from gameportal.identity.passwords import Passwords
 from gameportal.identity.service import new_user
 from gameportal.kit.time import utcnow
@@ -20,7 +22,9 @@ async def create_or_promote_admin(
     settings: Settings, url: str, *, email: str, name: str, password: str
 ) -> str:
     try:
-        email = normalize_email(validate_email(email, check_deliverability=False).normalized)
+        # Folded and validated as the API does (identity/addresses.py).
+        valid = validate_email(unicodedata.normalize("NFKC", email), check_deliverability=False)
+        email = normalize_email(valid.normalized)
     except EmailNotValidError as exc:
         raise ValueError(f"invalid email: {exc}") from None
     passwords = Passwords(settings)
@@ -40,6 +44,7 @@ async def create_or_promote_admin(
                 existing.is_blocked = False
                 await repo.announce_user_changed(session, existing.id)
                 return f"promoted {email} to admin (password reset)"
+            refuse_lookalikes(email)  # a new account, as registration has it
             session.add(
                 new_user(
                     email=email,

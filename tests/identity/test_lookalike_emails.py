@@ -15,6 +15,7 @@ from alembic import command
 from fastapi import FastAPI
 
 from gameportal.app import create_app
+from gameportal.identity.admin_cli import create_or_promote_admin
 from gameportal.identity.passwords import Passwords
 from gameportal.migrations import alembic_config
 from tests.conftest import PLAYER_IP, make_settings, with_database
@@ -22,6 +23,7 @@ from tests.factories import STRONG_PASSWORD, login, register
 
 FULLWIDTH_ALICE = "\uff41\uff4c\uff49\uff43\uff45"  # "alice" in fullwidth letters
 CYRILLIC_A = "\u0430"
+OTHER = "copper-meadow-lantern-74"
 
 
 async def _register(client: httpx.AsyncClient, email: str) -> httpx.Response:
@@ -165,3 +167,23 @@ async def test_migration_folds_stored_addresses_so_their_owners_log_in(server_ur
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def test_create_admin_folds_and_refuses_alike(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    settings = make_settings(database_url)
+    player = await register(client, email="alice@example.com")
+    promoted = await create_or_promote_admin(
+        settings, database_url, email=f"{FULLWIDTH_ALICE}@example.com", name="A", password=OTHER
+    )
+    assert promoted == "promoted alice@example.com to admin (password reset)"
+    assert (await login(client, "alice@example.com", OTHER))["user"]["id"] == player["user"]["id"]
+    with pytest.raises(ValueError, match="scripts"):
+        await create_or_promote_admin(
+            settings, database_url, email=f"{CYRILLIC_A}dmin@example.com", name="A", password=OTHER
+        )
+    with pytest.raises(ValueError, match="invalid email"):
+        await create_or_promote_admin(
+            settings, database_url, email="a\uff20b@example.com", name="A", password=OTHER
+        )
