@@ -41,6 +41,8 @@ os.environ["TMPDIR"] = tempfile.tempdir = str(TMP_ROOT)
 (TMP_ROOT / "run").mkdir(mode=0o700)
 os.environ["XDG_RUNTIME_DIR"] = str(TMP_ROOT / "run")
 os.environ["GAMEPORTAL_DATA_DIR"] = str(TMP_ROOT / "var")
+# Hypothesis (under schemathesis) keeps its files here rather than in ./.hypothesis.
+os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = str(TMP_ROOT / "hypothesis")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

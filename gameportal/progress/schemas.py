@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, StringConstraints, field_validator
 
 from gameportal.content.media.schemas import MediaRead, PublicMedia
-from gameportal.kit.schemas import InputSchema, Schema, UtcDatetime, printable
+from gameportal.kit.schemas import PRINTABLE_PATTERN, InputSchema, Schema, UtcDatetime, printable
 
 # Keys and stat names travel in URLs and JSON keys: a plain, stable alphabet.
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -23,9 +23,20 @@ MAX_MEDIA = 10
 
 AchievementKey = Annotated[str, StringConstraints(pattern=KEY_PATTERN)]
 StatName = Annotated[str, StringConstraints(pattern=STAT_PATTERN)]
-Title = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(printable)]
+# The pattern states `printable` in the document (the validator decides).
+Title = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200),
+    AfterValidator(printable),
+    Field(json_schema_extra={"pattern": PRINTABLE_PATTERN}),
+]
 Description = Annotated[str, StringConstraints(max_length=2000)]
-KeyName = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(printable)]
+KeyName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=100),
+    AfterValidator(printable),
+    Field(json_schema_extra={"pattern": PRINTABLE_PATTERN}),
+]
 IdempotencyKey = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")
 ]
