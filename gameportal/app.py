@@ -11,6 +11,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from starlette.routing import Route
 
 from gameportal import __version__
 from gameportal.config import Settings, get_settings
@@ -27,8 +28,11 @@ from gameportal.errors import (
     register_error_handlers,
 )
 from gameportal.identity.admin_router import admin_router
+from gameportal.identity.deps import authenticate_before_body
 from gameportal.identity.router import auth_router, me_router
 from gameportal.identity.service import Identity
+from gameportal.kit.db_outage import DatabaseOutage
+from gameportal.kit.headers import with_page_csp
 from gameportal.kit.listener import PgListener
 from gameportal.kit.net import parse_networks
 from gameportal.kit.routing import install_route_index
@@ -53,6 +57,7 @@ from gameportal.observability import (
     refresh_on_scrape,
 )
 from gameportal.progress.admin_router import admin_progress_router
+from gameportal.progress.deps import game_key
 from gameportal.progress.leaderboard_boards import Leaderboards
 from gameportal.progress.leaderboard_fastpath import LeaderboardFastPath
 from gameportal.progress.leaderboard_router import leaderboard_router
@@ -101,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             restore_signals()
+            await app.state.database_outage.close()
             await listener.stop()
             await app.state.leaderboards.close()
             app.state.inbox_hub.close()
@@ -115,9 +121,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Metrics are Prometheus (/metrics) and logs structlog; FastAPI's native
         # OpenTelemetry would otherwise look up its providers on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
-        responses={500: {"model": Problem, "description": "Internal server error"}},
+        responses={
+            500: {"model": Problem, "description": "Internal server error"},
+            503: {
+                "model": Problem,
+                "description": "The database cannot be reached (a `Retry-After` says when to "
+                "try again)",
+            },
+        },
     )
     app.state.settings = settings
+    app.state.database_outage = DatabaseOutage(
+        plain_url(settings.database_url) if settings.database_url else None
+    )
     app.state.identity = Identity.from_settings(settings)
     app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
     app.state.storage = storage_from(settings)
@@ -138,6 +154,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_json_body_bytes,
         # The multipart envelope around the largest file a media upload may carry.
         body_limits={"/api/v1/media": settings.media_max_bytes + 64 * 1024},
+        body_timeout=settings.body_timeout_seconds,
+        body_min_rate=settings.body_min_rate_bytes,
+        outage=app.state.database_outage,
     )
     # Before the rest: a public read this process holds is answered at once.
     app.add_middleware(PublicReadFastPath, cache=app.state.content_cache)
@@ -184,6 +203,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _add_routes(app, router)
     _operations(app)
     document_body_limits(app.router.routes)
+    # A game server's key is only checked for its form here (which refuses anonymous
+    # callers); whether it exists is the statement's business, as on the route itself.
+    authenticate_before_body(app.router.routes, also=[game_key])
+    _docs_with_csp(app)
     # Routing by an index of path segments: the cost of finding a route stays the same
     # as the API grows (Starlette tries each route in turn, about 3 µs apiece).
     install_route_index(app)
@@ -200,6 +223,15 @@ def _add_routes(app: FastAPI, router: APIRouter) -> None:
     API, cheaper to route.
     """
     app.router.routes.extend(router.routes)
+
+
+def _docs_with_csp(app: FastAPI) -> None:
+    """The documentation pages get a CSP made for them (their CDN, their inline scripts'
+    hashes); every other response gets the strict default (gameportal.kit.headers)."""
+    pages = {app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url} - {None}
+    for route in app.router.routes:
+        if isinstance(route, Route) and route.path in pages:
+            route.app = with_page_csp(route.app)
 
 
 def _operations(app: FastAPI) -> None:

@@ -73,6 +73,8 @@ def serve(
 
     from gameportal.db import EmbeddedDatabaseError, database_url_for
     from gameportal.migrations import upgrade
+    from gameportal.serving import PROTOCOL as SLOW_CLIENT_GUARD
+    from gameportal.serving import connection_limit
     from gameportal.supervise import ChildProcess, metrics_folder
 
     settings = _settings()
@@ -105,6 +107,11 @@ def serve(
             # process before the worker and the embedded PostgreSQL are stopped. Turn it into
             # an exit instead.
             signal.signal(signal.SIGTERM, _exit_on_signal)
+            limit, note = connection_limit(settings)
+            if note:
+                typer.echo(f"note: {note}", err=True)
+                os.environ["GAMEPORTAL_MAX_CONNECTIONS"] = str(limit)  # for the API processes
+                get_settings.cache_clear()
             child = ChildProcess(
                 "queue worker",
                 [sys.executable, "-m", "gameportal.cli", "worker"],
@@ -123,7 +130,9 @@ def serve(
                     access_log=False,  # our middleware logs each request with its request id
                     proxy_headers=False,  # X-Forwarded-For is judged by GAMEPORTAL_TRUSTED_PROXIES
                     loop="uvloop",
-                    http="httptools",
+                    # httptools with header and unread-body timeouts and a connection limit
+                    # (GAMEPORTAL_HEADER_TIMEOUT_SECONDS and so on; uvicorn has none).
+                    http=SLOW_CLIENT_GUARD,
                     log_level=settings.log_level.lower(),
                     # Without it uvicorn waits for every open response, however long.
                     timeout_graceful_shutdown=settings.shutdown_timeout_seconds,

@@ -224,6 +224,16 @@ class Settings(BaseSettings):
     shutdown_timeout_seconds: int = Field(default=10, ge=1, le=3600)
     trusted_proxies: list[str] = Field(default_factory=list)
     max_json_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Slow clients (applied by `gameportal serve`, per API process): a client has this long
+    # to send its request line and headers, and this long (plus a second for each
+    # body_min_rate_bytes it sends) for its body; past the connection limit, new
+    # connections are answered 503 at once.
+    header_timeout_seconds: float = Field(default=10, gt=0, le=3600)
+    body_timeout_seconds: float = Field(default=20, gt=0, le=3600)
+    body_min_rate_bytes: int = Field(default=16 * 1024, ge=1)
+    max_connections: int = Field(default=1000, ge=1)
+    # Bearer token that /metrics asks for; unset, /metrics answers 404.
+    metrics_token: str | None = Field(default=None, min_length=16)
     cors_origins: list[str] = Field(default_factory=list)
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON unless stderr is a terminal

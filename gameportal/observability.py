@@ -6,7 +6,10 @@ task-per-request wrapper of BaseHTTPMiddleware costs more than everything it doe
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import hashlib
+import hmac
 import logging
 import os
 import random
@@ -33,6 +36,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gameportal.errors import PayloadTooLarge, internal_error_response, problem_response
+from gameportal.kit.db_outage import RETRY_AFTER_SECONDS, DatabaseOutage, database_unavailable
+from gameportal.kit.headers import with_security_headers
 from gameportal.kit.schemas import utc_text
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -103,15 +108,26 @@ error_log = structlog.get_logger("gameportal.errors")
 
 
 class RequestContextMiddleware:
-    """Request id, body size limit, access log and metrics for every HTTP request."""
+    """Request id, body size and time limits, security headers, database-outage answers,
+    access log and metrics for every HTTP request."""
 
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, body_limits: dict[str, int] | None = None
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        body_limits: dict[str, int] | None = None,
+        body_timeout: float = 20.0,
+        body_min_rate: int = 16 * 1024,
+        outage: DatabaseOutage | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         # Paths that take more than JSON does (media uploads), by exact path.
         self.body_limits = body_limits or {}
+        self.body_timeout = body_timeout
+        self.body_min_rate = body_min_rate
+        self.outage = outage or DatabaseOutage(None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -127,43 +143,71 @@ class RequestContextMiddleware:
         # A declared length over the limit is refused before reading a byte; a body that
         # only turns out too long (chunked, or a lying header) is cut off while read.
         declared = scope_header(scope, b"content-length")
-        too_large = declared is not None and (not declared.isdigit() or int(declared) > limit)
+        refused = (
+            413 if declared is not None and (not declared.isdigit() or int(declared) > limit) else 0
+        )
         started_response = False
         received = 0
+        body_complete = False
+        waited = 0.0  # seconds spent waiting for the client's body
 
         async def limited_receive() -> Message:
-            nonlocal received, too_large
-            message = await receive()
+            nonlocal received, refused, body_complete, waited
+            if body_complete:
+                return await receive()  # waiting for a disconnect: no limit
+            # The client has body_timeout, and a second more for every body_min_rate bytes
+            # it has sent, to send its body: a client trickling a byte a second is cut
+            # off, a slow but steady upload is not. Only time spent waiting here counts,
+            # never the app's own.
+            allowed = self.body_timeout + received / self.body_min_rate - waited
+            loop = asyncio.get_running_loop()
+            before = loop.time()
+            try:
+                async with asyncio.timeout(allowed):
+                    message = await receive()
+            except TimeoutError:
+                refused = 408
+                return {"type": "http.disconnect"}
+            waited += loop.time() - before
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     # Tell the app the client went away; we answer 413 ourselves below.
                     # (An exception raised here would surface as FastAPI's generic 400.)
-                    too_large = True
+                    refused = 413
                     return {"type": "http.disconnect"}
+                body_complete = not message.get("more_body", False)
             return message
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, started_response
-            if too_large:
+            if refused:
                 return  # the app's answer to a body it never fully got is dropped
             if message["type"] == "http.response.start":
                 started_response = True
                 status = message["status"]
-                headers = list(message.get("headers", []))
+                headers = with_security_headers(message.get("headers", ()))
                 headers.append((b"x-request-id", request_id.encode()))
+                if 300 <= status < 400:
+                    _location_on_this_server(scope, headers)
                 message = {**message, "headers": headers}
             await send(message)
 
         try:
-            if not too_large:
+            if not refused:
                 try:
                     await self.app(scope, limited_receive, send_with_id)
-                except Exception:
-                    if too_large:
+                except Exception as exc:
+                    if refused:
                         pass
                     elif started_response:
                         raise  # too late for an error response; uvicorn closes the stream
+                    elif database_unavailable(exc):
+                        # Not this request's fault and nothing to debug: one log line per
+                        # outage (DatabaseOutage), a 503 the client may retry.
+                        self.outage.refuse(exc)
+                        status = 503
+                        await _answer(send, request_id, _database_unavailable())
                     else:
                         # Here, not in the outer handler: the log line and the answer both
                         # carry the request id, so a user's report leads to the traceback.
@@ -171,19 +215,10 @@ class RequestContextMiddleware:
                             "unhandled_error", method=scope["method"], path=scope["path"]
                         )
                         status = 500
-                        await internal_error_response({"X-Request-ID": request_id})(
-                            scope, receive, send
-                        )
-            if too_large and not started_response:
-                status = 413
-                response = problem_response(
-                    413,
-                    PayloadTooLarge.slug,
-                    PayloadTooLarge.title,
-                    f"the request body is larger than {limit} bytes",
-                    headers={"X-Request-ID": request_id},
-                )
-                await response(scope, receive, send)
+                        await _answer(send, request_id, internal_error_response())
+            if refused and not started_response:
+                status = refused
+                await _answer(send, request_id, _refusal(refused, limit, self.body_timeout))
         finally:
             self._record(scope, status, started)
             structlog.contextvars.unbind_contextvars("request_id")
@@ -193,6 +228,66 @@ class RequestContextMiddleware:
         route = scope.get("route")
         template = getattr(route, "path", None) or "<unmatched>"
         record_request(scope["method"], template, status, time.perf_counter() - started)
+
+
+def _location_on_this_server(scope: Scope, headers: list[tuple[bytes, bytes]]) -> None:
+    """A redirect to this server written as a URL (Starlette's own trailing-slash redirect
+    in a mounted router, anything made from `request.url`) names whatever host the client
+    put in its Host header: `Host: evil.example` would send the next request there. Such
+    a Location becomes a path on this server; redirects elsewhere (S3 media) are kept."""
+    host = scope_header(scope, b"host")
+    if not host:
+        return
+    for i, (name, value) in enumerate(headers):
+        if name.lower() != b"location":
+            continue
+        scheme, sep, rest = value.partition(b"://")
+        authority, _, path = rest.partition(b"/")
+        if (
+            sep
+            and scheme.lower() in (b"http", b"https")
+            and authority.lower() == host.lower().encode()
+        ):
+            headers[i] = (name, b"/" + path.lstrip(b"/"))
+
+
+def _database_unavailable() -> Response:
+    return problem_response(
+        503,
+        "database-unavailable",
+        "Service temporarily unavailable",
+        f"the database cannot be reached; try again in {RETRY_AFTER_SECONDS} seconds",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+def _refusal(status: int, limit: int, body_timeout: float) -> Response:
+    # The rest of the body is not wanted: closing the connection spares reading it.
+    close = {"Connection": "close"}
+    if status == 413:
+        return problem_response(
+            413,
+            PayloadTooLarge.slug,
+            PayloadTooLarge.title,
+            f"the request body is larger than {limit} bytes",
+            headers=close,
+        )
+    return problem_response(
+        408,
+        "request-timeout",
+        "Request timeout",
+        f"the request body did not arrive in time (about {body_timeout:g} s, more for "
+        "larger bodies sent steadily)",
+        headers=close,
+    )
+
+
+async def _answer(send: Send, request_id: str, response: Response) -> None:
+    """Sends an answer of the middleware's own, with the headers every response carries."""
+    headers = with_security_headers(response.raw_headers)
+    headers.append((b"x-request-id", request_id.encode()))
+    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})
 
 
 def record_request(method: str, template: str, status: int, elapsed: float) -> None:
@@ -276,12 +371,39 @@ def refresh_on_scrape(refresher: MetricsRefresher) -> None:
 
 
 async def metrics_endpoint(request: Request) -> Response:
+    # Login and registration counts, traffic and queue depth are not for everyone: the
+    # scraper sends GAMEPORTAL_METRICS_TOKEN as a bearer token; without one set, there is
+    # no /metrics at all.
+    token: str | None = request.app.state.settings.metrics_token
+    if token is None:
+        return problem_response(
+            404,
+            "not-found",
+            "Not found",
+            "metrics are off; set GAMEPORTAL_METRICS_TOKEN and scrape with it as a bearer token",
+        )
+    scheme, _, given = (request.headers.get("authorization") or "").partition(" ")
+    if scheme.lower() != "bearer" or not _same_secret(given.strip(), token):
+        return problem_response(
+            401,
+            "unauthorized",
+            "Authentication required",
+            "send the metrics token as `Authorization: Bearer <token>`",
+            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )
     for refresher in _refreshers:
         try:
             await refresher(request.app)
         except Exception:  # a stale gauge beats a failed scrape
             error_log.exception("metrics_refresh_failed", refresher=refresher.__qualname__)
     return Response(latest_metrics(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _same_secret(given: str, expected: str) -> bool:
+    # Digests first: compare_digest on the raw strings would tell the token's length.
+    return hmac.compare_digest(
+        hashlib.sha256(given.encode()).digest(), hashlib.sha256(expected.encode()).digest()
+    )
 
 
 # --- several processes ---------------------------------------------------------------------

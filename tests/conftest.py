@@ -128,6 +128,11 @@ async def database_url(server_url: str, template_db: str) -> AsyncIterator[str]:
         await conn.close()
 
 
+# /metrics asks for a bearer token (GAMEPORTAL_METRICS_TOKEN); the tests' apps have this one.
+METRICS_TOKEN = "test-metrics-token-0123456789"
+METRICS_AUTH = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+
+
 def make_settings(database_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "env": "test",
@@ -136,6 +141,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         # Every test's players register from one address; the registration throttle's own
         # tests (tests/identity/test_registration_throttle.py) set the limit they check.
         "registration_max_per_ip": 10_000,
+        "metrics_token": METRICS_TOKEN,
         "db_pool_size": 20,
         "log_json": True,
         "log_level": "WARNING",

@@ -381,9 +381,10 @@ HTTP_TOTAL = "gameportal_http_requests_total"
 
 def test_metrics_add_up_across_api_processes_and_the_worker(data_dir: Path) -> None:
     port = free_port()
+    token = "scraper-token-0123456789abcdef"
     proc = subprocess.Popen(
         [*GAMEPORTAL, "serve", "--port", str(port), "--workers", "2"],
-        env=_env(data_dir),
+        env=_env(data_dir, GAMEPORTAL_METRICS_TOKEN=token),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -399,7 +400,8 @@ def test_metrics_add_up_across_api_processes_and_the_worker(data_dir: Path) -> N
         ).raise_for_status()
         _wait(lambda: (data_dir / "outbox").exists() and any((data_dir / "outbox").iterdir()))
         for _ in range(6):  # whichever process answers the scrape, the totals are the same
-            scrape = httpx.get(f"{base}/metrics").text
+            assert httpx.get(f"{base}/metrics").status_code == 401  # the token is asked for
+            scrape = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {token}"}).text
             served = _sample(
                 scrape,
                 "gameportal_http_requests_total",

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from gameportal.app import create_app
-from tests.conftest import make_settings, with_database
+from tests.conftest import METRICS_AUTH, make_settings, with_database
 from tests.factories import bearer, register
 
 
@@ -35,7 +35,7 @@ async def test_request_id_is_echoed_or_generated(client: httpx.AsyncClient) -> N
 
 async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClient) -> None:
     await client.get("/api/v1/admin/users/00000000-0000-0000-0000-000000000000")
-    text = (await client.get("/metrics")).text
+    text = (await client.get("/metrics", headers=METRICS_AUTH)).text
     assert 'route="/api/v1/admin/users/{user_id}"' in text
     assert "gameportal_http_request_duration_seconds_bucket" in text
     assert "gameportal_logins_total" in text or "gameportal_registrations_total" in text
@@ -98,7 +98,7 @@ async def test_made_up_methods_do_not_mint_metric_series(client: httpx.AsyncClie
     for n in range(3):
         response = await client.request(f"BOGUS{n}", "/healthz")
         assert response.status_code == 405
-    text = (await client.get("/metrics")).text
+    text = (await client.get("/metrics", headers=METRICS_AUTH)).text
     assert "BOGUS" not in text
     assert 'method="OTHER",route="/healthz",status="405"' in text
 
@@ -210,8 +210,12 @@ from gameportal.observability import metrics_endpoint, refresh_on_scrape
 async def refresher(app):
     DEPTH.labels("PUSH", "PENDING").set(4)
 
-class Request:
-    app = None
+class Request:  # what metrics_endpoint reads of one
+    class app:
+        class state:
+            class settings:
+                metrics_token = "scraper-token-0123456789"
+    headers = {"authorization": "Bearer scraper-token-0123456789"}
 
 refresh_on_scrape(refresher)
 print(asyncio.run(metrics_endpoint(Request())).body.decode())

@@ -23,6 +23,7 @@ from gameportal.content.cache import (
     item_locales,
 )
 from gameportal.content.public import read_item
+from gameportal.kit.headers import BASE_HEADERS
 from gameportal.observability import (
     REQUEST_ID_HEADER,
     record_request,
@@ -76,6 +77,7 @@ class PublicReadFastPath:
             for name, value in cached_headers(hit, self.cache.cache_control).items()
         ]
         out.append((REQUEST_ID_HEADER.encode(), request_id_of(scope).encode()))
+        out.extend(BASE_HEADERS)  # as the middleware adds to the app's answers
         if etag_matches(scope_header(scope, b"if-none-match"), hit.etag):
             await send({"type": "http.response.start", "status": 304, "headers": out})
             await send({"type": "http.response.body", "body": b""})

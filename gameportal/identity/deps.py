@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import asyncpg
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gameportal.errors import Forbidden, Unauthorized
+from gameportal.errors import Forbidden, PortalError, Unauthorized
 from gameportal.identity import repository as repo
 from gameportal.identity.devices import MAX_FINGERPRINT, MAX_USER_AGENT, device_type
 from gameportal.identity.service import ClientInfo, Identity, Principal
@@ -70,12 +74,20 @@ async def get_auth_call(request: Request) -> AuthCall:
 AuthCallDep = Annotated[AuthCall, Depends(get_auth_call)]
 
 
+# Where authenticate_before_body (below) leaves the caller it checked, for the route's own
+# dependency to take.
+_PRINCIPAL = "gameportal.principal"
+
+
 class AccessTokenAuth(HTTPBearer):
     """The caller behind `Authorization: Bearer <accessToken>`, checked against the
     database on every request. One dependency that is also the OpenAPI security scheme:
     each extra dependency costs FastAPI measurable time on the hottest path there is."""
 
     async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
+        known: Principal | None = request.scope.get(_PRINCIPAL)
+        if known is not None:  # checked before the body was read (authenticate_before_body)
+            return known
         scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise Unauthorized("send an access token as `Authorization: Bearer <token>`")
@@ -109,13 +121,22 @@ get_principal = AccessTokenAuth(
 CurrentUser = Annotated[Principal, Depends(get_principal)]
 
 
+def _check_role(principal: Principal, role: str) -> None:
+    if not principal.has_role(role):
+        raise Forbidden(f"this needs the `{role}` role")
+
+
+# The role each require_role() dependency asks for, so authenticate_before_body can ask too.
+_REQUIRED_ROLE: dict[Callable[..., Any], str] = {}
+
+
 def require_role(role: str) -> Callable[[Principal], Awaitable[Principal]]:
     async def dependency(principal: CurrentUser) -> Principal:
-        if not principal.has_role(role):
-            raise Forbidden(f"this needs the `{role}` role")
+        _check_role(principal, role)
         return principal
 
     dependency.__name__ = f"require_{role}"
+    _REQUIRED_ROLE[dependency] = role
     return dependency
 
 
@@ -132,3 +153,83 @@ async def get_optional_principal(request: Request) -> Principal | None:
 
 
 MaybeUser = Annotated[Principal | None, Depends(get_optional_principal)]
+
+
+# --- authentication before the body ----------------------------------------------------------
+#
+# FastAPI reads (and, for multipart, spools to disk) a route's whole body before it solves
+# the route's dependencies: an anonymous client could make the server take in a 20 MiB
+# upload before hearing 401. For every route with a body that needs a caller, the caller
+# (and the role the route asks for) is checked first; the route's own dependency then
+# finds the principal already made, so the session is still looked up once.
+
+
+def _needs(
+    dependant: Dependant, others: tuple[Callable[..., Any], ...] = ()
+) -> tuple[bool, list[str], list[Callable[..., Any]]]:
+    """Whether a route's dependencies need an authenticated caller, which roles, and which
+    of the `others` (callers' checks of other kinds) they use."""
+    needed, roles, extra = False, [], []
+    pending = [dependant]
+    while pending:
+        current = pending.pop()
+        call = current.call
+        if call is get_principal:
+            needed = True
+        elif call is not None and call in others and call not in extra:
+            extra.append(call)
+        role = _REQUIRED_ROLE.get(call) if call is not None else None
+        if role is not None and role not in roles:
+            roles.append(role)
+        pending.extend(current.dependencies)
+    return needed or bool(roles), roles, extra
+
+
+def _has_body(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
+            return True
+    return False
+
+
+def _authenticated_first(
+    app: ASGIApp,
+    principal_needed: bool,
+    roles: tuple[str, ...],
+    others: tuple[Callable[[Request], Awaitable[object]], ...],
+) -> ASGIApp:
+    async def first(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope)
+        try:
+            for check in others:
+                await check(request)
+            if principal_needed:
+                principal = await get_principal(request)
+                for role in roles:
+                    _check_role(principal, role)
+                scope[_PRINCIPAL] = principal
+        except PortalError as exc:
+            if _has_body(scope):
+                # The body is not wanted: closing spares reading it (a client that sent
+                # `Expect: 100-continue` never sends it at all).
+                exc.headers.setdefault("Connection", "close")
+            raise
+        await app(scope, receive, send)
+
+    return first
+
+
+def authenticate_before_body(
+    routes: Iterable[BaseRoute], *, also: Iterable[Callable[[Request], Awaitable[object]]] = ()
+) -> None:
+    """Check the caller of every route that takes a body and needs one before its body is
+    read (see above): the access token and role, and `also` other dependencies that tell
+    a caller by the request's headers alone (a game server's API key). Call once, when
+    the app's routes are all in place."""
+    others = tuple(also)
+    for route in routes:
+        if not isinstance(route, APIRoute) or route.body_field is None:
+            continue
+        needed, roles, extra = _needs(route.dependant, others)
+        if needed or extra:
+            route.app = _authenticated_first(route.app, needed, tuple(roles), tuple(extra))

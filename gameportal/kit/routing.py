@@ -36,7 +36,6 @@ from urllib.parse import unquote_to_bytes
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, APIRouter, APIWebSocketRoute
 from starlette._utils import get_route_path
-from starlette.datastructures import URL
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
@@ -313,11 +312,23 @@ class IndexedRouter:
             for route in other.by_method[None]:
                 match, _ = route.matches(redirect_scope)
                 if match is not Match.NONE:
-                    response = RedirectResponse(url=str(URL(scope=redirect_scope)))
+                    response = RedirectResponse(url=_relative_location(redirect_scope))
                     await response(scope, receive, send)
                     return
 
         await router.default(scope, receive, send)
+
+
+def _relative_location(scope: Scope) -> str:
+    """The redirect's target as a path on this same server. Starlette writes an absolute
+    URL from the request's Host header, which the client chooses: `Host: evil.example`
+    made a redirect to evil.example (cache poisoning, phishing through a shared link)."""
+    # As Starlette escapes it (the path is already the whole path, root_path included).
+    path: str = scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+    # "//host/…" would name another host.
+    location = "/" + path.lstrip("/")
+    query: bytes = scope.get("query_string", b"")
+    return location + "?" + query.decode("latin-1") if query else location
 
 
 def unreadable_parameters(scope: Scope) -> list[FieldProblem]:

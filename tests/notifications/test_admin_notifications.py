@@ -5,6 +5,7 @@ import uuid
 import asyncpg
 import httpx
 
+from tests.conftest import METRICS_AUTH
 from tests.factories import bearer, register, user_with_roles
 
 URL = "/api/v1/admin/notifications"
@@ -131,6 +132,6 @@ async def test_metrics_show_queue_depth(client: httpx.AsyncClient, db: asyncpg.P
                 "payload": {"title": "t"},
             },
         )
-    text = (await client.get("/metrics")).text
+    text = (await client.get("/metrics", headers=METRICS_AUTH)).text
     assert 'gameportal_queue_depth{status="PENDING",type="PUSH"} 2.0' in text
     assert 'gameportal_queue_depth{status="PROCESSING",type="EMAIL"} 0.0' in text

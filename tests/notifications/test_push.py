@@ -19,6 +19,7 @@ from gameportal.config import Settings
 from gameportal.errors import InvalidField
 from gameportal.notifications.push import check_endpoint
 from gameportal.notifications.vapid import VapidKeyError, VapidSigner, generate_keys
+from tests.conftest import METRICS_AUTH
 from tests.factories import bearer, login, register, user_with_roles
 from tests.notifications.push_service import PushService, running_push_service
 from tests.notifications.support import running_workers, settled
@@ -109,7 +110,7 @@ async def test_a_push_reaches_every_live_device_encrypted_and_signed(
         assert received.headers["topic"] == uuid.UUID(message_id).hex
     listed = (await client.get(SUBSCRIPTIONS, headers=bearer(phone))).json()["items"]
     assert {item["lastSuccessAt"] is not None for item in listed} == {True}
-    metrics = (await client.get("/metrics")).text
+    metrics = (await client.get("/metrics", headers=METRICS_AUTH)).text
     for series in ("end_to_end_seconds", "latency_seconds"):
         assert f'gameportal_queue_{series}_count{{type="PUSH"}}' in metrics
 
