@@ -222,7 +222,8 @@ BEYOND_THE_SCHEMA: dict[tuple[str, str], list[tuple[int, str]]] = {
         (412, "precondition-failed"),
     ],
     ("DELETE", "/api/v1/content/{content_id}"): [(412, "precondition-failed")],
-    ("POST", "/api/v1/admin/notifications"): [(422, r"recipientUserId|payload(\..+)?")],
+    # The payload's shape for its type (described on `payload`); keys may be empty.
+    ("POST", "/api/v1/admin/notifications"): [(422, r"recipientUserId|payload(\..*)?")],
     ("POST", "/api/v1/me/push-subscriptions"): [(422, r"endpoint|keys\..+")],
     # The file's bytes must be of an accepted type (judged by its content).
     ("POST", "/api/v1/media"): [(422, r"file|relatedContentId")],
