@@ -77,7 +77,8 @@ that fit in 64 bits: such input is refused with 422 naming the field.
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+    # Given settings may leave the secret key to the data folder, as get_settings() does.
+    settings = (settings or get_settings()).with_secret_key()
     configure_logging(settings.log_level, settings.log_json)
 
     @asynccontextmanager

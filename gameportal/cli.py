@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from pydantic import ValidationError
 
-from gameportal.config import Settings, get_settings
+from gameportal.config import SecretKeyFileError, Settings, get_settings
 
 if TYPE_CHECKING:
     from gameportal.notifications.worker import WorkerConfig
@@ -26,9 +26,12 @@ cli = typer.Typer(
 )
 
 
-def _settings() -> Settings:
+def _settings(*, secret_key: bool = False) -> Settings:
+    """The settings; with `secret_key`, also the key, made in the data folder if need be.
+    Only the commands that sign or verify (serve, worker) ask for it, so that the others,
+    run in the wrong folder, leave no data folder behind."""
     try:
-        return get_settings()
+        settings = get_settings() if secret_key else Settings()
     except ValidationError as exc:
         # Only the messages: pydantic's own text repeats the input, secrets included.
         for error in exc.errors():
@@ -36,6 +39,10 @@ def _settings() -> Settings:
             name = f"GAMEPORTAL_{where.upper()}: " if where else ""
             typer.echo(f"configuration error: {name}{error['msg']}", err=True)
         raise typer.Exit(2) from None
+    except SecretKeyFileError as exc:
+        typer.echo(f"configuration error: GAMEPORTAL_SECRET_KEY: {exc}", err=True)
+        raise typer.Exit(2) from None
+    return settings
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:
@@ -77,7 +84,7 @@ def serve(
     from gameportal.serving import connection_limit
     from gameportal.supervise import ChildProcess, metrics_folder
 
-    settings = _settings()
+    settings = _settings(secret_key=True)
     typer.echo(f"data folder: {settings.data_dir}", err=True)
     if settings.secret_key_file is not None:
         # Its children (uvicorn workers, the queue worker) find the same file through
@@ -265,9 +272,10 @@ def worker(
     from gameportal.notifications.worker import WorkerConfig
     from gameportal.progress.tasks import register_progress_tasks
 
-    register_builtin_handlers(_settings())
-    register_content_tasks(_settings())
-    register_progress_tasks(_settings())
+    settings = _settings(secret_key=True)  # its mail carries signed unsubscribe links
+    register_builtin_handlers(settings)
+    register_content_tasks(settings)
+    register_progress_tasks(settings)
     for module in imports or []:
         importlib.import_module(module)
     wanted = [t.strip().upper() for t in types.split(",") if t.strip()] if types else None
@@ -281,7 +289,6 @@ def worker(
             f"no handler is installed for {missing or 'any message type'}; "
             "load one with --import MODULE (PUSH needs GAMEPORTAL_VAPID_PRIVATE_KEY)"
         )
-    settings = _settings()
     try:
         with database_url_for(settings) as url:
             asyncio.run(

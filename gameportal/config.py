@@ -94,8 +94,9 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0, le=200)
 
     # Tokens. Signs access tokens, device tokens and unsubscribe links. Unset: outside
-    # production, a random key made on first start and kept in data_dir/secret_key;
-    # production refuses to start without one (every instance must share it).
+    # production, a random key made on first start and kept in data_dir/secret_key
+    # (with_secret_key); production refuses to start without one (every instance must
+    # share it).
     secret_key: str = ""
     jwt_issuer: str = "gameportal"
     jwt_audience: str = "gameportal-api"
@@ -258,6 +259,17 @@ class Settings(BaseSettings):
         """The data folder's generated key file, when that is the key in use."""
         return self._secret_key_file
 
+    def with_secret_key(self) -> Settings:
+        """These settings with a secret key: the one given, or (outside production) the
+        data folder's, made on first use. Only what signs or verifies asks for it (the
+        API, the queue worker, `serve`): a command that needs no key, run in the wrong
+        folder, leaves no data folder behind."""
+        if self.secret_key:
+            return self
+        resolved = self.model_copy(update={"secret_key": data_dir_secret_key(self.data_dir)})
+        resolved._secret_key_file = self.data_dir / SECRET_KEY_FILE
+        return resolved
+
     @model_validator(mode="after")
     def _production_guard(self) -> Settings:
         if self.secret_key in PUBLIC_SECRET_KEYS:
@@ -274,9 +286,7 @@ class Settings(BaseSettings):
                     f"least {MIN_SECRET_LENGTH} characters, the same on every instance; "
                     "a generated data-folder key is only used outside production)"
                 )
-            self.secret_key = data_dir_secret_key(self.data_dir)
-            self._secret_key_file = self.data_dir / SECRET_KEY_FILE
-        if self.env == "production" and len(self.secret_key) < MIN_SECRET_LENGTH:
+        elif self.env == "production" and len(self.secret_key) < MIN_SECRET_LENGTH:
             raise ValueError(
                 "GAMEPORTAL_SECRET_KEY must be set to a random value of at least "
                 f"{MIN_SECRET_LENGTH} characters in production"
@@ -315,4 +325,5 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The process's settings, with its secret key (Settings.with_secret_key)."""
+    return Settings().with_secret_key()

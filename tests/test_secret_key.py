@@ -47,16 +47,23 @@ def _key_file(data_dir: Path) -> tuple[str, int]:
 
 
 @contextmanager
-def _serving(data_dir: Path) -> Iterator[str]:
-    port = free_port()
+def _process(data_dir: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen(
-        [*GAMEPORTAL, "serve", "--port", str(port)],
-        env=_env(data_dir),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        [*GAMEPORTAL, *args], env=_env(data_dir), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    base = f"http://127.0.0.1:{port}"
     try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+@contextmanager
+def _serving(data_dir: Path) -> Iterator[str]:
+    """`serve --no-worker`: the queue worker is another command, started by the test."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with _process(data_dir, "serve", "--port", str(port), "--no-worker") as proc:
         deadline = time.monotonic() + 60
         while True:
             assert proc.poll() is None, proc.stderr.read()  # type: ignore[union-attr]
@@ -68,9 +75,6 @@ def _serving(data_dir: Path) -> Iterator[str]:
                 pass
             time.sleep(0.2)
         yield base
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 def _unsubscribe_link(outbox: Path, deadline: float) -> str:
@@ -84,19 +88,21 @@ def _unsubscribe_link(outbox: Path, deadline: float) -> str:
     raise AssertionError("the queue worker sent no mail with an unsubscribe link")
 
 
-def test_every_process_on_a_data_folder_uses_one_generated_key(data_dir: Path) -> None:
-    # A command that needs no database makes the key on the first start...
-    first = subprocess.run(
-        [*GAMEPORTAL, "outbox"], env=_env(data_dir), capture_output=True, timeout=60
+def test_every_command_on_a_data_folder_uses_one_generated_key(data_dir: Path) -> None:
+    # A command that needs no key, run where there is no data folder, leaves none behind.
+    nothing = subprocess.run(
+        [*GAMEPORTAL, "migrate"], env=_env(data_dir), capture_output=True, timeout=60
     )
-    assert first.returncode == 0, first.stderr
-    key, mode = _key_file(data_dir)
-    assert mode == 0o600
-    assert len(key) >= 32
-    assert key not in PUBLIC_SECRET_KEYS
+    assert nothing.returncode == 1
+    assert not data_dir.exists()
 
-    # ...and `serve`, its API and its queue worker (other processes) all sign with it.
+    # `serve` makes the key on its first start; a `gameportal worker` started on the same
+    # folder (another command, another process) signs with the same key.
     with _serving(data_dir) as base:
+        key, mode = _key_file(data_dir)
+        assert mode == 0o600
+        assert len(key) >= 32
+        assert key not in PUBLIC_SECRET_KEYS
         registered = httpx.post(
             f"{base}/api/v1/auth/register",
             json={"email": "keys@example.com", "password": PASSWORD, "name": "Keys"},
@@ -129,8 +135,9 @@ def test_every_process_on_a_data_folder_uses_one_generated_key(data_dir: Path) -
             },
         )
         assert queued.status_code == 201, queued.text
+        with _process(data_dir, "worker"):
+            link = _unsubscribe_link(data_dir / "outbox", time.monotonic() + 30)
         # The worker signed this link; the API process takes it.
-        link = _unsubscribe_link(data_dir / "outbox", time.monotonic() + 30)
         token = re.search(r"token=([^&>]+)", link).group(1)  # type: ignore[union-attr]
         unsubscribed = httpx.post(f"{base}/api/v1/unsubscribe", params={"token": token})
         assert unsubscribed.status_code == 204, unsubscribed.text
@@ -139,7 +146,7 @@ def test_every_process_on_a_data_folder_uses_one_generated_key(data_dir: Path) -
 
 
 def test_processes_starting_together_on_a_new_folder_agree(tmp_path: Path) -> None:
-    script = "from gameportal.config import Settings; print(Settings().secret_key)"
+    script = "from gameportal.config import get_settings; print(get_settings().secret_key)"
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", script], env=_env(tmp_path / "var"), stdout=subprocess.PIPE
@@ -153,7 +160,7 @@ def test_processes_starting_together_on_a_new_folder_agree(tmp_path: Path) -> No
 
 
 def test_production_refuses_to_start_without_an_explicit_key(data_dir: Path) -> None:
-    Settings(data_dir=data_dir)  # a development start left a key file behind
+    Settings(data_dir=data_dir).with_secret_key()  # a development start left one behind
     result = subprocess.run(
         [*GAMEPORTAL, "migrate"],
         env=_env(data_dir, GAMEPORTAL_ENV="production", GAMEPORTAL_SMTP_HOST="127.0.0.1"),
@@ -170,7 +177,7 @@ def test_production_refuses_to_start_without_an_explicit_key(data_dir: Path) -> 
 
 
 def test_an_explicit_key_wins_and_no_file_is_made(tmp_path: Path) -> None:
-    settings = Settings(secret_key="k" * 40, data_dir=tmp_path / "var")
+    settings = Settings(secret_key="k" * 40, data_dir=tmp_path / "var").with_secret_key()
     assert settings.secret_key == "k" * 40
     assert settings.secret_key_file is None
     assert not (tmp_path / "var").exists()
@@ -183,8 +190,8 @@ def test_the_published_development_key_is_refused_everywhere(tmp_path: Path) -> 
 
 
 def test_a_key_file_others_can_read_is_refused(tmp_path: Path) -> None:
-    generated = Settings(data_dir=tmp_path).secret_key
+    generated = Settings(data_dir=tmp_path).with_secret_key().secret_key
     (tmp_path / "secret_key").chmod(0o644)
     with pytest.raises(ValueError, match="chmod 600") as refused:
-        Settings(data_dir=tmp_path)
+        Settings(data_dir=tmp_path).with_secret_key()
     assert generated not in str(refused.value)

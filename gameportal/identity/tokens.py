@@ -55,8 +55,15 @@ def _b64url(data: bytes) -> bytes:
 _HEADER = _b64url(b'{"alg":"HS256","typ":"JWT"}')
 
 
+def _signing_key(settings: Settings) -> bytes:
+    if not settings.secret_key:  # never sign with nothing: settings.with_secret_key() first
+        raise ValueError("no secret key in these settings; use Settings.with_secret_key()")
+    return settings.secret_key.encode()
+
+
 class AccessTokens:
     def __init__(self, settings: Settings) -> None:
+        _signing_key(settings)
         self._key = settings.secret_key
         # Keyed once; each token signs a copy (PyJWT prepares the key on every call).
         self._mac = hmac.new(settings.secret_key.encode(), digestmod=hashlib.sha256)
@@ -155,7 +162,7 @@ class DeviceTokens:
 
     def __init__(self, settings: Settings) -> None:
         self._mac = hmac.new(
-            hmac.new(settings.secret_key.encode(), b"gameportal device token", "sha256").digest(),
+            hmac.new(_signing_key(settings), b"gameportal device token", "sha256").digest(),
             digestmod=hashlib.sha256,
         )
         self.ttl = timedelta(days=settings.device_token_ttl_days)
