@@ -4,7 +4,6 @@ under concurrency, feeding the week and month scores and telling the leaderboard
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -120,14 +119,12 @@ async def test_1000_concurrent_updates_add_up_exactly(
 ) -> None:
     w = await world(client, db)
     user_id, _ = await player(client)
-    started = time.monotonic()
     answers = await asyncio.gather(
         *(
             report(client, w.game, user_id, pointsDelta=n % 7 + 1, stats={"hits": 1})
             for n in range(1000)
         )
     )
-    elapsed = time.monotonic() - started
     assert [a.status_code for a in answers] == [200] * 1000
     expected = sum(n % 7 + 1 for n in range(1000))
     row = await db.fetchrow("SELECT points, stats FROM user_progress")
@@ -136,7 +133,6 @@ async def test_1000_concurrent_updates_add_up_exactly(
     assert [(r["period"], r["points"]) for r in boards] == [("month", expected), ("week", expected)]
     # Each answer saw its own update on top of the others': all totals differ.
     assert len({a.json()["points"] for a in answers}) == 1000
-    assert elapsed < 30
 
 
 async def test_scores_go_to_this_week_and_month_and_the_boards_hear(
