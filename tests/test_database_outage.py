@@ -167,6 +167,12 @@ async def test_connection_level_errors_are_told_from_the_requests_own(
         "SELECT pg_terminate_backend($1)", await conn.fetchval("SELECT pg_backend_pid()")
     )
     await admin.close()
+    # Wait for the driver to read the server's goodbye: a query sent while it is still
+    # reading it fails with asyncpg's own state error instead (seen once in CI's run).
+    for _ in range(250):
+        if conn.is_closed():
+            break
+        await asyncio.sleep(0.02)
     ended = await raised(conn.fetchval("SELECT 1"))
     assert database_unavailable(ended), repr(ended)
     wrapped = sa_exc.OperationalError("SELECT 1", None, ended)  # type: ignore[arg-type]
