@@ -10,6 +10,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -157,6 +158,17 @@ class WrkResult:
             f"{label:<34} {self.rps:>9.0f} req/s   p50 {self.p50_ms:>7.2f} ms   "
             f"p99 {self.p99_ms:>7.2f} ms   non-2xx/errors {self.errors}"
         )
+
+
+def median_result(results: list[WrkResult]) -> WrkResult:
+    """One figure for interleaved rounds: medians of rate and latency, totals of counts."""
+    return WrkResult(
+        rps=statistics.median(r.rps for r in results),
+        p50_ms=statistics.median(r.p50_ms for r in results),
+        p99_ms=statistics.median(r.p99_ms for r in results),
+        requests=sum(r.requests for r in results),
+        errors=sum(r.errors for r in results),
+    )
 
 
 def _ms(value: str, unit: str) -> float:

@@ -32,6 +32,7 @@ from _harness import (
     gameportal_server_and_url,
     gameportal_uvicorn,
     hello_server,
+    median_result,
     paced_probe,
     wrk,
 )
@@ -99,16 +100,6 @@ def delayed_probe(url: str, seconds: int) -> WrkResult:
     """The light probe, started once the load is on and stopped before it ends."""
     time.sleep(1)
     return paced_probe(url, seconds=seconds - 2)
-
-
-def median_result(results: list[WrkResult]) -> WrkResult:
-    return WrkResult(
-        rps=statistics.median(r.rps for r in results),
-        p50_ms=statistics.median(r.p50_ms for r in results),
-        p99_ms=statistics.median(r.p99_ms for r in results),
-        requests=sum(r.requests for r in results),
-        errors=sum(r.errors for r in results),
-    )
 
 
 def fresh_refresh_tokens(base: str, email: str, count: int) -> str:

@@ -36,7 +36,14 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-from _harness import WrkResult, gameportal_server_and_url, gameportal_uvicorn, hello_server, wrk
+from _harness import (
+    WrkResult,
+    gameportal_server_and_url,
+    gameportal_uvicorn,
+    hello_server,
+    median_result,
+    wrk,
+)
 
 from gameportal.db import plain_url
 
@@ -147,16 +154,6 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise SystemExit("no VmRSS")
-
-
-def median_result(results: list[WrkResult]) -> WrkResult:
-    return WrkResult(
-        rps=statistics.median(r.rps for r in results),
-        p50_ms=statistics.median(r.p50_ms for r in results),
-        p99_ms=statistics.median(r.p99_ms for r in results),
-        requests=sum(r.requests for r in results),
-        errors=sum(r.errors for r in results),
-    )
 
 
 def main() -> None:

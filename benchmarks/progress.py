@@ -22,7 +22,14 @@ from collections import defaultdict
 
 import asyncpg
 import httpx
-from _harness import HERE, WrkResult, gameportal_server_and_url, hello_server, wrk
+from _harness import (
+    HERE,
+    WrkResult,
+    gameportal_server_and_url,
+    hello_server,
+    median_result,
+    wrk,
+)
 
 from gameportal.db import plain_url
 
@@ -101,16 +108,6 @@ def warm(base: str, game_id: str, key: str, players: list[str]) -> None:
             await asyncio.gather(*(one(p) for p in players))
 
     asyncio.run(run())
-
-
-def median_result(results: list[WrkResult]) -> WrkResult:
-    return WrkResult(
-        rps=statistics.median(r.rps for r in results),
-        p50_ms=statistics.median(r.p50_ms for r in results),
-        p99_ms=statistics.median(r.p99_ms for r in results),
-        requests=sum(r.requests for r in results),
-        errors=sum(r.errors for r in results),
-    )
 
 
 def main() -> None:
