@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -10,8 +11,8 @@ from gameportal.notifications.registry import unregister_handler, unregister_per
 from tests.notifications.support import running_workers
 
 
-@pytest.fixture
-async def content_worker(app: FastAPI, database_url: str) -> AsyncIterator[None]:
+@contextlib.asynccontextmanager
+async def content_worker_running(app: FastAPI, database_url: str) -> AsyncIterator[None]:
     """A worker doing what `gameportal worker` does for content: scheduled publishing,
     media processing, and the uploader's IN_APP notices."""
     register_content_tasks(app.state.settings)
@@ -24,3 +25,9 @@ async def content_worker(app: FastAPI, database_url: str) -> AsyncIterator[None]
         unregister_handler("MEDIA_PROCESSING")
         unregister_periodic("content.publish_due")
         unregister_periodic("media.abandoned_uploads")
+
+
+@pytest.fixture
+async def content_worker(app: FastAPI, database_url: str) -> AsyncIterator[None]:
+    async with content_worker_running(app, database_url):
+        yield

@@ -8,7 +8,7 @@ import contextlib
 import os
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +17,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from gameportal.content.tasks import register_content_tasks
-from gameportal.notifications.registry import unregister_handler, unregister_periodic
+from tests.content.conftest import content_worker_running
 from tests.content.images import png
 from tests.factories import bearer, user_with_roles
 from tests.net import free_port
-from tests.notifications.support import running_workers, wait_for
+from tests.notifications.support import wait_for
 
 URL = "/api/v1/media"
 
@@ -35,21 +34,6 @@ def settings_overrides(tmp_path: Path) -> dict[str, object]:
 @pytest.fixture
 async def editor(client: httpx.AsyncClient, db: asyncpg.Pool) -> dict[str, Any]:
     return await user_with_roles(client, db, "editor")
-
-
-@contextlib.asynccontextmanager
-async def _content_worker(app: FastAPI, database_url: str) -> AsyncIterator[None]:
-    """What `gameportal worker` runs for media, retrying within a second or so."""
-    register_content_tasks(app.state.settings)
-    try:
-        async with running_workers(
-            app, database_url, builtins=True, types=["MEDIA_PROCESSING", "IN_APP"]
-        ):
-            yield
-    finally:
-        unregister_handler("MEDIA_PROCESSING")
-        unregister_periodic("content.publish_due")
-        unregister_periodic("media.abandoned_uploads")
 
 
 async def _upload(
@@ -100,7 +84,7 @@ async def test_a_job_that_cannot_write_its_storage_ends_failed_and_tells_the_upl
     # (as root, a read-only folder would not stop it).
     (tmp_path / "media" / "media" / media_id / "original.part").mkdir()
 
-    async with _content_worker(app, database_url):
+    async with content_worker_running(app, database_url):
         item = await _status(client, editor, media_id, "FAILED")
         notice = await _notice(client, editor)
 
@@ -132,7 +116,7 @@ async def test_a_job_whose_last_lease_ran_out_ends_failed_too(
         "lease_expires_at = now() - interval '1 second', retry_count = max_attempts - 1 "
         "WHERE type = 'MEDIA_PROCESSING'"
     )
-    async with _content_worker(app, database_url):
+    async with content_worker_running(app, database_url):
         item = await _status(client, editor, media_id, "FAILED")
         notice = await _notice(client, editor)
     assert item["rejectReason"] == (
