@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -23,6 +24,10 @@ from pathlib import Path
 import httpx
 
 HERE = Path(__file__).parent
+# Every gameportal process a run starts signs and verifies with this one key: without it
+# each data folder would make its own, and a token from one server would be refused by
+# the next (every request a fast 401, a figure that means nothing).
+SECRET_KEY = os.environ.get("GAMEPORTAL_SECRET_KEY") or secrets.token_urlsafe(32)
 UVICORN_FLAGS = ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--workers", "1"]
 
 
@@ -90,6 +95,7 @@ def gameportal_uvicorn(
     env = {
         **os.environ,
         "GAMEPORTAL_DATABASE_URL": database_url,
+        "GAMEPORTAL_SECRET_KEY": SECRET_KEY,
         "PYTHONPATH": str(HERE),
         "GAMEPORTAL_LOG_JSON": "true",
     }
@@ -119,7 +125,7 @@ def gameportal_server_and_url(
 ) -> Iterator[tuple[str, str]]:
     """gameportal_server, and the URL of the (migrated) database it serves."""
     port = free_port()
-    env = {**os.environ, **(extra_env or {})}
+    env = {**os.environ, "GAMEPORTAL_SECRET_KEY": SECRET_KEY, **(extra_env or {})}
     tmp = None
     if not env.get("GAMEPORTAL_DATABASE_URL"):
         tmp = tempfile.mkdtemp(prefix="gameportal-bench-")
