@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +14,7 @@ import orjson
 from gameportal.content import repository as repo
 from gameportal.content.cache import Cached
 from gameportal.content.rendering import MAX_SLUG, SLUG_PATTERN
+from gameportal.kit.schemas import uuid_as_text
 
 _SLUG = re.compile(SLUG_PATTERN)
 
@@ -40,16 +40,9 @@ def public_item(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _uuid_as_text(value: Any) -> str:
-    # asyncpg's own UUID type, which orjson does not know (the standard one it does).
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    raise TypeError(f"cannot serialise {type(value).__name__}")
-
-
 def to_json(value: Any) -> bytes:
     # UTC datetimes end in `Z`, as everywhere in the API.
-    return orjson.dumps(value, default=_uuid_as_text, option=orjson.OPT_UTC_Z)
+    return orjson.dumps(value, default=uuid_as_text, option=orjson.OPT_UTC_Z)
 
 
 def digest_etag(body: bytes) -> str:

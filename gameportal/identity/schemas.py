@@ -20,6 +20,7 @@ from gameportal.kit.schemas import (
     UtcDatetime,
     printable,
     utc_text,
+    uuid_as_text,
 )
 
 Role = Literal["user", "editor", "marketer", "admin"]
@@ -243,7 +244,8 @@ def user_read_json(user: Mapping[str, Any]) -> bytes:
                     "emailVerifiedAt": _utc_text(user.get("email_verified_at")),
                     "roles": list(roles),
                     "preferences": {"language": language, "theme": theme},
-                }
+                },
+                default=uuid_as_text,
             )
     except (AttributeError, KeyError, TypeError, ValueError, OverflowError):
         pass
@@ -278,7 +280,8 @@ def session_read_json(session: Mapping[str, Any], *, current: bool) -> bytes:
                     "lastUsedAt": _utc_text(times[1]),
                     "expiresAt": _utc_text(times[2]),
                     "current": current,
-                }
+                },
+                default=uuid_as_text,
             )
     except (AttributeError, KeyError, TypeError, ValueError, OverflowError):
         pass

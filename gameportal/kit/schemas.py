@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import unicodedata
+import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -26,6 +27,15 @@ def _as_utc(value: datetime) -> datetime:
         return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
     except OverflowError:  # 0001-01-01 at +01:00 has no UTC time; pydantic wants ValueError
         raise ValueError("is out of the range of dates this API handles") from None
+
+
+def uuid_as_text(value: Any) -> str:
+    """orjson's `default` for rows from asyncpg: its UUID type is a subclass of the standard
+    one, which orjson serialises natively, but orjson only knows the exact type. Without
+    this a hand-built answer falls back to its model (or fails)."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
 def utc_text(value: datetime) -> str:

@@ -24,7 +24,7 @@ from gameportal.identity.schemas import (
 )
 from gameportal.identity.tokens import AccessTokens
 from tests.conftest import make_settings
-from tests.factories import bearer, register
+from tests.factories import STRONG_PASSWORD, bearer, register
 
 
 def _model_bytes(user: dict[str, Any]) -> bytes:
@@ -339,3 +339,27 @@ async def test_login_bodies_the_fast_path_leaves_are_answered_as_declared(
     )
     assert wrong.status_code == 401
     assert wrong.headers["content-type"] == "application/problem+json"
+
+
+async def test_rows_from_the_database_take_the_hand_built_path(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # asyncpg hands ids as its own UUID subclass, which orjson refuses: the hand-built
+    # answers fell back to their models on every request (a fifth of GET /me) unnoticed,
+    # since the answers were the same. Here the models may not be used at all.
+    from gameportal.identity.schemas import SessionRead
+
+    data = await register(client)
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the model was used instead of the hand-built JSON")
+
+    monkeypatch.setattr(UserRead, "model_validate", refuse)
+    monkeypatch.setattr(SessionRead, "model_validate", refuse)
+    me = await client.get("/api/v1/me", headers=bearer(data))
+    assert me.status_code == 200, me.text
+    assert me.json()["id"] == data["user"]["id"]
+    login = await client.post(
+        "/api/v1/auth/login", json={"email": data["user"]["email"], "password": STRONG_PASSWORD}
+    )
+    assert login.status_code == 200, login.text
