@@ -152,6 +152,12 @@ class ABExperimentLog(IdMixin, Base):
         ),
         # A player's assignments in one lookup (the hot path).
         Index("ix_ab_experiment_log_user", "user_id", postgresql_where=text("user_id IS NOT NULL")),
+        # A visitor's assignments in one lookup, and what passes to the account at login.
+        Index(
+            "ix_ab_experiment_log_anonymous",
+            "anonymous_id",
+            postgresql_where=text("user_id IS NULL"),
+        ),
         # Results: counts per variant (and per day) from the index alone.
         Index(
             "ix_ab_experiment_log_results",

@@ -174,6 +174,13 @@ def upgrade() -> None:
         postgresql_where=sa.text("user_id IS NOT NULL"),
     )
     op.create_index(
+        "ix_ab_experiment_log_anonymous",
+        "ab_experiment_log",
+        ["anonymous_id"],
+        unique=False,
+        postgresql_where=sa.text("user_id IS NULL"),
+    )
+    op.create_index(
         "uq_ab_experiment_log_campaign_anonymous",
         "ab_experiment_log",
         ["campaign_id", "anonymous_id"],
@@ -248,6 +255,11 @@ def downgrade() -> None:
     )
     op.drop_index(
         "uq_ab_experiment_log_campaign_anonymous",
+        table_name="ab_experiment_log",
+        postgresql_where=sa.text("user_id IS NULL"),
+    )
+    op.drop_index(
+        "ix_ab_experiment_log_anonymous",
         table_name="ab_experiment_log",
         postgresql_where=sa.text("user_id IS NULL"),
     )
