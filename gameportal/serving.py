@@ -70,6 +70,42 @@ def _raw_response(status: int, headers: list[tuple[bytes, bytes]], body: bytes) 
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
+class _CoalescingTransport:
+    """A connection's transport whose writes of one turn of the event loop go out as one.
+
+    uvicorn writes a response's status line and headers, then its body, in two writes:
+    two system calls (and, with Nagle off, often two packets) for every small answer.
+    Held until the end of the turn (Starlette sends both in the same turn), they are one;
+    a stream that sends its headers and then waits still has them sent at the end of the
+    turn. Everything else is the real transport's."""
+
+    __slots__ = ("_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._held:
+            self._loop.call_soon(self._flush)
+        self._held.append(bytes(data))
+
+    def _flush(self) -> None:
+        if self._held:
+            data = b"".join(self._held)
+            self._held.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # Per process, from the settings, when the first connection comes.
     header_timeout: float
@@ -113,6 +149,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.transport = _CoalescingTransport(transport, self.loop)  # type: ignore[assignment]
         wait = self.header_timeout
         if len(self.connections) > self.max_connections:
             wait = min(wait, OVER_LIMIT_HEADER_SECONDS)

@@ -53,3 +53,33 @@ def test_console_and_quiet_logging_go_through_structlog() -> None:
     assert not observability._access_lines_direct
     configure_logging("WARNING", json=True)
     assert not observability._access_lines_direct
+
+
+async def test_lines_of_one_loop_turn_are_written_together(
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import os
+
+    writes: list[bytes] = []
+    real_write = os.write
+
+    def counting_write(fd: int, data: bytes) -> int:
+        if fd == 2:
+            writes.append(bytes(data))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(observability.os, "write", counting_write)
+    configure_logging("INFO", json=True)
+    try:
+        capfd.readouterr()
+        for i in range(300):  # more than one atomic chunk's worth
+            record_request("GET", f"/r/{i}", 200, 0.001)
+        assert writes == []  # nothing yet: written at the end of this turn
+        await asyncio.sleep(0)
+    finally:
+        configure_logging("WARNING", json=True)
+    lines = _lines(capfd)
+    assert [orjson.loads(line)["route"] for line in lines] == [f"/r/{i}" for i in range(300)]
+    assert 1 < len(writes) < 300
+    assert all(len(w) <= observability._ATOMIC_WRITE and w.endswith(b"\n") for w in writes)
