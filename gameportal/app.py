@@ -35,6 +35,7 @@ from gameportal.kit.db_outage import DatabaseOutage
 from gameportal.kit.headers import with_page_csp
 from gameportal.kit.listener import PgListener
 from gameportal.kit.net import parse_networks
+from gameportal.kit.openapi import install_openapi
 from gameportal.kit.routing import install_route_index
 from gameportal.kit.signals import on_exit_signal
 from gameportal.migrations import current_revision, head_revision
@@ -204,6 +205,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _add_routes(app, router)
     _operations(app)
     document_body_limits(app.router.routes)
+    install_openapi(app)
     # A game server's key is only checked for its form here (which refuses anonymous
     # callers); whether it exists is the statement's business, as on the route itself.
     authenticate_before_body(app.router.routes, also=[game_key])
@@ -236,12 +238,18 @@ def _docs_with_csp(app: FastAPI) -> None:
 
 
 def _operations(app: FastAPI) -> None:
-    @app.get("/healthz", tags=["operations"], summary="The process is alive")
+    @app.get(
+        "/healthz",
+        operation_id="healthz_get",
+        tags=["operations"],
+        summary="The process is alive",
+    )
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get(
         "/readyz",
+        operation_id="readyz_get",
         tags=["operations"],
         summary="The database answers and its schema is at the latest migration",
         responses={503: {"model": Problem, "description": "Not ready"}},

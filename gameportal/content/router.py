@@ -79,6 +79,7 @@ def _editor_view(item: Content, response: Response) -> ContentRead:
 
 @content_router.post(
     "",
+    operation_id="content_create",
     response_model=ContentRead,
     status_code=status.HTTP_201_CREATED,
     responses=problem_responses(401, 403, 409, 413, 422),
@@ -94,6 +95,7 @@ async def create_content(
 
 @content_router.get(
     "/{content_id}",
+    operation_id="content_get",
     response_model=ContentRead,
     responses=problem_responses(401, 403, 404, 422),
     summary="Any content, in any status, with its ETag (editor)",
@@ -106,6 +108,7 @@ async def get_content(
 
 @content_router.patch(
     "/{content_id}",
+    operation_id="content_update",
     response_model=ContentRead,
     responses=problem_responses(401, 403, 404, 409, 412, 413, 422, 428),
     summary="Change fields; needs If-Match (editor)",
@@ -124,6 +127,7 @@ async def update_content(
 
 @content_router.post(
     "/{content_id}/publish",
+    operation_id="content_publish",
     response_model=ContentRead,
     responses=problem_responses(401, 403, 404, 412, 422),
     summary="Publish now, or schedule for `publishAt` (editor)",
@@ -143,6 +147,7 @@ async def publish_content(
 
 @content_router.post(
     "/{content_id}/unpublish",
+    operation_id="content_unpublish",
     response_model=ContentRead,
     responses=problem_responses(401, 403, 404, 409, 412, 422),
     summary="Back to draft (editor)",
@@ -160,6 +165,7 @@ async def unpublish_content(
 
 @content_router.delete(
     "/{content_id}",
+    operation_id="content_archive",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403, 404, 412, 422),
     summary="Archive: no longer public, kept with its revisions (editor)",
@@ -173,6 +179,7 @@ async def archive_content(
 
 @content_router.get(
     "/{content_id}/revisions",
+    operation_id="content_revisions_list",
     response_model=Page[RevisionRead],
     responses=problem_responses(400, 401, 403, 404, 422),
     summary="Every save, newest first: who, when, what (editor)",
@@ -193,6 +200,7 @@ async def list_revisions(
 
 @content_router.post(
     "/{content_id}/revisions/{number}/restore",
+    operation_id="content_revisions_restore",
     response_model=ContentRead,
     responses=problem_responses(401, 403, 404, 409, 412, 422),
     summary="Bring back what a revision said, as a new save (editor)",
@@ -242,6 +250,7 @@ public_content_router = APIRouter(
 
 @public_content_router.get(
     "/{content_type:content_type}/{slug}",
+    operation_id="content_published_get",
     response_model=PublicContent,
     responses={304: {"description": "Not modified (If-None-Match)"}, **problem_responses(404, 422)},
     summary="A published item by type and slug, in the best locale (anyone)",
@@ -268,6 +277,7 @@ async def read_published(
 
 @public_content_router.get(
     "",
+    operation_id="content_published_list",
     response_model=Page[PublicContent],
     responses={304: {"description": "Not modified"}, **problem_responses(400, 422)},
     summary="Published content, newest first or best match for `q` (anyone)",
@@ -316,6 +326,7 @@ tags_router = APIRouter(prefix="/api/v1/tags", tags=["content"], responses=probl
 
 @tags_router.get(
     "",
+    operation_id="tags_list",
     response_model=TagList,
     responses={304: {"description": "Not modified"}, **problem_responses(422)},
     summary="Tags of published content with their counts, most used first (anyone)",

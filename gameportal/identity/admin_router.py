@@ -30,7 +30,10 @@ _ADMIN = problem_responses(401, 403)
 
 
 @admin_router.get(
-    "", response_model=Page[UserRead], responses=problem_responses(400, 401, 403, 422)
+    "",
+    operation_id="admin_users_list",
+    response_model=Page[UserRead],
+    responses=problem_responses(400, 401, 403, 422),
 )
 async def list_users(
     _: AdminUser,
@@ -58,7 +61,10 @@ async def list_users(
 
 
 @admin_router.get(
-    "/{user_id}", response_model=UserRead, responses=problem_responses(401, 403, 404, 422)
+    "/{user_id}",
+    operation_id="admin_users_get",
+    response_model=UserRead,
+    responses=problem_responses(401, 403, 404, 422),
 )
 async def get_user(user_id: uuid.UUID, _: AdminUser, session: DbReadSession) -> UserRead:
     return UserRead.model_validate(await service.admin_get_user(session, user_id))
@@ -66,6 +72,7 @@ async def get_user(user_id: uuid.UUID, _: AdminUser, session: DbReadSession) -> 
 
 @admin_router.patch(
     "/{user_id}",
+    operation_id="admin_users_update",
     response_model=UserRead,
     responses=problem_responses(401, 403, 404, 409, 422),
     summary="Change roles or block; blocking ends every session at once",
@@ -85,6 +92,7 @@ async def update_user(
 
 @admin_router.get(
     "/{user_id}/sessions",
+    operation_id="admin_users_sessions_list",
     response_model=Page[SessionRead],
     responses=problem_responses(400, 401, 403, 404, 422),
     summary="A user's live device sessions, newest first",
@@ -107,6 +115,7 @@ async def user_sessions(
 
 @admin_router.get(
     "/{user_id}/security-events",
+    operation_id="admin_users_security_events_list",
     response_model=Page[SecurityEventRead],
     responses=problem_responses(400, 401, 403, 404, 422),
     summary="What happened to an account: replayed tokens, lockouts, blocks, role changes",
@@ -125,6 +134,7 @@ async def user_security_events(
 
 @admin_router.delete(
     "/{user_id}/sessions",
+    operation_id="admin_users_sessions_end",
     response_model=SessionsEnded,
     responses=problem_responses(401, 403, 404, 422),
 )

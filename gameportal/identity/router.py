@@ -83,6 +83,7 @@ def _with_fingerprint(
 
 @auth_router.post(
     "/register",
+    operation_id="auth_register",
     status_code=status.HTTP_201_CREATED,
     response_model=AuthResponse,
     responses=problem_responses(409, 413, 422, 429),
@@ -106,6 +107,7 @@ async def register(
 
 @auth_router.post(
     "/login",
+    operation_id="auth_login",
     response_model=AuthResponse,
     responses=problem_responses(401, 403, 422, 429),
     summary="Log in: a new device session with an access and a refresh token",
@@ -159,6 +161,7 @@ answer_directly(auth_router, login, _login_directly, with_body=True)
 
 @auth_router.post(
     "/refresh",
+    operation_id="auth_refresh",
     response_model=TokenResponse,
     responses=problem_responses(401, 403, 422),
     summary="Rotate a refresh token; a replayed one ends its session",
@@ -198,6 +201,7 @@ answer_directly(auth_router, refresh, _refresh_directly, with_body=True)
 
 @auth_router.post(
     "/verify-email/request",
+    operation_id="auth_verify_email_request",
     status_code=status.HTTP_202_ACCEPTED,
     response_class=Response,  # documented as it is sent: no body
     responses=problem_responses(401),
@@ -212,6 +216,7 @@ async def request_email_verification(
 
 @auth_router.post(
     "/verify-email",
+    operation_id="auth_verify_email",
     response_model=UserRead,
     responses=problem_responses(400, 422),
     summary="Confirm an email address with the mailed token",
@@ -222,6 +227,7 @@ async def verify_email(body: EmailVerification, session: DbSession) -> UserRead:
 
 @auth_router.post(
     "/password-reset/request",
+    operation_id="auth_password_reset_request",
     status_code=status.HTTP_202_ACCEPTED,
     response_class=Response,  # documented as it is sent: no body
     responses=problem_responses(422),
@@ -240,6 +246,7 @@ async def request_password_reset(
 
 @auth_router.post(
     "/password-reset",
+    operation_id="auth_password_reset",
     response_model=SessionsEnded,
     responses=problem_responses(400, 422),
     summary="Set a new password with a mailed token; every session of the account ends",
@@ -255,6 +262,7 @@ async def reset_password(
 
 @auth_router.post(
     "/logout",
+    operation_id="auth_logout",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401),
     summary="End the current device session",
@@ -264,7 +272,7 @@ async def logout(principal: CurrentUser, session: DbSession) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@me_router.get("", response_model=UserRead, responses=problem_responses(401))
+@me_router.get("", operation_id="me_get", response_model=UserRead, responses=problem_responses(401))
 async def get_me(principal: CurrentUser) -> UserRead:
     # The session check already read the user: no second query.
     return UserRead.model_validate(principal.user)
@@ -280,7 +288,7 @@ async def _get_me_directly(request: Request, _: bytes) -> Response:
 answer_directly(me_router, get_me, _get_me_directly)
 
 
-@me_router.patch("", response_model=UserRead, responses=_AUTHED)
+@me_router.patch("", operation_id="me_update", response_model=UserRead, responses=_AUTHED)
 async def update_me(body: MeUpdate, principal: CurrentUser, session: DbSession) -> UserRead:
     preferences = None
     if body.preferences is not None:
@@ -291,6 +299,7 @@ async def update_me(body: MeUpdate, principal: CurrentUser, session: DbSession) 
 
 @me_router.post(
     "/password",
+    operation_id="me_password_change",
     response_model=SessionsEnded,
     responses=problem_responses(401, 403, 422, 429),
     summary="Change the password; every other device session ends",
@@ -317,6 +326,7 @@ async def change_password(
 
 @me_router.delete(
     "",
+    operation_id="me_delete",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403, 409, 422, 429),
     summary="Erase the account and all its sessions",
@@ -337,6 +347,7 @@ async def delete_me(
 
 @me_router.get(
     "/sessions",
+    operation_id="me_sessions_list",
     response_model=Page[SessionRead],
     responses=problem_responses(400, 401, 422),
     summary="The caller's live device sessions, newest first",
@@ -357,6 +368,7 @@ async def list_my_sessions(
 
 @me_router.delete(
     "/sessions/{session_id}",
+    operation_id="me_sessions_end",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 404, 422),
     summary="End one of the caller's device sessions",
@@ -370,6 +382,7 @@ async def end_my_session(
 
 @me_router.delete(
     "/sessions",
+    operation_id="me_sessions_end_others",
     response_model=SessionsEnded,
     responses=problem_responses(401),
     summary="End every device session but the current one",

@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     PlainSerializer,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -56,6 +57,8 @@ UtcDatetime = Annotated[
     BeforeValidator(_not_a_number),
     AfterValidator(_as_utc),
     PlainSerializer(utc_text, return_type=str, when_used="json"),
+    # What clients read is still a date-time (generators type it so), not any string.
+    WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization"),
 ]
 
 # The BCP 47 tags this API takes (language, optional script, optional region: `en`,

@@ -25,6 +25,7 @@ Status = Annotated[str | None, Query(pattern="^(PENDING|PROCESSING|SENT|FAILED)$
 
 @admin_notifications_router.post(
     "",
+    operation_id="admin_notifications_create",
     status_code=status.HTTP_201_CREATED,
     response_model=MessageRead,
     responses=problem_responses(413, 422),
@@ -36,6 +37,7 @@ async def create_message(body: MessageCreate, admin: AdminUser, session: DbSessi
 
 @admin_notifications_router.get(
     "",
+    operation_id="admin_notifications_list",
     response_model=Page[MessageRead],
     responses=problem_responses(400, 422),
     summary="Messages, newest first",
@@ -64,6 +66,7 @@ async def list_messages(
 
 @admin_notifications_router.get(
     "/stats",
+    operation_id="admin_notifications_stats",
     response_model=QueueStats,
     summary="Counts by type and status, the oldest due message's age, the last minute's work",
 )
@@ -74,7 +77,10 @@ async def queue_stats(_: AdminUser, db: DbPool) -> QueueStats:
 # `:uuid` in the path of the routes beside /stats: "stats" is not an id, so DELETE /stats
 # is a 405 for /stats, not a 422 for a malformed id.
 @admin_notifications_router.get(
-    "/{message_id:uuid}", response_model=MessageRead, responses=problem_responses(404, 422)
+    "/{message_id:uuid}",
+    operation_id="admin_notifications_get",
+    response_model=MessageRead,
+    responses=problem_responses(404, 422),
 )
 async def get_message(message_id: uuid.UUID, _: AdminUser, session: DbReadSession) -> MessageRead:
     return MessageRead.model_validate(await service.admin_get(session, message_id))
@@ -82,6 +88,7 @@ async def get_message(message_id: uuid.UUID, _: AdminUser, session: DbReadSessio
 
 @admin_notifications_router.post(
     "/{message_id}/retry",
+    operation_id="admin_notifications_retry",
     response_model=MessageRead,
     responses=problem_responses(404, 409, 422),
     summary="Give a FAILED message a fresh set of attempts",
@@ -92,6 +99,7 @@ async def retry_message(message_id: uuid.UUID, _: AdminUser, session: DbSession)
 
 @admin_notifications_router.delete(
     "/{message_id:uuid}",
+    operation_id="admin_notifications_cancel",
     response_model=MessageRead,
     responses=problem_responses(404, 409, 422),
     summary="Cancel a PENDING message (it ends FAILED, with the reason; nothing is deleted)",

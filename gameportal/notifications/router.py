@@ -34,6 +34,7 @@ me_notifications_router = APIRouter(
 
 @me_notifications_router.get(
     "",
+    operation_id="me_notifications_list",
     response_model=Page[InboxItem],
     responses=problem_responses(400, 422),
     summary="Your in-app notifications and broadcasts, newest first",
@@ -61,6 +62,7 @@ LiveHub = Annotated[live.InboxHub, Depends(_live_hub)]
 
 @me_notifications_router.get(
     "/stream",
+    operation_id="me_notifications_stream",
     response_class=StreamingResponse,
     responses={
         200: {
@@ -120,13 +122,16 @@ async def stream_notifications(
     )
 
 
-@me_notifications_router.get("/unread-count", response_model=UnreadCount)
+@me_notifications_router.get(
+    "/unread-count", operation_id="me_notifications_unread_count", response_model=UnreadCount
+)
 async def unread_count(principal: CurrentUser, session: DbReadSession) -> UnreadCount:
     return UnreadCount(unread=await service.unread_count(session, principal.user_id))
 
 
 @me_notifications_router.post(
     "/{notification_id}/read",
+    operation_id="me_notifications_mark_read",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(404, 422),
 )
@@ -137,7 +142,9 @@ async def mark_read(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@me_notifications_router.post("/read-all", response_model=MarkedRead)
+@me_notifications_router.post(
+    "/read-all", operation_id="me_notifications_mark_all_read", response_model=MarkedRead
+)
 async def mark_all_read(principal: CurrentUser, session: DbSession) -> MarkedRead:
     return MarkedRead(marked=await service.mark_all_read(session, principal.user_id))
 
@@ -149,7 +156,9 @@ preferences_router = APIRouter(
 )
 
 
-@preferences_router.get("", response_model=NotificationPreferences)
+@preferences_router.get(
+    "", operation_id="me_notification_preferences_get", response_model=NotificationPreferences
+)
 async def get_preferences(
     principal: CurrentUser, session: DbReadSession
 ) -> NotificationPreferences:
@@ -158,6 +167,7 @@ async def get_preferences(
 
 @preferences_router.put(
     "",
+    operation_id="me_notification_preferences_replace",
     response_model=NotificationPreferences,
     responses=problem_responses(413, 422),
     summary="Opt out of categories per channel (transactional and account mail always go)",
@@ -175,6 +185,7 @@ unsubscribe_router = APIRouter(
 
 @unsubscribe_router.post(
     "",
+    operation_id="unsubscribe_one_click",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(400, 422),
     summary="One-click unsubscribe (RFC 8058) with the signed link from a mail; no login",
@@ -207,6 +218,7 @@ Vapid = Annotated[VapidSigner, Depends(_vapid)]
 
 @push_router.post(
     "",
+    operation_id="me_push_subscriptions_create",
     response_model=PushSubscriptionRead,
     status_code=status.HTTP_201_CREATED,
     responses={
@@ -233,6 +245,7 @@ async def subscribe_push(
 
 @push_router.get(
     "",
+    operation_id="me_push_subscriptions_list",
     response_model=Page[PushSubscriptionRead],
     responses=problem_responses(400, 422),
     summary="Your devices' push subscriptions, newest first",
@@ -251,6 +264,7 @@ async def list_push_subscriptions(
 
 @push_router.delete(
     "/{subscription_id}",
+    operation_id="me_push_subscriptions_delete",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(404, 422),
 )
@@ -268,6 +282,7 @@ vapid_router = APIRouter(
 
 @vapid_router.get(
     "/vapid-public-key",
+    operation_id="push_vapid_public_key_get",
     response_model=VapidPublicKey,
     responses=problem_responses(503),
     summary="The key browsers subscribe with (`applicationServerKey`); no login",

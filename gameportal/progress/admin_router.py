@@ -33,6 +33,7 @@ admin_progress_router = APIRouter(
 
 @admin_progress_router.post(
     "/games/{game_id}/api-keys",
+    operation_id="admin_games_api_keys_create",
     response_model=ApiKeyCreated,
     status_code=status.HTTP_201_CREATED,
     responses=problem_responses(401, 403, 404, 422),
@@ -47,6 +48,7 @@ async def create_api_key(
 
 @admin_progress_router.get(
     "/games/{game_id}/api-keys",
+    operation_id="admin_games_api_keys_list",
     response_model=Page[ApiKeyRead],
     responses=problem_responses(400, 401, 403, 404, 422),
     summary="A game's API keys, newest first (admin)",
@@ -61,6 +63,7 @@ async def list_api_keys(
 
 @admin_progress_router.delete(
     "/games/{game_id}/api-keys/{key_id}",
+    operation_id="admin_games_api_keys_revoke",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403, 404, 422),
     summary="Revoke an API key: the next request with it is refused (admin)",
@@ -77,6 +80,7 @@ async def revoke_api_key(
 
 @admin_progress_router.post(
     "/achievements",
+    operation_id="admin_achievements_create",
     response_model=AchievementRead,
     status_code=status.HTTP_201_CREATED,
     responses=problem_responses(401, 403, 409, 422),
@@ -92,6 +96,7 @@ async def create_achievement(
 
 @admin_progress_router.get(
     "/achievements",
+    operation_id="admin_achievements_list",
     response_model=Page[AchievementRead],
     responses=problem_responses(400, 401, 403, 422),
     summary="Achievements, oldest first, of every game or of `gameId` (editor)",
@@ -111,6 +116,7 @@ async def list_achievements(
 
 @admin_progress_router.get(
     "/achievements/{achievement_id}",
+    operation_id="admin_achievements_get",
     response_model=AchievementRead,
     responses=problem_responses(401, 403, 404, 422),
     summary="An achievement, hidden or not (editor)",
@@ -123,6 +129,7 @@ async def get_achievement(
 
 @admin_progress_router.patch(
     "/achievements/{achievement_id}",
+    operation_id="admin_achievements_update",
     response_model=AchievementRead,
     responses=problem_responses(401, 403, 404, 409, 422),
     summary="Change an achievement's fields (editor)",
@@ -135,6 +142,7 @@ async def update_achievement(
 
 @admin_progress_router.delete(
     "/achievements/{achievement_id}",
+    operation_id="admin_achievements_delete",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403, 404, 422),
     summary="Delete an achievement and its unlocks; the points it gave stay (editor)",
@@ -151,6 +159,7 @@ async def delete_achievement(
 
 @admin_progress_router.put(
     "/games/{game_id}/levels",
+    operation_id="admin_games_levels_replace",
     response_model=LevelsRead,
     responses=problem_responses(401, 403, 404, 422),
     summary="Set a game's level thresholds: levels then follow experience or points (editor)",
@@ -163,6 +172,7 @@ async def put_levels(
 
 @admin_progress_router.get(
     "/games/{game_id}/levels",
+    operation_id="admin_games_levels_get",
     response_model=LevelsRead,
     responses=problem_responses(401, 403, 404, 422),
     summary="A game's level thresholds (editor)",
@@ -173,6 +183,7 @@ async def get_levels(game_id: uuid.UUID, _: EditorUser, session: DbReadSession) 
 
 @admin_progress_router.delete(
     "/games/{game_id}/levels",
+    operation_id="admin_games_levels_delete",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403, 404, 422),
     summary="Remove a game's thresholds: game servers set levels again (editor)",

@@ -62,6 +62,7 @@ def page_response(page: CachedPage, if_none_match: str | None) -> Response:
 
 @leaderboard_router.get(
     "/{game_id}/leaderboard",
+    operation_id="games_leaderboard_get",
     response_model=LeaderboardPage,
     responses={
         304: {"description": "Not modified (If-None-Match)"},
@@ -91,6 +92,7 @@ async def get_leaderboard(
 
 @leaderboard_router.get(
     "/{game_id}/leaderboard/me",
+    operation_id="games_leaderboard_me_get",
     response_model=MyRank,
     responses=problem_responses(401, 404, 422),
     summary="The caller's rank in a game, with the players just above and below",

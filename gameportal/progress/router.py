@@ -40,6 +40,7 @@ game_server_router = APIRouter(
 
 @game_server_router.post(
     "/progress",
+    operation_id="games_players_progress_report",
     response_model=ProgressUpdated,
     summary="Report a player's progress: add points, experience, stats; set the level "
     "(game server)",
@@ -63,6 +64,7 @@ async def report_progress(
 
 @game_server_router.post(
     "/achievements/{achievement_key}",
+    operation_id="games_players_achievements_unlock",
     response_model=UnlockResult,
     status_code=status.HTTP_201_CREATED,
     responses={200: {"model": UnlockResult, "description": "The player already had it"}},
@@ -86,6 +88,7 @@ async def unlock_achievement(
 
 @game_server_router.get(
     "/progress",
+    operation_id="games_players_progress_get",
     response_model=ProgressRead,
     summary="A player's progress in the game (game server)",
 )
@@ -104,6 +107,7 @@ games_router = APIRouter(prefix="/api/v1/games", tags=["achievements"])
 
 @games_router.get(
     "/{game_id}/achievements",
+    operation_id="games_achievements_list",
     response_model=Page[CatalogueEntry],
     responses={
         304: {"description": "Not modified (If-None-Match)"},
@@ -153,6 +157,7 @@ me_progress_router = APIRouter(
 
 @me_progress_router.get(
     "/progress",
+    operation_id="me_progress_list",
     response_model=Page[ProgressRead],
     responses=problem_responses(400),
     summary="Your progress in every game, most recently started first (user)",
@@ -168,6 +173,7 @@ async def my_progress_list(
 
 @me_progress_router.get(
     "/progress/{game_id}",
+    operation_id="me_progress_get",
     response_model=ProgressRead,
     responses=problem_responses(404),
     summary="Your progress in one game (user)",
@@ -178,6 +184,7 @@ async def my_progress(request: Request, game_id: uuid.UUID, principal: CurrentUs
 
 @me_progress_router.get(
     "/achievements",
+    operation_id="me_achievements_list",
     response_model=Page[MyAchievement],
     responses=problem_responses(400),
     summary="Your achievements, newest first, in every game or in `gameId` (user)",

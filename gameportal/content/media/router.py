@@ -32,6 +32,7 @@ def _storage(request: Request) -> Storage:
 
 @media_router.post(
     "",
+    operation_id="media_upload",
     response_model=MediaRead,
     status_code=status.HTTP_201_CREATED,
     responses=problem_responses(401, 403, 413, 422, 503, 507),
@@ -73,6 +74,7 @@ async def upload_media(
 
 @media_router.post(
     "/uploads",
+    operation_id="media_uploads_create",
     response_model=UploadTicket,
     status_code=status.HTTP_201_CREATED,
     responses=problem_responses(401, 403, 413, 422, 503),
@@ -95,6 +97,7 @@ async def start_upload(
 
 @media_router.post(
     "/{media_id}/complete",
+    operation_id="media_uploads_complete",
     response_model=MediaRead,
     responses=problem_responses(401, 403, 404, 409, 422, 503),
     summary="Check a presigned upload's bytes and take it (the uploader)",
@@ -114,6 +117,7 @@ async def complete_upload(
 
 @media_router.get(
     "",
+    operation_id="media_list",
     response_model=Page[MediaRead],
     responses=problem_responses(400, 401, 403, 422),
     summary="Media, newest first (editor)",
@@ -155,6 +159,7 @@ async def _visible(session: DbReadSession, media_id: uuid.UUID, caller: MaybeUse
 # DELETE /media/uploads is a 405 for /uploads, not a 422 for a malformed id.
 @media_router.get(
     "/{media_id:uuid}",
+    operation_id="media_get",
     response_model=MediaRead | PublicMedia,
     responses=problem_responses(401, 404, 422),
     summary="A media asset: READY ones for anyone, any for editors",
@@ -170,6 +175,7 @@ async def get_media(
 
 @media_router.delete(
     "/{media_id:uuid}",
+    operation_id="media_delete",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403, 404, 409, 422, 503),
     summary="Delete a media asset and its files; 409 while published content shows it (editor)",
@@ -204,6 +210,7 @@ def _serve(request: Request, item: MediaAsset, key: str, mime_type: str) -> Resp
 
 @media_router.get(
     "/{media_id}/file",
+    operation_id="media_file_get",
     response_class=Response,
     responses={200: {"description": "The file"}, **problem_responses(404, 422)},
     summary="The original file of READY media (anyone)",
@@ -217,6 +224,7 @@ async def media_file(
 
 @media_router.get(
     "/{media_id}/renditions/{name}",
+    operation_id="media_renditions_get",
     response_class=Response,
     responses={200: {"description": "The rendition"}, **problem_responses(404, 422)},
     summary="A rendition of READY media (anyone)",
