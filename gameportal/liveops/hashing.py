@@ -50,7 +50,7 @@ def bucket_ranges(weights: Sequence[float], coverage: float) -> list[tuple[float
     is GrowthBook's getBucketRanges given the normalised weights."""
     cov = 0.0 if not coverage > 0 else min(float(coverage), 1.0)  # NaN counts as 0
     clean = [float(w) if w > 0 and math.isfinite(w) else 0.0 for w in weights]
-    total = math.fsum(clean)
+    total = sum(clean)
     if not total > 0 or not math.isfinite(total):
         return [(0.0, 0.0) for _ in clean]
     ranges: list[tuple[float, float]] = []
