@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     # Ended sessions (and their spent refresh tokens) are kept this long for support and
     # forensics, then `gameportal prune` deletes them.
     session_retention_days: int = Field(default=30, ge=0, le=3650)
+    # Stream tickets (POST /api/v1/me/notifications/stream-ticket): how long one may wait
+    # to be used. A browser's EventSource asks for one just before it connects.
+    stream_ticket_ttl_seconds: int = Field(default=30, ge=5, le=300)
 
     # Passwords (argon2id; OWASP: m=19 MiB, t=2, p=1)
     argon2_memory_kib: int = Field(default=19456, ge=8192)

@@ -101,7 +101,7 @@ def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
         # loggers must follow.
         cache_logger_on_first_use=False,
     )
-    pass  # install_query_secret_filter()  # uvicorn's request lines: no ticket or token in them
+    install_query_secret_filter()  # uvicorn's request lines: no ticket or token in them
 
 
 access_log = structlog.get_logger("gameportal.access")

@@ -37,6 +37,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/me/notifications"): "user",
     ("GET", "/api/v1/me/notifications/unread-count"): "user",
     ("GET", "/api/v1/me/notifications/stream"): "user",
+    ("POST", "/api/v1/me/notifications/stream-ticket"): "user",
     ("GET", "/api/v1/me/notification-preferences"): "user",
     ("PUT", "/api/v1/me/notification-preferences"): "user",
     ("POST", "/api/v1/unsubscribe"): "anonymous",

@@ -37,6 +37,7 @@ from gameportal.models.progress import (
 )
 from gameportal.models.push import PushDelivery, PushSubscription
 from gameportal.models.session import LoginThrottle, SecurityEvent, Session, SpentRefreshToken
+from gameportal.models.stream_ticket import StreamTicket
 from gameportal.models.user import (
     ROLES,
     AccountToken,
@@ -81,6 +82,7 @@ __all__ = [
     "SecurityEvent",
     "Session",
     "SpentRefreshToken",
+    "StreamTicket",
     "User",
     "UserProgress",
     "normalize_email",

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
+from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
 from gameportal.db import DbReadSession, DbSession
-from gameportal.errors import InvalidField, Unavailable, problem_responses
-from gameportal.identity.deps import CurrentUser, IdentityDep
+from gameportal.errors import InvalidField, Unauthorized, Unavailable, problem_responses
+from gameportal.identity.deps import CurrentUser, IdentityDep, get_principal
+from gameportal.identity.service import Principal
 from gameportal.kit.pagination import Page, Pagination, split_page
-from gameportal.notifications import live, push, service
+from gameportal.notifications import live, push, service, stream_tickets
 from gameportal.notifications.schemas import (
     InboxItem,
     MarkedRead,
     NotificationPreferences,
     PushSubscriptionCreate,
     PushSubscriptionRead,
+    StreamTicket,
     UnreadCount,
     VapidPublicKey,
 )
@@ -59,6 +63,68 @@ async def _live_hub(request: Request) -> live.InboxHub:
 
 LiveHub = Annotated[live.InboxHub, Depends(_live_hub)]
 
+# The two ways to open a stream, as OpenAPI security schemes (either will do): the
+# access token in the header, or a stream ticket in the query (browsers' EventSource).
+_TICKET = APIKeyQuery(
+    name="ticket",
+    scheme_name="StreamTicket",
+    description="A ticket from `POST /api/v1/me/notifications/stream-ticket`: for "
+    "EventSource, which cannot send Authorization. Single-use, short-lived",
+    auto_error=False,
+)
+_ACCESS_TOKEN = HTTPBearer(
+    scheme_name=get_principal.scheme_name,
+    description=get_principal.model.description,
+    auto_error=False,
+)
+
+
+async def _stream_caller(
+    request: Request,
+    ticket: Annotated[str | None, Depends(_TICKET)],
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(_ACCESS_TOKEN)],
+) -> Principal:
+    """The caller by stream ticket when the URL has one (spending it), else by access
+    token as on every other route."""
+    if ticket is None:
+        return await get_principal(request)
+    identity = request.app.state.identity
+    principal = await stream_tickets.redeem(
+        request.app.state.db.pool, ticket, identity.idle_timeout
+    )
+    if principal is None:
+        raise Unauthorized(
+            "the stream ticket is unknown, already used or expired, or its session has "
+            "ended; ask for a new one (POST /api/v1/me/notifications/stream-ticket)"
+        )
+    return principal
+
+
+StreamCaller = Annotated[Principal, Depends(_stream_caller)]
+
+
+@me_notifications_router.post(
+    "/stream-ticket",
+    operation_id="me_notifications_stream_ticket_create",
+    response_model=StreamTicket,
+    summary="A single-use ticket that opens the live stream from a browser's EventSource",
+    description="EventSource cannot send an `Authorization` header, and an access token "
+    "must never be put in a URL. Ask for a ticket with the access token just before "
+    "connecting, then open `GET /api/v1/me/notifications/stream?ticket=…`. A ticket works "
+    "once, within `GAMEPORTAL_STREAM_TICKET_TTL_SECONDS` (30 s), and only while this "
+    "session lasts; ask for a new one for each (re)connection, passing the last event "
+    "id as `lastEventId`.",
+)
+async def stream_ticket(
+    principal: CurrentUser, identity: IdentityDep, request: Request
+) -> StreamTicket:
+    issued = await stream_tickets.issue(
+        request.app.state.db.pool,
+        principal,
+        timedelta(seconds=identity.settings.stream_ticket_ttl_seconds),
+    )
+    return StreamTicket(ticket=issued.ticket, expires_at=issued.expires_at)
+
 
 @me_notifications_router.get(
     "/stream",
@@ -77,21 +143,33 @@ LiveHub = Annotated[live.InboxHub, Depends(_live_hub)]
         **problem_responses(422, 503),
     },
     summary="Live notifications (Server-Sent Events)",
+    description="Authenticate with `Authorization: Bearer <accessToken>`, or, from a "
+    "browser's EventSource, with `?ticket=` from `POST .../stream-ticket`.",
 )
 async def stream_notifications(
     hub: LiveHub,
     request: Request,
-    principal: CurrentUser,
+    principal: StreamCaller,
     identity: IdentityDep,
     last_event_id: Annotated[str | None, Header(max_length=64)] = None,
+    last_event_id_query: Annotated[
+        str | None,
+        Query(
+            alias="lastEventId",
+            max_length=64,
+            description="As the `Last-Event-ID` header (which wins when both are sent), for "
+            "a new EventSource, which cannot set that header",
+        ),
+    ] = None,
 ) -> StreamingResponse:
     after = None
-    if last_event_id:
+    if last_event_id or last_event_id_query:
+        field = "Last-Event-ID" if last_event_id else "lastEventId"
         try:
-            after = uuid.UUID(last_event_id)
+            after = uuid.UUID(last_event_id or last_event_id_query)
         except ValueError:
             raise InvalidField(
-                "Last-Event-ID", "must be an event id this stream sent", "uuid_parsing"
+                field, "must be an event id this stream sent", "uuid_parsing"
             ) from None
     events = live.inbox_events(
         hub,

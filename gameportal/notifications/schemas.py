@@ -248,3 +248,13 @@ class PushSubscriptionRead(Schema):
 
 class VapidPublicKey(Schema):
     public_key: str = Field(description="Pass as `applicationServerKey` to `pushManager.subscribe`")
+
+
+class StreamTicket(Schema):
+    ticket: str = Field(
+        description="Open the stream with `GET /api/v1/me/notifications/stream?ticket=…` "
+        "(a browser's EventSource cannot send Authorization). Works once, before "
+        "`expiresAt`, while this session lasts; never logged",
+        examples=["hY3kq0Gc9vQW1mXz5aB7uJ2nLr8tPdEf4sKiVo6yC1w"],
+    )
+    expires_at: UtcDatetime

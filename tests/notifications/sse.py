@@ -112,10 +112,16 @@ class SseStream:
 
 @asynccontextmanager
 async def open_stream(
-    http: httpx.AsyncClient, headers: dict[str, str], *, expect: int = 200
+    http: httpx.AsyncClient,
+    headers: dict[str, str],
+    *,
+    expect: int = 200,
+    params: dict[str, str] | None = None,
 ) -> AsyncIterator[SseStream]:
-    """The stream, read in the background; closed by the client when the block ends."""
-    response = await http.send(http.build_request("GET", STREAM, headers=headers), stream=True)
+    """The stream, read in the background; closed by the client when the block ends.
+    `params`: the query, as a browser's EventSource sends a stream ticket."""
+    request = http.build_request("GET", STREAM, headers=headers, params=params)
+    response = await http.send(request, stream=True)
     stream = SseStream(response)
     reader: asyncio.Task[None] | None = None
     try:

@@ -260,6 +260,14 @@ async def _end_by_admin_revoking_all(
     assert response.status_code == 200, response.text
 
 
+async def _end_by_erasure(c: httpx.AsyncClient, me: dict[str, Any], **_: Any) -> None:
+    # The sessions are deleted with the account, not revoked: announced all the same.
+    response = await c.request(
+        "DELETE", "/api/v1/me", headers=bearer(me), json={"password": STRONG_PASSWORD}
+    )
+    assert response.status_code == 204, response.text
+
+
 @pytest.mark.parametrize(
     "end",
     [
@@ -269,6 +277,7 @@ async def _end_by_admin_revoking_all(
         _end_by_password_change,
         _end_by_blocking,
         _end_by_admin_revoking_all,
+        _end_by_erasure,
     ],
 )
 async def test_every_way_a_session_ends_ends_its_stream_within_a_second(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import Select, delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gameportal.identity.repository.sessions import SESSIONS_ENDED_CHANNEL
 from gameportal.models import User, normalize_email
 
 # NOTIFY channel (payload: the user id) for what other processes keep about a player
@@ -89,3 +90,6 @@ async def list_users(
 
 async def delete_user(session: AsyncSession, user_id: uuid.UUID) -> None:
     await session.execute(delete(User).where(User.id == user_id))
+    # Its sessions went with it (ON DELETE CASCADE), unrevoked: the live notification
+    # streams of those sessions hear it as they hear any revocation, at commit.
+    await session.execute(_NOTIFY, {"channel": SESSIONS_ENDED_CHANNEL, "id": str(user_id)})
