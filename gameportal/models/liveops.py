@@ -4,16 +4,18 @@ plus each campaign's IP ranges as `cidr` rows (the seed keeps them in `targeting
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Float,
     ForeignKey,
     Index,
     Numeric,
+    SmallInteger,
     String,
     Text,
     Uuid,
@@ -158,14 +160,6 @@ class ABExperimentLog(IdMixin, Base):
             "anonymous_id",
             postgresql_where=text("user_id IS NULL"),
         ),
-        # Results: counts per variant (and per day) from the index alone.
-        Index(
-            "ix_ab_experiment_log_results",
-            "campaign_id",
-            "variant_id",
-            "assigned_at",
-            postgresql_include=["conversion_event"],
-        ),
     )
 
     campaign_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
@@ -178,3 +172,26 @@ class ABExperimentLog(IdMixin, Base):
     conversion_event: Mapped[datetime | None]
     conversion_name: Mapped[str | None] = mapped_column(String(64))
     conversion_value: Mapped[Decimal | None] = mapped_column(Numeric(18, 4))
+
+
+class ABExperimentCount(Base):
+    """Players assigned and conversions per campaign, variant and UTC day, for results:
+    kept by statement-level triggers on `ab_experiment_log` (migration 0011) in the same
+    transaction as every insert, update and delete there, so they always equal a count of
+    the log. An assignment counts on the day of `assigned_at`, a conversion on the day of
+    `conversion_event`. Each writer adds to the row of its `slot` (its backend's process id
+    modulo 16), so concurrent new assignments do not wait on one row's lock; a reader sums
+    the slots."""
+
+    __tablename__ = "ab_experiment_counts"
+
+    campaign_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    variant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("ab_rules.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(primary_key=True)
+    slot: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    assigned: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    conversions: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
