@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from gameportal.liveops.hashing import bucket_ranges, choose_variant, fnv1a32, gb_hash
+from gameportal.liveops.hashing import choose_weighted, fnv1a32, gb_hash
 from gameportal.liveops.targeting import Campaign, Variant
 
 
@@ -20,11 +20,17 @@ def new_assignment(c: Campaign, player_key: str, now: datetime) -> Variant | Non
     bucketing (hash v2 of the campaign's seed and the player's key; coverage shrinks each
     variant's range) over the variants that may receive players now, weighted by their
     weights. None when the player falls outside coverage or no variant is eligible."""
-    eligible = [v for v in c.variants if v.eligible(now)]
+    eligible = [  # Variant.eligible, inlined: this runs per matching campaign
+        v
+        for v in c.variants
+        if v.active
+        and (v.start_at is None or v.start_at <= now)
+        and (v.end_at is None or now < v.end_at)
+    ]
     if not eligible:
         return None
-    ranges = bucket_ranges([v.weight for v in eligible], c.coverage)
-    index = choose_variant(gb_hash(c.hash_seed, player_key), ranges)
+    n = gb_hash(c.hash_seed, player_key)
+    index = choose_weighted(n, [v.weight for v in eligible], c.coverage)
     return None if index is None else eligible[index]
 
 

@@ -12,7 +12,13 @@ from growthbook import Experiment, GrowthBook
 from growthbook.core import chooseVariation, gbhash, getBucketRanges
 from growthbook.core import fnv1a32 as gb_fnv1a32
 
-from gameportal.liveops.hashing import bucket_ranges, choose_variant, fnv1a32, gb_hash
+from gameportal.liveops.hashing import (
+    bucket_ranges,
+    choose_variant,
+    choose_weighted,
+    fnv1a32,
+    gb_hash,
+)
 
 
 def _keys(rng: random.Random, count: int) -> list[str]:
@@ -122,3 +128,26 @@ def test_experiment_through_growthbooks_sdk_picks_the_same_variant() -> None:
         if ours is not None:
             assert result.variationId == ours
         gb.destroy()
+
+
+def test_choose_weighted_is_choose_variant_over_bucket_ranges() -> None:
+    rng = random.Random(9)
+    specials = [0.0, -1.0, float("nan"), float("inf")]
+    for _ in range(3000):
+        weights = [
+            rng.choice([rng.random(), float(rng.randrange(0, 50)), rng.choice(specials)])
+            for _ in range(rng.randrange(0, 6))
+        ]
+        coverage = rng.choice([0.0, 1.0, 2.0, -0.5, float("nan"), rng.random()])
+        ranges = bucket_ranges(weights, coverage)
+        for n in [rng.randrange(10000) / 10000 for _ in range(5)] + [s for s, _ in ranges]:
+            assert choose_weighted(n, weights, coverage) == choose_variant(n, ranges), (
+                n,
+                weights,
+                coverage,
+            )
+
+
+def test_non_ascii_text_hashes_its_utf16_code_units() -> None:
+    for text in ["é", "漢字", "🎮", "player-ü-1", "\ud800"]:
+        assert fnv1a32(text) == gb_fnv1a32(text)

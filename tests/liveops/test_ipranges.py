@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gameportal.liveops.ipranges import IpRangeIndex
+from gameportal.liveops.ipranges import IpRangeIndex, _parse
 
 A, B, C = (uuid.UUID(int=i) for i in (1, 2, 3))
 MAPPED = IPv6Network("::ffff:0:0/96")
@@ -208,3 +208,57 @@ def test_ten_thousand_ranges_build_well_under_a_second() -> None:
         expected = {other for other, n in parsed if n.version == inside.version and inside in n}
         assert cid in expected
         assert index.campaigns_for(inside) == expected
+
+
+def _reference_parse(cidr: str) -> tuple[int, int, int]:
+    net = ip_network(cidr, strict=False)
+    return net.version, int(net.network_address), int(net.network_address) + net.num_addresses
+
+
+@settings(max_examples=300, deadline=None)
+@given(cidr=_v4_networks() | _v6_networks())
+def test_parse_equals_ip_network(cidr: str) -> None:
+    assert _parse(cidr) == _reference_parse(cidr)
+
+
+@pytest.mark.parametrize(
+    "cidr",
+    [
+        "10.1.2.3/24",  # host bits: ignored, as ip_network(strict=False) does
+        "10.0.0.0",
+        "2001:db8::1",
+        "::ffff:1.2.3.0/120",
+        "10.0.0.0/255.0.0.0",  # netmask form: ip_network's path
+        "fe80::1%eth0/64",
+    ],
+)
+def test_parse_odd_but_valid_forms(cidr: str) -> None:
+    assert _parse(cidr) == _reference_parse(cidr)
+
+
+@pytest.mark.parametrize(
+    "cidr",
+    [
+        "",
+        "/",
+        "10.0.0.0/33",
+        "2001:db8::/129",
+        "10.0.0.0/-1",
+        "10.0.0.0/+8",
+        "10.0.0.0/ 8",
+        "10.0.0.0/8_0",
+        "10.0.0.0/٨",
+        "10.0.0/8",
+        "010.0.0.0/8",
+        "10.0.0.256/32",
+        "1.2.3.4/24/5",
+        " 10.0.0.0/8",
+        "2001:db8:::/32",
+        "not-a-network",
+    ],
+)
+def test_parse_refuses_what_ip_network_refuses(cidr: str) -> None:
+    with pytest.raises(ValueError):
+        _reference_parse(cidr)
+    with pytest.raises(ValueError):
+        _parse(cidr)
