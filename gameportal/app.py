@@ -58,11 +58,13 @@ from gameportal.observability import (
     refresh_on_scrape,
 )
 from gameportal.progress.admin_router import admin_progress_router
+from gameportal.progress.board_events import announce_recent_scores
 from gameportal.progress.deps import game_key
 from gameportal.progress.leaderboard_boards import Leaderboards
 from gameportal.progress.leaderboard_fastpath import LeaderboardFastPath
 from gameportal.progress.leaderboard_router import leaderboard_router
 from gameportal.progress.router import game_server_router, games_router, me_progress_router
+from gameportal.progress.service.runtime import runtime as progress_runtime
 
 DESCRIPTION = """
 The backend a game publisher self-hosts for its player portal and live operations.
@@ -97,6 +99,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await listener.start()
         # Ready means listening (/readyz): the database just answered, so this is quick.
         await listener.wait_connected(within=5)
+        # Leaderboard notices a crashed process may not have sent (board_events).
+        await announce_recent_scores(
+            app.state.db.pool, progress_runtime(app.state).notices(app.state.db.pool)
+        )
         # uvicorn waits for open responses before the shutdown below runs: live streams
         # must hear of SIGTERM from the signal itself, or they hold the process.
         restore_signals = on_exit_signal(app.state.inbox_hub.shut_down)
@@ -110,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             restore_signals()
             await app.state.database_outage.close()
             await listener.stop()
+            await progress_runtime(app.state).notices(app.state.db.pool).close()
             await app.state.leaderboards.close()
             app.state.inbox_hub.close()
             await app.state.db.close()

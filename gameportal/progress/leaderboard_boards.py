@@ -1,10 +1,10 @@
 """Each API process's leaderboards: loaded from PostgreSQL on first use, then kept in step
 by NOTIFY, so that a rank is a lookup in memory and never a count over the table.
 
-- `leaderboard` (game:user, sent by progress updates in their transaction): that player's
+- `leaderboard` (game:user, sent by progress updates: see board_events): that player's
   scores in that game are read again (one statement for every NOTIFY that arrived
   meanwhile) and moved on the boards of that game this process holds. NOTIFYs for games
-  with no board here cost nothing.
+  with no board here cost nothing. `*` (notices were lost): as after a reconnect, below.
 - `gameportal_users` (user, sent by identity when a player is blocked, unblocked,
   renamed or erased): the same for every game held, and the cached name is dropped.
 - `gameportal_content` (content id): whether that game is a published GAME is asked
@@ -295,6 +295,9 @@ class Leaderboards:
     # --- NOTIFY ----------------------------------------------------------------------
 
     def _on_scores(self, payload: str) -> None:
+        if payload == board_events.RESYNC:
+            self._missed()
+            return
         named = board_events.parse(payload)
         if named is None:
             log.warning("leaderboard_notify_unreadable", payload=payload[:200])
@@ -330,9 +333,12 @@ class Leaderboards:
         self._open_games.discard(content_id)
 
     def _on_state(self, connected: bool) -> None:
-        if not connected:
-            return
-        # Whatever was notified while the connection was down is lost: read it all again.
+        if connected:
+            # Whatever was notified while the connection was down is lost.
+            self._missed()
+
+    def _missed(self) -> None:
+        """Notices may have been lost: read everything held again."""
         self._generation += 1
         self._games_generation += 1
         self._open_games.clear()

@@ -14,8 +14,6 @@ from typing import Any
 
 import asyncpg
 
-from gameportal.progress.board_events import LEADERBOARD_CHANNEL
-
 # --- the fast path -------------------------------------------------------------------------
 
 
@@ -88,9 +86,10 @@ def _quiet(old_level: str) -> str:
 # the row and computes from its latest version, so concurrent updates add up); the week
 # and month scores; the idempotency record (a plain INSERT: the same key in flight
 # elsewhere makes the statement fail on the primary key and roll back, and each update is
-# then tried alone); the leaderboards' NOTIFY. Where an update has more to do (an unlock,
-# a level-up) the upsert's WHERE leaves its row alone, nothing is written for it, and the
-# caller takes the careful path. The rows are locked in (game, player) order, so that
+# then tried alone); whether the leaderboards must hear of it (`scored`: their NOTIFY goes
+# after the commit, see board_events.ScoreNotices). Where an update has more to do (an
+# unlock, a level-up) the upsert's WHERE leaves its row alone, nothing is written for it,
+# and the caller takes the careful path. The rows are locked in (game, player) order, so that
 # concurrent batches cannot deadlock. One row per update comes back, in their order,
 # saying what happened to it.
 FAST_UPDATES_SQL = f"""
@@ -162,9 +161,7 @@ rec AS (
 SELECT c.ord, c.key_id, c.key_game, c.game_live, c.blocked, c.basis IS NOT NULL AS has_levels,
        c.prior_hash, c.prior_result,
        d.level, d.experience, d.points, d.stats, d.last_activity_at,
-       CASE WHEN d.dp <> 0
-            THEN pg_notify('{LEADERBOARD_CHANNEL}', d.game_id::text || ':' || d.user_id::text)
-       END AS notified
+       d.dp <> 0 AS scored
 FROM chk c LEFT JOIN done d ON d.ord = c.ord
 ORDER BY c.ord
 """  # noqa: S608 - only module constants are interpolated

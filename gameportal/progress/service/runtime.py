@@ -1,5 +1,6 @@
 """What each API process keeps for progress: the progress updates being written (group
-commit), when it last wrote a key's lastUsedAt, and a game's unlock counts for a while."""
+commit) and the leaderboard notices still to send, when it last wrote a key's lastUsedAt,
+and a game's unlock counts for a while."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import asyncpg
 
 from gameportal.config import Settings
+from gameportal.progress.board_events import ScoreNotices
 from gameportal.progress.repository import reads
 from gameportal.progress.repository import updates as repo
 from gameportal.progress.service.batching import UpdateBatcher
@@ -80,6 +82,13 @@ class ProgressRuntime:
         )
         self.key_use = KeyUse()
         self.unlock_stats = UnlockStats(settings.achievement_stats_seconds)
+        self._notices: ScoreNotices | None = None
+
+    def notices(self, pool: asyncpg.Pool) -> ScoreNotices:
+        """The leaderboards' notices of this process's hot-path updates (board_events)."""
+        if self._notices is None or self._notices.pool is not pool:
+            self._notices = ScoreNotices(pool)
+        return self._notices
 
 
 def runtime(state: Any) -> ProgressRuntime:

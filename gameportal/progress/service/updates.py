@@ -209,6 +209,8 @@ async def report(
         raise LevelFollowsThresholds()
     if row["level"] is not None:
         UPDATES.labels("fast").inc()
+        if row["scored"]:
+            runtime.notices(pool).changed(game_id, user_id)
         return orjson.dumps(answer(user_id, game_id, _stored(row, [])))
     return await _careful_update(pool, key_hash, game_id, user_id, change, fingerprint)
 
