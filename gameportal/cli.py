@@ -59,6 +59,18 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
+def listening_url(host: str, port: int) -> str:
+    """The URL a browser on this machine reaches `serve --host --port` at: a wildcard
+    address is reached on loopback; an IPv6 address goes in brackets."""
+    if host in ("", "0.0.0.0"):  # noqa: S104 (a comparison, not a bind)
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
 @cli.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
@@ -84,6 +96,11 @@ def serve(
     from gameportal.serving import connection_limit
     from gameportal.supervise import ChildProcess, metrics_folder
 
+    if not os.environ.get("GAMEPORTAL_PUBLIC_BASE_URL"):
+        # Unset: where this server listens, so that media URLs and mailed links work on a
+        # laptop whatever the port; its children (API workers, queue worker) inherit it.
+        # A deployment sets its public https:// address.
+        os.environ["GAMEPORTAL_PUBLIC_BASE_URL"] = listening_url(host, port)
     settings = _settings(secret_key=True)
     typer.echo(f"data folder: {settings.data_dir}", err=True)
     if settings.secret_key_file is not None:

@@ -4,6 +4,7 @@ script, event handler, `javascript:` URL, SVG or style survives."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 import nh3
@@ -33,12 +34,32 @@ URL_SCHEMES: Final = frozenset({"http", "https", "mailto"})
 
 _markdown = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
 
+# This server's media, as an editor links it (`![](/api/v1/media/<id>/file)`): made
+# absolute when the HTML is rendered, since the HTML is shown on other origins (the
+# publisher's site, a game's web view), where a path would name their server, not ours.
+MEDIA_PATH: Final = "/api/v1/media/"
+_URL_ATTRIBUTES: Final = frozenset({("img", "src"), ("a", "href")})
 
-def sanitize(html: str) -> str:
+
+def _media_urls_from(base: str) -> Callable[[str, str, str], str | None]:
+    base = base.rstrip("/")
+
+    def absolute(tag: str, attribute: str, value: str) -> str | None:
+        if (tag, attribute) in _URL_ATTRIBUTES and value.startswith(MEDIA_PATH):
+            return base + value
+        return value
+
+    return absolute
+
+
+def sanitize(html: str, media_base: str | None = None) -> str:
+    """Safe HTML; with `media_base` (the public base URL media paths are served from),
+    links to this server's media made absolute."""
     return nh3.clean(
         html,
         tags=set(ALLOWED_TAGS),
         attributes={tag: set(attrs) for tag, attrs in ALLOWED_ATTRIBUTES.items()},
+        attribute_filter=_media_urls_from(media_base) if media_base else None,
         url_schemes=set(URL_SCHEMES),
         link_rel="noopener noreferrer nofollow",
         strip_comments=True,
@@ -49,12 +70,13 @@ class InvalidJson(ValueError):
     pass
 
 
-def render(fmt: str, source: str) -> str | None:
-    """The safe HTML of a content body; None for JSON, which must parse."""
+def render(fmt: str, source: str, media_base: str | None = None) -> str | None:
+    """The safe HTML of a content body, media links made absolute on `media_base` (see
+    sanitize); None for JSON, which must parse."""
     if fmt == "MARKDOWN":
-        return sanitize(_markdown.render(source))
+        return sanitize(_markdown.render(source), media_base)
     if fmt == "HTML":
-        return sanitize(source)
+        return sanitize(source, media_base)
     try:
         orjson.loads(source)
     except orjson.JSONDecodeError as exc:

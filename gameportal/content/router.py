@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response, status
 from starlette.convertors import Convertor, register_url_convertor
 
 from gameportal.content import repository as repo
@@ -21,6 +21,7 @@ from gameportal.content.cache import (
     etag_matches,
 )
 from gameportal.content.locales import candidate_locales
+from gameportal.content.media.storage import media_route_base
 from gameportal.content.public import digest_etag, public_item, read_item, to_json
 from gameportal.content.rendering import search_config
 from gameportal.content.schemas import (
@@ -69,6 +70,14 @@ IfMatch = Annotated[
 ]
 
 
+async def _media_base(request: Request) -> str:
+    return media_route_base(request.app.state.settings)
+
+
+# Where media links in rendered HTML point: from settings, never from the request.
+MediaBase = Annotated[str, Depends(_media_base)]
+
+
 def _editor_view(item: Content, response: Response) -> ContentRead:
     response.headers["ETag"] = service.etag(item)
     return ContentRead.model_validate(item)
@@ -86,9 +95,13 @@ def _editor_view(item: Content, response: Response) -> ContentRead:
     summary="Create a draft (editor)",
 )
 async def create_content(
-    body: ContentCreate, principal: EditorUser, session: DbSession, response: Response
+    body: ContentCreate,
+    principal: EditorUser,
+    session: DbSession,
+    response: Response,
+    media_base: MediaBase,
 ) -> ContentRead:
-    item = await service.create(session, principal.user_id, body)
+    item = await service.create(session, principal.user_id, body, media_base=media_base)
     response.headers["Location"] = f"/api/v1/content/{item.id}"
     return _editor_view(item, response)
 
@@ -119,9 +132,12 @@ async def update_content(
     principal: EditorUser,
     session: DbSession,
     response: Response,
+    media_base: MediaBase,
     if_match: IfMatch = None,
 ) -> ContentRead:
-    item = await service.update(session, principal.user_id, content_id, body, if_match)
+    item = await service.update(
+        session, principal.user_id, content_id, body, if_match, media_base=media_base
+    )
     return _editor_view(item, response)
 
 
@@ -211,9 +227,12 @@ async def restore_revision(
     principal: EditorUser,
     session: DbSession,
     response: Response,
+    media_base: MediaBase,
     if_match: IfMatch = None,
 ) -> ContentRead:
-    item = await service.restore(session, principal.user_id, content_id, number, if_match)
+    item = await service.restore(
+        session, principal.user_id, content_id, number, if_match, media_base=media_base
+    )
     return _editor_view(item, response)
 
 

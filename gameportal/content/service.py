@@ -70,11 +70,11 @@ def _snapshot(item: Content) -> dict[str, Any]:
     return values
 
 
-async def _render(fmt: str, source: str) -> str | None:
+async def _render(fmt: str, source: str, media_base: str) -> str | None:
     try:
         # In a thread: 200,000 characters of pathological markup take seconds, and the
         # event loop must keep serving everyone else meanwhile.
-        return await asyncio.to_thread(render, fmt, source)
+        return await asyncio.to_thread(render, fmt, source, media_base)
     except InvalidJson as exc:
         raise InvalidField("content", f"must be valid JSON for format JSON: {exc}") from None
 
@@ -121,7 +121,10 @@ async def _flush(session: AsyncSession, item: Content) -> None:
         raise
 
 
-async def create(session: AsyncSession, author: uuid.UUID, body: ContentCreate) -> Content:
+async def create(
+    session: AsyncSession, author: uuid.UUID, body: ContentCreate, *, media_base: str
+) -> Content:
+    """`media_base`: where media links in the HTML point (rendering.sanitize)."""
     item = Content(
         id=new_id(),
         type=body.type,
@@ -130,7 +133,7 @@ async def create(session: AsyncSession, author: uuid.UUID, body: ContentCreate) 
         locale=body.locale,
         format=body.format,
         content=body.content,
-        html=await _render(body.format, body.content),
+        html=await _render(body.format, body.content, media_base),
         tags=body.tags,
         media=body.media,
         attributes=body.attributes,
@@ -179,11 +182,13 @@ async def _save(
     return item
 
 
-async def _apply(session: AsyncSession, item: Content, changes: dict[str, Any]) -> None:
+async def _apply(
+    session: AsyncSession, item: Content, changes: dict[str, Any], media_base: str
+) -> None:
     for name, value in changes.items():
         setattr(item, name, value)
     if "content" in changes or "format" in changes:
-        item.html = await _render(item.format, item.content)
+        item.html = await _render(item.format, item.content, media_base)
     if "locale" in changes:
         item.search_config = search_config(item.locale)
     if "media" in changes:
@@ -198,6 +203,8 @@ async def update(
     content_id: uuid.UUID,
     body: ContentUpdate,
     if_match: str | None,
+    *,
+    media_base: str,
 ) -> Content:
     item = await _locked(session, content_id)
     _check_if_match(item, if_match, required=True)
@@ -209,7 +216,7 @@ async def update(
             raise InvalidField(required, "cannot be null", "null")
     if not changes:
         return item  # nothing to save: no new version, no revision
-    await _apply(session, item, changes)
+    await _apply(session, item, changes, media_base)
     return await _save(session, item, editor, revision=True)
 
 
@@ -270,6 +277,8 @@ async def restore(
     content_id: uuid.UUID,
     number: int,
     if_match: str | None,
+    *,
+    media_base: str,
 ) -> Content:
     item = await _locked(session, content_id)
     _check_if_match(item, if_match, required=False)
@@ -283,5 +292,7 @@ async def restore(
     changes["media"] = [m for m in media if m not in gone]
     publish_at = changes.get("publish_at")
     changes["publish_at"] = datetime.fromisoformat(publish_at) if publish_at else None
-    await _apply(session, item, {k: v for k, v in changes.items() if k in SNAPSHOT_FIELDS})
+    await _apply(
+        session, item, {k: v for k, v in changes.items() if k in SNAPSHOT_FIELDS}, media_base
+    )
     return await _save(session, item, editor, revision=True)

@@ -41,6 +41,8 @@ def settings_overrides(s3: S3Server) -> dict[str, object]:
         "s3_region": s3.region,
         "s3_access_key_id": s3.access_key,
         "s3_secret_access_key": s3.secret_key,
+        # Set, and beside the point for S3 media: their URLs are the bucket's.
+        "public_base_url": "https://api.portal.test",
     }
 
 
@@ -98,6 +100,14 @@ async def test_an_upload_through_the_app_is_processed_in_the_bucket(
     redirect = await client.get(f"{URL}/{item['id']}/file")
     assert redirect.status_code == 307
     assert redirect.headers["location"] == item["url"]
+    # Content links media by the app's route, which redirects to the bucket: made
+    # absolute on the public base URL.
+    created = await client.post(
+        "/api/v1/content",
+        json={"type": "NEWS", "title": "Trip", "content": f"![t]({URL}/{item['id']}/file)"},
+        headers=bearer(editor),
+    )
+    assert f'src="https://api.portal.test{URL}/{item["id"]}/file"' in created.json()["html"]
 
 
 async def test_a_presigned_upload_from_a_plain_http_client_then_completed(

@@ -139,9 +139,19 @@ class LocalStorage:
         return f"{(self.public_url or '').rstrip('/')}/api/v1/media/{media_id}/{tail}"
 
 
+def media_route_base(settings: Settings) -> str:
+    """Where the app's media routes (/api/v1/media/...) are reached from outside: a CDN in
+    front of local media (GAMEPORTAL_MEDIA_PUBLIC_URL), else the app's public base URL.
+    Media URLs are absolute, taken from settings and never from a request's Host: public
+    answers are cached (here and by CDNs), and a forged Host must not end up in them."""
+    if settings.media_storage == "local" and settings.media_public_url:
+        return settings.media_public_url
+    return settings.public_base_url
+
+
 def storage_from(settings: Settings) -> Storage:
     if settings.media_storage == "s3":
         from gameportal.content.media.s3 import S3Storage
 
         return S3Storage(settings)
-    return LocalStorage(settings.media_folder, settings.media_public_url)
+    return LocalStorage(settings.media_folder, media_route_base(settings))
