@@ -101,13 +101,8 @@ ACCESS: dict[tuple[str, str], str] = {
     ("PUT", "/api/v1/admin/games/{game_id}/levels"): "editor",
     ("GET", "/api/v1/admin/games/{game_id}/levels"): "editor",
     ("DELETE", "/api/v1/admin/games/{game_id}/levels"): "editor",
-    # Live operations, player side: anyone with an access token or an X-Anonymous-Id.
-    ("GET", "/api/v1/campaigns/active"): "anonymous",
-    ("POST", "/api/v1/campaigns/{campaign_id}/conversions"): "user",
-    ("POST", "/api/v1/games/{game_id}/players/{user_id}/campaigns/{campaign_id}/conversions"): (
-        "game_server"
-    ),
-    ("POST", "/api/v1/admin/campaigns/{campaign_id}/preview"): "marketer",
+    ("GET", "/api/v1/admin/campaigns/{campaign_id}/results"): "marketer",
+    ("GET", "/api/v1/admin/campaigns/{campaign_id}/results/daily"): "marketer",
 }
 
 # Routes whose success would spoil the caller for the next check (logout ends the session),
