@@ -5,11 +5,12 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from pydantic import Field
 from sqlalchemy import text
 from starlette.routing import Route
 
@@ -37,6 +38,7 @@ from gameportal.kit.listener import PgListener
 from gameportal.kit.net import parse_networks
 from gameportal.kit.openapi import install_openapi
 from gameportal.kit.routing import install_route_index
+from gameportal.kit.schemas import Schema, example
 from gameportal.kit.signals import on_exit_signal
 from gameportal.liveops.results_router import results_router
 from gameportal.migrations import current_revision, head_revision
@@ -78,6 +80,19 @@ No string anywhere (body, query or path) may contain NUL or unpaired UTF-16 surr
 and free-form JSON (such as template variables) may nest at most 32 levels, with integers
 that fit in 64 bits: such input is refused with 422 naming the field.
 """
+
+
+class Health(Schema):
+    model_config = example({"status": "ok"})
+
+    status: Literal["ok"]
+
+
+class Readiness(Schema):
+    model_config = example({"status": "ready", "migration": "0012"})
+
+    status: Literal["ready"]
+    migration: str = Field(description="The revision the database schema is at (the latest)")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -250,6 +265,7 @@ def _operations(app: FastAPI) -> None:
     @app.get(
         "/healthz",
         operation_id="healthz_get",
+        response_model=Health,
         tags=["operations"],
         summary="The process is alive",
     )
@@ -259,6 +275,7 @@ def _operations(app: FastAPI) -> None:
     @app.get(
         "/readyz",
         operation_id="readyz_get",
+        response_model=Readiness,
         tags=["operations"],
         summary="The database answers and its schema is at the latest migration",
         responses={503: {"model": Problem, "description": "Not ready"}},

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response, status
 from starlette.convertors import Convertor, register_url_convertor
@@ -23,7 +23,7 @@ from gameportal.content.cache import (
 from gameportal.content.locales import candidate_locales
 from gameportal.content.media.storage import media_route_base
 from gameportal.content.public import digest_etag, public_item, read_item, to_json
-from gameportal.content.rendering import search_config
+from gameportal.content.rendering import MAX_SLUG, SLUG_PATTERN, search_config
 from gameportal.content.schemas import (
     ContentCreate,
     ContentRead,
@@ -40,6 +40,7 @@ from gameportal.content.schemas import (
 from gameportal.db import DbReadSession, DbSession
 from gameportal.errors import InvalidField, NotFound, problem_responses
 from gameportal.identity.deps import EditorUser
+from gameportal.kit.openapi import headers
 from gameportal.kit.pagination import MAX_LIMIT, Page, Pagination, encode_cursor
 from gameportal.kit.schemas import LANGUAGE_TAG_DESCRIPTION, LANGUAGE_TAG_PATTERN, QueryText
 from gameportal.models import Content
@@ -63,6 +64,16 @@ register_url_convertor("content_type", ContentTypeConvertor())
 content_router = APIRouter(
     prefix="/api/v1/content", tags=["content"], responses=problem_responses(500)
 )
+
+# Every editor's answer with the item carries its ETag, for the next If-Match.
+_WITH_ETAG: dict[int | str, dict[str, Any]] = {200: {"headers": headers("ETag")}}
+_PUBLIC: dict[int | str, dict[str, Any]] = {
+    200: {"headers": headers("ETag", "Cache-Control")},
+    304: {
+        "description": "Not modified (If-None-Match)",
+        "headers": headers("ETag", "Cache-Control"),
+    },
+}
 
 IfMatch = Annotated[
     str | None,
@@ -91,7 +102,10 @@ def _editor_view(item: Content, response: Response) -> ContentRead:
     operation_id="content_create",
     response_model=ContentRead,
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(401, 403, 409, 413, 422),
+    responses={
+        201: {"headers": headers("ETag", "Location")},
+        **problem_responses(401, 403, 409, 413, 422),
+    },
     summary="Create a draft (editor)",
 )
 async def create_content(
@@ -110,7 +124,7 @@ async def create_content(
     "/{content_id}",
     operation_id="content_get",
     response_model=ContentRead,
-    responses=problem_responses(401, 403, 404, 422),
+    responses={**_WITH_ETAG, **problem_responses(401, 403, 404, 422)},
     summary="Any content, in any status, with its ETag (editor)",
 )
 async def get_content(
@@ -123,7 +137,7 @@ async def get_content(
     "/{content_id}",
     operation_id="content_update",
     response_model=ContentRead,
-    responses=problem_responses(401, 403, 404, 409, 412, 413, 422, 428),
+    responses={**_WITH_ETAG, **problem_responses(401, 403, 404, 409, 412, 413, 422, 428)},
     summary="Change fields; needs If-Match (editor)",
 )
 async def update_content(
@@ -145,7 +159,7 @@ async def update_content(
     "/{content_id}/publish",
     operation_id="content_publish",
     response_model=ContentRead,
-    responses=problem_responses(401, 403, 404, 412, 422),
+    responses={**_WITH_ETAG, **problem_responses(401, 403, 404, 412, 422)},
     summary="Publish now, or schedule for `publishAt` (editor)",
 )
 async def publish_content(
@@ -165,7 +179,7 @@ async def publish_content(
     "/{content_id}/unpublish",
     operation_id="content_unpublish",
     response_model=ContentRead,
-    responses=problem_responses(401, 403, 404, 409, 412, 422),
+    responses={**_WITH_ETAG, **problem_responses(401, 403, 404, 409, 412, 422)},
     summary="Back to draft (editor)",
 )
 async def unpublish_content(
@@ -218,7 +232,7 @@ async def list_revisions(
     "/{content_id}/revisions/{number}/restore",
     operation_id="content_revisions_restore",
     response_model=ContentRead,
-    responses=problem_responses(401, 403, 404, 409, 412, 422),
+    responses={**_WITH_ETAG, **problem_responses(401, 403, 404, 409, 412, 422)},
     summary="Bring back what a revision said, as a new save (editor)",
 )
 async def restore_revision(
@@ -271,13 +285,19 @@ public_content_router = APIRouter(
     "/{content_type:content_type}/{slug}",
     operation_id="content_published_get",
     response_model=PublicContent,
-    responses={304: {"description": "Not modified (If-None-Match)"}, **problem_responses(404, 422)},
+    responses={**_PUBLIC, **problem_responses(404, 422)},
     summary="A published item by type and slug, in the best locale (anyone)",
 )
 async def read_published(
     request: Request,
-    content_type: Annotated[str, Path(description="game, news, announcement or faq")],
-    slug: str,
+    content_type: Annotated[
+        str,
+        Path(
+            description="game, news, announcement or faq (any case)",
+            json_schema_extra={"enum": ["game", "news", "announcement", "faq"]},
+        ),
+    ],
+    slug: Annotated[str, Path(max_length=MAX_SLUG, pattern=SLUG_PATTERN)],
     locale: Annotated[
         str | None,
         Query(pattern=LANGUAGE_TAG_PATTERN, description=LANGUAGE_TAG_DESCRIPTION),
@@ -298,7 +318,7 @@ async def read_published(
     "",
     operation_id="content_published_list",
     response_model=Page[PublicContent],
-    responses={304: {"description": "Not modified"}, **problem_responses(400, 422)},
+    responses={**_PUBLIC, **problem_responses(400, 422)},
     summary="Published content, newest first or best match for `q` (anyone)",
 )
 async def list_published(
@@ -347,7 +367,7 @@ tags_router = APIRouter(prefix="/api/v1/tags", tags=["content"], responses=probl
     "",
     operation_id="tags_list",
     response_model=TagList,
-    responses={304: {"description": "Not modified"}, **problem_responses(422)},
+    responses={**_PUBLIC, **problem_responses(422)},
     summary="Tags of published content with their counts, most used first (anyone)",
 )
 async def list_tags(

@@ -19,6 +19,7 @@ from gameportal.kit.schemas import (
     InputSchema,
     Schema,
     UtcDatetime,
+    example,
     printable,
 )
 
@@ -123,7 +124,21 @@ class _ContentFields(InputSchema):
         return None if value is None else list(dict.fromkeys(value))
 
 
+CONTENT_CREATE_EXAMPLE = {
+    "type": "NEWS",
+    "title": "Season 3 is live",
+    "slug": "season-3",
+    "locale": "en",
+    "format": "MARKDOWN",
+    "content": "New maps, **new rewards**, and a ranked ladder.",
+    "tags": ["season 3", "patch notes"],
+    "attributes": {"heroImageAlt": "The new desert map at dusk"},
+}
+
+
 class ContentCreate(_ContentFields):
+    model_config = example(CONTENT_CREATE_EXAMPLE)
+
     type: ContentType
     title: Title
     slug: Slug | None = Field(default=None, description="Made from the title when absent")
@@ -141,8 +156,16 @@ class ContentCreate(_ContentFields):
     )
 
 
+CONTENT_UPDATE_EXAMPLE = {
+    "title": "Season 3 is live: new maps and ranked play",
+    "tags": ["season 3", "patch notes", "ranked"],
+}
+
+
 class ContentUpdate(_ContentFields):
     """Only the fields sent change. Send with `If-Match: <ETag>`."""
+
+    model_config = example(CONTENT_UPDATE_EXAMPLE)
 
     title: Title | None = None
     slug: Slug | None = None
@@ -155,14 +178,39 @@ class ContentUpdate(_ContentFields):
     publish_at: UtcDatetime | None = None
 
 
+PUBLISH_EXAMPLE = {"publishAt": "2030-06-01T08:00:00Z"}
+
+
 class PublishRequest(InputSchema):
+    model_config = example(PUBLISH_EXAMPLE)
+
     publish_at: UtcDatetime | None = Field(
         default=None, description="In the future: SCHEDULED until then; absent or past: now"
     )
 
 
+PUBLIC_CONTENT_EXAMPLE = {
+    "id": "0195a3d0-1a2b-7c3d-8e4f-5a6b7c8d9e0f",
+    "type": "NEWS",
+    "title": "Season 3 is live",
+    "slug": "season-3",
+    "locale": "en",
+    "format": "MARKDOWN",
+    "content": "New maps, **new rewards**, and a ranked ladder.",
+    "html": "<p>New maps, <strong>new rewards</strong>, and a ranked ladder.</p>",
+    "tags": ["patch notes", "season 3"],
+    "media": ["0195a3d1-3c4d-7e5f-9a6b-7c8d9e0f1a2b"],
+    "attributes": {"heroImageAlt": "The new desert map at dusk"},
+    "publishedAt": "2026-03-15T08:00:00Z",
+    "createdAt": "2026-03-14T09:30:00Z",
+    "updatedAt": "2026-03-15T08:00:00Z",
+}
+
+
 class PublicContent(Schema):
     """What players see."""
+
+    model_config = example(PUBLIC_CONTENT_EXAMPLE)
 
     id: uuid.UUID
     type: ContentType
@@ -180,8 +228,19 @@ class PublicContent(Schema):
     updated_at: UtcDatetime
 
 
+CONTENT_EXAMPLE = {
+    **PUBLIC_CONTENT_EXAMPLE,
+    "status": "PUBLISHED",
+    "publishAt": None,
+    "authorId": "0195a3c2-5b1e-7c4d-8e9f-0a1b2c3d4e5f",
+    "version": 3,
+}
+
+
 class ContentRead(PublicContent):
     """What editors see."""
+
+    model_config = example(CONTENT_EXAMPLE)
 
     status: ContentStatus
     publish_at: UtcDatetime | None
@@ -189,7 +248,17 @@ class ContentRead(PublicContent):
     version: int = Field(description="Bumped by every change; the ETag is derived from it")
 
 
+REVISION_EXAMPLE = {
+    "number": 2,
+    "editorId": "0195a3c2-5b1e-7c4d-8e9f-0a1b2c3d4e5f",
+    "createdAt": "2026-03-14T11:02:00Z",
+    "snapshot": {"title": "Season 3 is live", "tags": ["season 3"], "status": "DRAFT"},
+}
+
+
 class RevisionRead(Schema):
+    model_config = example(REVISION_EXAMPLE)
+
     number: int
     editor_id: uuid.UUID | None
     created_at: UtcDatetime
@@ -201,5 +270,10 @@ class TagCount(Schema):
     count: int
 
 
+TAG_LIST_EXAMPLE = {"items": [{"tag": "patch notes", "count": 42}, {"tag": "season 3", "count": 7}]}
+
+
 class TagList(Schema):
+    model_config = example(TAG_LIST_EXAMPLE)
+
     items: list[TagCount]

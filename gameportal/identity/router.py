@@ -42,7 +42,7 @@ from gameportal.identity.schemas import (
 )
 from gameportal.kit.pagination import Page, Pagination, split_page
 from gameportal.kit.routing import answer_directly
-from gameportal.kit.schemas import Schema
+from gameportal.kit.schemas import Schema, example
 
 auth_router = APIRouter(prefix="/api/v1/auth", tags=["auth"], responses=problem_responses(500))
 me_router = APIRouter(prefix="/api/v1/me", tags=["me"], responses=problem_responses(500))
@@ -51,6 +51,8 @@ _AUTHED = problem_responses(401, 422)
 
 
 class SessionsEnded(Schema):
+    model_config = example({"ended": 2})
+
     ended: int
 
 

@@ -18,6 +18,7 @@ from gameportal.kit.schemas import (
     IpAddress,
     Schema,
     UtcDatetime,
+    example,
     printable,
     utc_text,
     uuid_as_text,
@@ -86,7 +87,23 @@ class PreferencesRead(Schema):
     theme: Theme | None = None
 
 
+USER_EXAMPLE = {
+    "id": "0195a3c2-5b1e-7c4d-8e9f-0a1b2c3d4e5f",
+    "email": "player@example.com",
+    "name": "Ada",
+    "createdAt": "2026-03-14T09:26:53Z",
+    "lastLoginAt": "2026-03-20T18:02:11Z",
+    "isBlocked": False,
+    "country": "FR",
+    "emailVerifiedAt": "2026-03-14T09:31:02Z",
+    "roles": ["user"],
+    "preferences": {"language": "fr", "theme": "dark"},
+}
+
+
 class UserRead(Schema):
+    model_config = example(USER_EXAMPLE)
+
     id: uuid.UUID
     email: str
     name: str
@@ -101,7 +118,23 @@ class UserRead(Schema):
     preferences: PreferencesRead
 
 
+SESSION_EXAMPLE = {
+    "id": "0195a3c2-6d2f-7a10-9b3c-4d5e6f708192",
+    "ip": "203.0.113.7",
+    "country": "FR",
+    "userAgent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Firefox/128.0",
+    "deviceType": "DESKTOP",
+    "fingerprint": None,
+    "createdAt": "2026-03-20T18:02:11Z",
+    "lastUsedAt": "2026-03-20T18:40:37Z",
+    "expiresAt": "2026-04-19T18:02:11Z",
+    "current": True,
+}
+
+
 class SessionRead(Schema):
+    model_config = example(SESSION_EXAMPLE)
+
     id: uuid.UUID
     ip: IpAddress | None
     country: str | None
@@ -114,7 +147,19 @@ class SessionRead(Schema):
     current: bool = Field(default=False, description="True for the session of this request")
 
 
+SECURITY_EVENT_EXAMPLE = {
+    "id": "0195a3d7-92a3-7465-9fc0-3b4c5d6e7f80",
+    "kind": "login_lockout",
+    "sessionId": None,
+    "ip": "198.51.100.23",
+    "detail": {"failures": 10, "lockedForSeconds": 900},
+    "createdAt": "2026-03-21T02:14:09Z",
+}
+
+
 class SecurityEventRead(Schema):
+    model_config = example(SECURITY_EVENT_EXAMPLE)
+
     id: uuid.UUID
     kind: str = Field(
         description="refresh_token_reuse, login_lockout, password_changed, blocked, unblocked, "
@@ -126,7 +171,17 @@ class SecurityEventRead(Schema):
     created_at: UtcDatetime
 
 
+REGISTER_EXAMPLE = {
+    "email": "player@example.com",
+    "password": "correct horse battery staple",
+    "name": "Ada",
+    "preferences": {"language": "fr", "theme": "dark"},
+}
+
+
 class RegisterRequest(InputSchema):
+    model_config = example(REGISTER_EXAMPLE)
+
     email: NewEmail = Field(examples=["player@example.com"])
     password: NewPassword = Field(examples=["correct horse battery staple"])
     name: Name = Field(examples=["Ada"])
@@ -134,7 +189,15 @@ class RegisterRequest(InputSchema):
     fingerprint: Fingerprint | None = None
 
 
+LOGIN_EXAMPLE = {
+    "email": "player@example.com",
+    "password": "correct horse battery staple",
+}
+
+
 class LoginRequest(InputSchema):
+    model_config = example(LOGIN_EXAMPLE)
+
     email: Email = Field(examples=["player@example.com"])
     password: PasswordField = Field(examples=["correct horse battery staple"])
     fingerprint: Fingerprint | None = Field(
@@ -143,18 +206,43 @@ class LoginRequest(InputSchema):
     device_token: DeviceToken | None = Field(default=None, description=_DEVICE_HELP)
 
 
+REFRESH_EXAMPLE = {"refreshToken": "rt_Yp3kX9vQ2mW8zL5cB1nR7tF4hJ6dS0aG"}
+
+
 class RefreshRequest(InputSchema):
+    model_config = example(REFRESH_EXAMPLE)
+
     refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
+TOKEN_EXAMPLE = {
+    "accessToken": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIwMTk1YTNjMiJ9.c2lnbmF0dXJl",
+    "refreshToken": "rt_Yp3kX9vQ2mW8zL5cB1nR7tF4hJ6dS0aG",
+    "tokenType": "Bearer",
+    "expiresIn": 900,
+}
+
+
 class TokenResponse(Schema):
+    model_config = example(TOKEN_EXAMPLE)
+
     access_token: str
     refresh_token: str = Field(description="Opaque; spent on use, keep only the newest")
     token_type: Literal["Bearer"] = "Bearer"  # noqa: S105
     expires_in: int = Field(description="Seconds until the access token expires")
 
 
+AUTH_EXAMPLE = {
+    **TOKEN_EXAMPLE,
+    "deviceToken": "dt_M2sQ8wE4rT6yU1iO9pA3sD5fG7hJ0kL",
+    "user": USER_EXAMPLE,
+    "session": SESSION_EXAMPLE,
+}
+
+
 class AuthResponse(TokenResponse):
+    model_config = example(AUTH_EXAMPLE)
+
     device_token: str = Field(
         description="Keep it on this device and send it with its later logins (`deviceToken` "
         "or X-Device-Token): someone else's failed logins then cannot lock this device out. "
@@ -164,36 +252,77 @@ class AuthResponse(TokenResponse):
     session: SessionRead
 
 
+ME_UPDATE_EXAMPLE = {"name": "Ada L.", "preferences": {"language": "pt-BR", "theme": None}}
+
+
 class MeUpdate(InputSchema):
+    model_config = example(ME_UPDATE_EXAMPLE)
+
     name: Name | None = None
     preferences: Preferences | None = Field(
         default=None, description="Merged into the stored preferences; null clears a key"
     )
 
 
+PASSWORD_CHANGE_EXAMPLE = {
+    "currentPassword": "correct horse battery staple",
+    "newPassword": "tangerine submarine orchestra 42",
+}
+
+
 class PasswordChange(InputSchema):
+    model_config = example(PASSWORD_CHANGE_EXAMPLE)
+
     current_password: PasswordField
     new_password: NewPassword
 
 
+PASSWORD_RESET_REQUEST_EXAMPLE = {"email": "player@example.com"}
+
+
 class PasswordResetRequest(InputSchema):
+    model_config = example(PASSWORD_RESET_REQUEST_EXAMPLE)
+
     email: Email = Field(examples=["player@example.com"])
 
 
+EMAIL_VERIFICATION_EXAMPLE = {"token": "ev_4fQ9zK2mX7pL1wR8tY3nB6cV0hJ5sD"}
+
+
 class EmailVerification(InputSchema):
+    model_config = example(EMAIL_VERIFICATION_EXAMPLE)
+
     token: Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
+PASSWORD_RESET_EXAMPLE = {
+    "token": "pr_8kL3mN6qR1tV4wY7zA0cE2gJ5nP9sU",
+    "newPassword": "tangerine submarine orchestra 42",
+}
+
+
 class PasswordReset(InputSchema):
+    model_config = example(PASSWORD_RESET_EXAMPLE)
+
     token: Annotated[str, StringConstraints(min_length=1, max_length=256)]
     new_password: NewPassword
 
 
+ACCOUNT_DELETE_EXAMPLE = {"password": "correct horse battery staple"}
+
+
 class AccountDelete(InputSchema):
+    model_config = example(ACCOUNT_DELETE_EXAMPLE)
+
     password: PasswordField
 
 
+ADMIN_USER_UPDATE_EXAMPLE = {"roles": ["user", "editor"], "isBlocked": False}
+
+
 class AdminUserUpdate(InputSchema):
+    model_config = example(ADMIN_USER_UPDATE_EXAMPLE)
+
     roles: Annotated[list[Role], Field(min_length=1, max_length=4)] | None = Field(
         default=None, description="`user` is always kept"
     )

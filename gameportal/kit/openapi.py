@@ -37,6 +37,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from gameportal.kit.schemas import NULL_IN_EXAMPLE
+
 OPERATION_ID_PATTERN = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -123,6 +125,7 @@ def install_openapi(app: FastAPI) -> None:
 
 
 def _finish(document: dict[str, Any]) -> None:
+    _restore_nulls(document)
     for operations in document.get("paths", {}).values():
         for operation in operations.values():
             for status, response in operation.get("responses", {}).items():
@@ -130,6 +133,15 @@ def _finish(document: dict[str, Any]) -> None:
                     _problem_only(response)
                 for name in _EVERY_ROUTE.get(status, ()):
                     response.setdefault("headers", {}).setdefault(name, HEADERS[name])
+
+
+def _restore_nulls(node: Any) -> None:
+    items = node.items() if isinstance(node, dict) else enumerate(node)
+    for key, value in list(items):
+        if value == NULL_IN_EXAMPLE:
+            node[key] = None
+        elif isinstance(value, dict | list):
+            _restore_nulls(value)
 
 
 def _problem_only(response: dict[str, Any]) -> None:

@@ -6,10 +6,10 @@ import base64
 import binascii
 import uuid
 from collections.abc import Sequence
-from typing import Annotated, Generic, Protocol, TypeVar
+from typing import Annotated, Any, Generic, Protocol, TypeVar
 
 from fastapi import Depends, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from gameportal.errors import PortalError
 from gameportal.kit.schemas import Schema
@@ -64,7 +64,20 @@ async def _page_params(
 Pagination = Annotated[PageParams, Depends(_page_params)]
 
 
+def _page_example(schema: dict[str, Any], cls: type[BaseModel]) -> None:
+    """A page's example in the document: one item, its model's own example."""
+    args = cls.__pydantic_generic_metadata__["args"]
+    config = getattr(args[0], "model_config", {}) if args else {}
+    extra = config.get("json_schema_extra")
+    if isinstance(extra, dict) and extra.get("examples"):
+        schema["examples"] = [
+            {"items": [extra["examples"][0]], "nextCursor": "AZWj015vcGGbjJ0OHyo7TA"}
+        ]
+
+
 class Page(Schema, Generic[T]):
+    model_config = ConfigDict(json_schema_extra=_page_example)
+
     items: list[T]
     next_cursor: str | None = Field(default=None, description="Pass as `cursor` for the next page")
 

@@ -74,6 +74,28 @@ LANGUAGE_TAG_DESCRIPTION = (
 IpAddress = Annotated[str, BeforeValidator(lambda v: v if v is None else str(v))]
 
 
+# FastAPI drops every None from the OpenAPI document it builds, examples included: a null
+# in an example travels as this marker, which gameportal.kit.openapi turns back into null.
+NULL_IN_EXAMPLE = "\x00null\x00"
+
+
+def _marked_nulls(value: Any) -> Any:
+    if value is None:
+        return NULL_IN_EXAMPLE
+    if isinstance(value, dict):
+        return {key: _marked_nulls(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_marked_nulls(item) for item in value]
+    return value
+
+
+def example(value: dict[str, Any]) -> ConfigDict:
+    """A model's example, as the OpenAPI document shows it on every request body and answer
+    that uses the model (tests/test_openapi_clients.py checks each against the schema):
+    `model_config = example({...})`, in the JSON the API speaks (camelCase)."""
+    return ConfigDict(json_schema_extra={"examples": [_marked_nulls(value)]})
+
+
 class Schema(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel,

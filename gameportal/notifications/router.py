@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
@@ -15,9 +16,11 @@ from gameportal.db import DbReadSession, DbSession
 from gameportal.errors import InvalidField, Unauthorized, Unavailable, problem_responses
 from gameportal.identity.deps import CurrentUser, IdentityDep, get_principal
 from gameportal.identity.service import Principal
+from gameportal.kit.openapi import headers
 from gameportal.kit.pagination import Page, Pagination, split_page
 from gameportal.notifications import live, push, service, stream_tickets
 from gameportal.notifications.schemas import (
+    INBOX_ITEM_EXAMPLE,
     InboxItem,
     MarkedRead,
     NotificationPreferences,
@@ -62,6 +65,14 @@ async def _live_hub(request: Request) -> live.InboxHub:
 
 
 LiveHub = Annotated[live.InboxHub, Depends(_live_hub)]
+
+# What a stream sends, as the document shows it (generated clients get the text).
+_SSE_EXAMPLE = (
+    "retry: 3000\n\n"
+    f"id: {INBOX_ITEM_EXAMPLE['id']}\nevent: notification\n"
+    f"data: {orjson.dumps(INBOX_ITEM_EXAMPLE).decode()}\n\n"
+    ": keep-alive\n\n"
+)
 
 # The two ways to open a stream, as OpenAPI security schemes (either will do): the
 # access token in the header, or a stream ticket in the query (browsers' EventSource).
@@ -138,7 +149,17 @@ async def stream_ticket(
             "ends the stream when the session ends, and, with a last `retry:` saying how "
             "many milliseconds to wait before reconnecting, when it shuts down or loses "
             "its database",
-            "content": {"text/event-stream": {}},
+            "content": {
+                "text/event-stream": {
+                    "schema": {
+                        "type": "string",
+                        "description": "An event stream (text/event-stream, WHATWG HTML "
+                        "§9.2): each `notification` event's `data` is an InboxItem as JSON",
+                    },
+                    "example": _SSE_EXAMPLE,
+                }
+            },
+            "headers": headers("Cache-Control"),
         },
         **problem_responses(422, 503),
     },

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import Field, StrictBool, StringConstraints, TypeAdapter, field_validator
 
-from gameportal.kit.schemas import InputSchema, Schema, UtcDatetime
+from gameportal.kit.schemas import InputSchema, Schema, UtcDatetime, example
 from gameportal.notifications import sealed
 from gameportal.notifications.vapid import b64url_decode
 
@@ -70,7 +70,22 @@ def validate_payloads(message_type: str, payloads: list[dict[str, Any]]) -> list
     return dumped
 
 
+MESSAGE_CREATE_EXAMPLE = {
+    "type": "IN_APP",
+    "recipientUserId": None,
+    "payload": {
+        "subject": "Season 3 is live",
+        "body": "New maps and rewards.",
+        "category": "marketing",
+    },
+    "priority": 0,
+    "dedupeKey": "season-3-launch",
+}
+
+
 class MessageCreate(InputSchema):
+    model_config = example(MESSAGE_CREATE_EXAMPLE)
+
     type: MessageType
     recipient_user_id: uuid.UUID | None = Field(
         default=None, description="Null: a broadcast to every user"
@@ -86,7 +101,29 @@ class MessageCreate(InputSchema):
     dedupe_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
 
 
+MESSAGE_READ_EXAMPLE = {
+    "id": "0195a3d3-5e6f-7061-9b8c-9d0e1f2a3b4c",
+    "type": "EMAIL",
+    "recipientUserId": "0195a3c2-5b1e-7c4d-8e9f-0a1b2c3d4e5f",
+    "payload": {"template": "welcome", "variables": {"name": "Ada"}, "category": "account"},
+    "status": "SENT",
+    "priority": 0,
+    "retryCount": 0,
+    "maxAttempts": 5,
+    "scheduledAt": "2026-03-14T09:26:53Z",
+    "createdAt": "2026-03-14T09:26:53Z",
+    "sentAt": "2026-03-14T09:26:55Z",
+    "leaseOwner": None,
+    "leaseExpiresAt": None,
+    "lastError": None,
+    "note": None,
+    "dedupeKey": None,
+}
+
+
 class MessageRead(Schema):
+    model_config = example(MESSAGE_READ_EXAMPLE)
+
     id: uuid.UUID
     type: MessageType
     recipient_user_id: uuid.UUID | None
@@ -125,7 +162,21 @@ class QueueCount(Schema):
     count: int
 
 
+QUEUE_STATS_EXAMPLE = {
+    "counts": [
+        {"type": "EMAIL", "status": "PENDING", "count": 12},
+        {"type": "EMAIL", "status": "SENT", "count": 48210},
+        {"type": "PUSH", "status": "FAILED", "count": 3},
+    ],
+    "oldestDueSeconds": 1.8,
+    "sentLastMinute": 240,
+    "failedLastMinute": 0,
+}
+
+
 class QueueStats(Schema):
+    model_config = example(QUEUE_STATS_EXAMPLE)
+
     counts: list[QueueCount]
     oldest_due_seconds: float | None = Field(
         description="Age of the oldest PENDING message that is due; null when none is"
@@ -134,7 +185,21 @@ class QueueStats(Schema):
     failed_last_minute: int
 
 
+INBOX_ITEM_EXAMPLE = {
+    "id": "0195a3d3-5e6f-7061-9b8c-9d0e1f2a3b4c",
+    "subject": "Achievement unlocked: First Blood",
+    "body": "You won your first match. +50 points.",
+    "category": "achievements",
+    "broadcast": False,
+    "createdAt": "2026-03-20T18:41:02Z",
+    "sentAt": "2026-03-20T18:41:02Z",
+    "readAt": None,
+}
+
+
 class InboxItem(Schema):
+    model_config = example(INBOX_ITEM_EXAMPLE)
+
     id: uuid.UUID
     subject: str
     body: str | None = None
@@ -145,11 +210,21 @@ class InboxItem(Schema):
     read_at: UtcDatetime | None
 
 
+UNREAD_COUNT_EXAMPLE = {"unread": 3}
+
+
 class UnreadCount(Schema):
+    model_config = example(UNREAD_COUNT_EXAMPLE)
+
     unread: int
 
 
+MARKED_READ_EXAMPLE = {"marked": 3}
+
+
 class MarkedRead(Schema):
+    model_config = example(MARKED_READ_EXAMPLE)
+
     marked: int
 
 
@@ -165,7 +240,16 @@ class ChannelPreferences(InputSchema):
     marketing: StrictBool = True
 
 
+NOTIFICATION_PREFERENCES_EXAMPLE = {
+    "email": {"achievements": True, "marketing": False},
+    "push": {"achievements": True, "marketing": False},
+    "inApp": {"achievements": True, "marketing": True},
+}
+
+
 class NotificationPreferences(InputSchema):
+    model_config = example(NOTIFICATION_PREFERENCES_EXAMPLE)
+
     email: ChannelPreferences = Field(default_factory=ChannelPreferences)
     push: ChannelPreferences = Field(default_factory=ChannelPreferences)
     in_app: ChannelPreferences = Field(default_factory=ChannelPreferences)
@@ -198,7 +282,8 @@ def opted_out(opt_outs: list[str], channel: str, category: str | None) -> bool:
 class PushKeys(InputSchema):
     """The browser's keys from `PushSubscription.toJSON()`, base64url (RFC 8291)."""
 
-    p256dh: Annotated[str, StringConstraints(min_length=80, max_length=100)]
+    # As browsers name it (the alias generator would say `p256Dh`).
+    p256dh: Annotated[str, StringConstraints(min_length=80, max_length=100)] = Field(alias="p256dh")
     auth: Annotated[str, StringConstraints(min_length=16, max_length=40)]
 
     @field_validator("p256dh")
@@ -225,8 +310,23 @@ class PushKeys(InputSchema):
         return value
 
 
+PUSH_SUBSCRIPTION_CREATE_EXAMPLE = {
+    "endpoint": "https://fcm.googleapis.com/fcm/send/c1KrmpTuRm0:APA91bGxL2",
+    "keys": {
+        "p256dh": (
+            "BGcG-TsyBqIbtv_4tptuYJFDgJUNZoRrySME5q_Ugmt3NICO"
+            "1BM9Kse4PzClsp1sbGt2tgkd_qrxnyaS8-5EjbE"
+        ),
+        "auth": "4JmLuBoriMY-oKXF7TtYAA",
+    },
+    "expirationTime": None,
+}
+
+
 class PushSubscriptionCreate(InputSchema):
     """Exactly what the browser's `JSON.stringify(pushSubscription)` gives."""
+
+    model_config = example(PUSH_SUBSCRIPTION_CREATE_EXAMPLE)
 
     endpoint: Annotated[str, StringConstraints(min_length=10, max_length=2000)]
     keys: PushKeys
@@ -236,7 +336,20 @@ class PushSubscriptionCreate(InputSchema):
     )
 
 
+PUSH_SUBSCRIPTION_EXAMPLE = {
+    "id": "0195a3d6-8192-7364-8ebf-2a3b4c5d6e7f",
+    "endpoint": "https://fcm.googleapis.com/fcm/send/c1KrmpTuRm0:APA91bGxL2",
+    "sessionId": "0195a3c2-6d2f-7a10-9b3c-4d5e6f708192",
+    "current": True,
+    "createdAt": "2026-03-20T18:45:30Z",
+    "lastSuccessAt": "2026-03-21T08:00:12Z",
+    "expiresAt": None,
+}
+
+
 class PushSubscriptionRead(Schema):
+    model_config = example(PUSH_SUBSCRIPTION_EXAMPLE)
+
     id: uuid.UUID
     endpoint: str
     session_id: uuid.UUID = Field(description="The device session this subscription belongs to")
@@ -246,11 +359,28 @@ class PushSubscriptionRead(Schema):
     expires_at: UtcDatetime | None
 
 
+VAPID_PUBLIC_KEY_EXAMPLE = {
+    "publicKey": (
+        "BGcG-TsyBqIbtv_4tptuYJFDgJUNZoRrySME5q_Ugmt3NICO1BM9Kse4PzClsp1sbGt2tgkd_qrxnyaS8-5EjbE"
+    )
+}
+
+
 class VapidPublicKey(Schema):
+    model_config = example(VAPID_PUBLIC_KEY_EXAMPLE)
+
     public_key: str = Field(description="Pass as `applicationServerKey` to `pushManager.subscribe`")
 
 
+STREAM_TICKET_EXAMPLE = {
+    "ticket": "hY3kq0Gc9vQW1mXz5aB7uJ2nLr8tPdEf4sKiVo6yC1w",
+    "expiresAt": "2026-03-20T18:41:32Z",
+}
+
+
 class StreamTicket(Schema):
+    model_config = example(STREAM_TICKET_EXAMPLE)
+
     ticket: str = Field(
         description="Open the stream with `GET /api/v1/me/notifications/stream?ticket=…` "
         "(a browser's EventSource cannot send Authorization). Works once, before "

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Response, status
 from gameportal.db import DbReadSession, DbSession
 from gameportal.errors import problem_responses
 from gameportal.identity.deps import AdminUser, EditorUser
+from gameportal.kit.openapi import headers
 from gameportal.kit.pagination import Page, Pagination, split_page
 from gameportal.progress.schemas import (
     AchievementCreate,
@@ -83,7 +84,7 @@ async def revoke_api_key(
     operation_id="admin_achievements_create",
     response_model=AchievementRead,
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(401, 403, 409, 422),
+    responses={201: {"headers": headers("Location")}, **problem_responses(401, 403, 409, 422)},
     summary="Create an achievement (editor)",
 )
 async def create_achievement(

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Request, Response
 from gameportal.content.cache import etag_matches
 from gameportal.errors import problem_responses
 from gameportal.identity.deps import CurrentUser, get_principal
+from gameportal.kit.openapi import headers
 from gameportal.kit.routing import answer_directly
 from gameportal.progress.leaderboard import PERIODS, Period
 from gameportal.progress.leaderboard_boards import CachedPage, Leaderboards
@@ -65,7 +66,11 @@ def page_response(page: CachedPage, if_none_match: str | None) -> Response:
     operation_id="games_leaderboard_get",
     response_model=LeaderboardPage,
     responses={
-        304: {"description": "Not modified (If-None-Match)"},
+        200: {"headers": headers("ETag", "Cache-Control")},
+        304: {
+            "description": "Not modified (If-None-Match)",
+            "headers": headers("ETag", "Cache-Control"),
+        },
         **problem_responses(400, 404, 422),
     },
     summary="A game's players ranked by points in a period, most first",

@@ -8,7 +8,7 @@ from datetime import date
 
 from pydantic import Field
 
-from gameportal.kit.schemas import Schema
+from gameportal.kit.schemas import Schema, example
 from gameportal.progress.leaderboard import Period
 
 
@@ -19,7 +19,31 @@ class LeaderboardEntry(Schema):
     points: int = Field(description="Points gained in the period (all time: the total)")
 
 
+LEADERBOARD_PAGE_EXAMPLE = {
+    "gameId": "0195a0f1-2e3d-7b4c-a5d6-e7f8091a2b3c",
+    "period": "week",
+    "periodStart": "2026-03-16",
+    "items": [
+        {
+            "rank": 1,
+            "userId": "0195a3c2-5b1e-7c4d-8e9f-0a1b2c3d4e5f",
+            "displayName": "Ada",
+            "points": 1840,
+        },
+        {
+            "rank": 2,
+            "userId": "0195a3c4-0f1e-7d2c-9b3a-4c5d6e7f8091",
+            "displayName": "Grace",
+            "points": 1795,
+        },
+    ],
+    "nextCursor": "cmFuazoy",
+}
+
+
 class LeaderboardPage(Schema):
+    model_config = example(LEADERBOARD_PAGE_EXAMPLE)
+
     game_id: uuid.UUID
     period: Period
     period_start: date | None = Field(
@@ -29,7 +53,32 @@ class LeaderboardPage(Schema):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next ranks")
 
 
+MY_RANK_EXAMPLE = {
+    "gameId": "0195a0f1-2e3d-7b4c-a5d6-e7f8091a2b3c",
+    "period": "week",
+    "periodStart": "2026-03-16",
+    "rank": 2,
+    "points": 1795,
+    "items": [
+        {
+            "rank": 1,
+            "userId": "0195a3c2-5b1e-7c4d-8e9f-0a1b2c3d4e5f",
+            "displayName": "Ada",
+            "points": 1840,
+        },
+        {
+            "rank": 2,
+            "userId": "0195a3c4-0f1e-7d2c-9b3a-4c5d6e7f8091",
+            "displayName": "Grace",
+            "points": 1795,
+        },
+    ],
+}
+
+
 class MyRank(Schema):
+    model_config = example(MY_RANK_EXAMPLE)
+
     game_id: uuid.UUID
     period: Period
     period_start: date | None

@@ -12,6 +12,7 @@ from gameportal.content.cache import etag_matches
 from gameportal.content.public import digest_etag
 from gameportal.errors import problem_responses
 from gameportal.identity.deps import CurrentUser, MaybeUser
+from gameportal.kit.openapi import headers
 from gameportal.kit.pagination import Page, Pagination
 from gameportal.progress.deps import GameKey
 from gameportal.progress.schemas import (
@@ -110,7 +111,11 @@ games_router = APIRouter(prefix="/api/v1/games", tags=["achievements"])
     operation_id="games_achievements_list",
     response_model=Page[CatalogueEntry],
     responses={
-        304: {"description": "Not modified (If-None-Match)"},
+        200: {"headers": headers("ETag", "Cache-Control")},
+        304: {
+            "description": "Not modified (If-None-Match)",
+            "headers": headers("ETag", "Cache-Control"),
+        },
         **problem_responses(400, 401, 404, 422, 500),
     },
     summary="A published game's achievements with unlock rates; yours with a token (anyone)",

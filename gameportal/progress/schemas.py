@@ -8,8 +8,20 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints, field_validator
 
-from gameportal.content.media.schemas import MediaRead, PublicMedia
-from gameportal.kit.schemas import PRINTABLE_PATTERN, InputSchema, Schema, UtcDatetime, printable
+from gameportal.content.media.schemas import (
+    MEDIA_EXAMPLE,
+    PUBLIC_MEDIA_EXAMPLE,
+    MediaRead,
+    PublicMedia,
+)
+from gameportal.kit.schemas import (
+    PRINTABLE_PATTERN,
+    InputSchema,
+    Schema,
+    UtcDatetime,
+    example,
+    printable,
+)
 
 # Keys and stat names travel in URLs and JSON keys: a plain, stable alphabet.
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -45,11 +57,28 @@ IdempotencyKey = Annotated[
 # --- game API keys ---------------------------------------------------------------------------
 
 
+API_KEY_CREATE_EXAMPLE = {"name": "eu-west game servers"}
+
+
 class ApiKeyCreate(InputSchema):
+    model_config = example(API_KEY_CREATE_EXAMPLE)
+
     name: KeyName = Field(description="What the key is for, e.g. `eu-west game servers`")
 
 
+API_KEY_EXAMPLE = {
+    "id": "0195a3d4-6f70-7162-8c9d-0e1f2a3b4c5d",
+    "gameId": "0195a0f1-2e3d-7b4c-a5d6-e7f8091a2b3c",
+    "name": "eu-west game servers",
+    "prefix": "gp_7Hq2",
+    "createdAt": "2026-03-01T12:00:00Z",
+    "lastUsedAt": "2026-03-21T08:14:00Z",
+}
+
+
 class ApiKeyRead(Schema):
+    model_config = example(API_KEY_EXAMPLE)
+
     id: uuid.UUID
     game_id: uuid.UUID
     name: str
@@ -60,7 +89,16 @@ class ApiKeyRead(Schema):
     )
 
 
+API_KEY_CREATED_EXAMPLE = {
+    **API_KEY_EXAMPLE,
+    "lastUsedAt": None,
+    "key": "gp_7Hq2vL9xR4mT8wK1zN6pB3cF5jD0sY2aE",
+}
+
+
 class ApiKeyCreated(ApiKeyRead):
+    model_config = example(API_KEY_CREATED_EXAMPLE)
+
     key: str = Field(
         description="The key itself, shown this once: only its SHA-256 is kept. Game servers "
         "send it as `Authorization: Bearer <key>` or `X-API-Key: <key>`"
@@ -108,7 +146,20 @@ MediaIds = Annotated[
 ]
 
 
+ACHIEVEMENT_CREATE_EXAMPLE = {
+    "gameId": "0195a0f1-2e3d-7b4c-a5d6-e7f8091a2b3c",
+    "key": "first-blood",
+    "title": "First Blood",
+    "description": "Win your first match.",
+    "points": 50,
+    "hidden": False,
+    "criteria": {"type": "stat", "stat": "wins", "min": 1},
+}
+
+
 class AchievementCreate(InputSchema):
+    model_config = example(ACHIEVEMENT_CREATE_EXAMPLE)
+
     game_id: uuid.UUID
     key: AchievementKey = Field(description="Stable per game: what game servers unlock it by")
     title: Title
@@ -123,8 +174,13 @@ class AchievementCreate(InputSchema):
     media: MediaIds = Field(default_factory=list)
 
 
+ACHIEVEMENT_UPDATE_EXAMPLE = {"points": 75, "description": "Win your first ranked match."}
+
+
 class AchievementUpdate(InputSchema):
     """Only the fields sent change; `criteria: null` removes the automatic unlock."""
+
+    model_config = example(ACHIEVEMENT_UPDATE_EXAMPLE)
 
     key: AchievementKey | None = None
     title: Title | None = None
@@ -135,8 +191,25 @@ class AchievementUpdate(InputSchema):
     media: MediaIds | None = None
 
 
+ACHIEVEMENT_EXAMPLE = {
+    "id": "0195a3d2-4d5e-7f60-8a7b-8c9d0e1f2a3b",
+    "gameId": "0195a0f1-2e3d-7b4c-a5d6-e7f8091a2b3c",
+    "key": "first-blood",
+    "title": "First Blood",
+    "description": "Win your first match.",
+    "points": 50,
+    "hidden": False,
+    "criteria": {"type": "stat", "stat": "wins", "min": 1},
+    "media": [MEDIA_EXAMPLE],
+    "createdAt": "2026-03-01T12:00:00Z",
+    "updatedAt": "2026-03-01T12:00:00Z",
+}
+
+
 class AchievementRead(Schema):
     """What editors see."""
+
+    model_config = example(ACHIEVEMENT_EXAMPLE)
 
     id: uuid.UUID
     game_id: uuid.UUID
@@ -151,9 +224,26 @@ class AchievementRead(Schema):
     updated_at: UtcDatetime
 
 
+CATALOGUE_ENTRY_EXAMPLE = {
+    "id": "0195a3d2-4d5e-7f60-8a7b-8c9d0e1f2a3b",
+    "key": "first-blood",
+    "title": "First Blood",
+    "description": "Win your first match.",
+    "points": 50,
+    "hidden": False,
+    "criteria": {"type": "stat", "stat": "wins", "min": 1},
+    "media": [PUBLIC_MEDIA_EXAMPLE],
+    "unlockRate": 0.62,
+    "unlocked": True,
+    "unlockedAt": "2026-03-20T18:41:02Z",
+}
+
+
 class CatalogueEntry(Schema):
     """An achievement as players see it. A hidden one the caller has not unlocked has its
     key, title, description, criteria and media withheld (null, and no media)."""
+
+    model_config = example(CATALOGUE_ENTRY_EXAMPLE)
 
     id: uuid.UUID
     key: str | None
@@ -172,8 +262,17 @@ class CatalogueEntry(Schema):
     unlocked_at: UtcDatetime | None
 
 
+MY_ACHIEVEMENT_EXAMPLE = {
+    "gameId": "0195a0f1-2e3d-7b4c-a5d6-e7f8091a2b3c",
+    "unlockedAt": "2026-03-20T18:41:02Z",
+    "achievement": CATALOGUE_ENTRY_EXAMPLE,
+}
+
+
 class MyAchievement(Schema):
     """One of the caller's unlocks, with the whole achievement (it is theirs to see)."""
+
+    model_config = example(MY_ACHIEVEMENT_EXAMPLE)
 
     game_id: uuid.UUID
     unlocked_at: UtcDatetime
@@ -183,7 +282,12 @@ class MyAchievement(Schema):
 # --- levels ----------------------------------------------------------------------------------
 
 
+LEVELS_PUT_EXAMPLE = {"basis": "experience", "thresholds": [100, 250, 500, 1000, 2000]}
+
+
 class LevelsPut(InputSchema):
+    model_config = example(LEVELS_PUT_EXAMPLE)
+
     basis: Literal["experience", "points"]
     thresholds: Annotated[
         list[Annotated[int, Field(ge=1, le=MAX_COUNTER)]],
@@ -203,7 +307,17 @@ class LevelsPut(InputSchema):
         return value
 
 
+LEVELS_EXAMPLE = {
+    "gameId": "0195a0f1-2e3d-7b4c-a5d6-e7f8091a2b3c",
+    "basis": "experience",
+    "thresholds": [100, 250, 500, 1000, 2000],
+    "updatedAt": "2026-03-01T12:00:00Z",
+}
+
+
 class LevelsRead(Schema):
+    model_config = example(LEVELS_EXAMPLE)
+
     game_id: uuid.UUID
     basis: Literal["experience", "points"]
     thresholds: list[int]
@@ -213,8 +327,18 @@ class LevelsRead(Schema):
 # --- progress --------------------------------------------------------------------------------
 
 
+PROGRESS_CHANGE_EXAMPLE = {
+    "pointsDelta": 50,
+    "experienceDelta": 120,
+    "stats": {"wins": 1, "kills": 7},
+    "idempotencyKey": "match-8f3a2c91-player-4",
+}
+
+
 class ProgressChange(InputSchema):
     """What a game server reports; every change is optional, the idempotency key is not."""
+
+    model_config = example(PROGRESS_CHANGE_EXAMPLE)
 
     points_delta: Annotated[int, Field(ge=0, le=MAX_DELTA)] = 0
     experience_delta: Annotated[int, Field(ge=0, le=MAX_DELTA)] = 0
@@ -232,7 +356,18 @@ class ProgressChange(InputSchema):
     )
 
 
+UNLOCKED_ACHIEVEMENT_EXAMPLE = {
+    "id": "0195a3d2-4d5e-7f60-8a7b-8c9d0e1f2a3b",
+    "key": "first-blood",
+    "title": "First Blood",
+    "points": 50,
+    "unlockedAt": "2026-03-20T18:41:02Z",
+}
+
+
 class UnlockedAchievement(Schema):
+    model_config = example(UNLOCKED_ACHIEVEMENT_EXAMPLE)
+
     id: uuid.UUID
     key: str
     title: str
@@ -240,8 +375,22 @@ class UnlockedAchievement(Schema):
     unlocked_at: UtcDatetime
 
 
+PROGRESS_UPDATED_EXAMPLE = {
+    "userId": "0195a3c2-5b1e-7c4d-8e9f-0a1b2c3d4e5f",
+    "gameId": "0195a0f1-2e3d-7b4c-a5d6-e7f8091a2b3c",
+    "level": 3,
+    "experience": 370,
+    "points": 150,
+    "stats": {"wins": 1, "kills": 7},
+    "lastActivityAt": "2026-03-20T18:41:02Z",
+    "unlocked": [UNLOCKED_ACHIEVEMENT_EXAMPLE],
+}
+
+
 class ProgressUpdated(Schema):
     """The player's progress after the update, and what it unlocked."""
+
+    model_config = example(PROGRESS_UPDATED_EXAMPLE)
 
     user_id: uuid.UUID
     game_id: uuid.UUID
@@ -261,7 +410,31 @@ class AchievementHeld(Schema):
     unlocked_at: UtcDatetime
 
 
+PROGRESS_EXAMPLE = {
+    "id": "0195a3d5-7081-7263-9dae-1f2a3b4c5d6e",
+    "userId": "0195a3c2-5b1e-7c4d-8e9f-0a1b2c3d4e5f",
+    "gameId": "0195a0f1-2e3d-7b4c-a5d6-e7f8091a2b3c",
+    "level": 3,
+    "experience": 370,
+    "points": 150,
+    "stats": {"wins": 1, "kills": 7},
+    "achievements": [
+        {
+            "id": "0195a3d2-4d5e-7f60-8a7b-8c9d0e1f2a3b",
+            "key": "first-blood",
+            "unlockedAt": "2026-03-20T18:41:02Z",
+        }
+    ],
+    "personalizedOffers": [],
+    "lastActivityAt": "2026-03-20T18:41:02Z",
+    "createdAt": "2026-03-14T10:00:00Z",
+    "updatedAt": "2026-03-20T18:41:02Z",
+}
+
+
 class ProgressRead(Schema):
+    model_config = example(PROGRESS_EXAMPLE)
+
     id: uuid.UUID
     user_id: uuid.UUID
     game_id: uuid.UUID
@@ -276,7 +449,16 @@ class ProgressRead(Schema):
     updated_at: UtcDatetime
 
 
+UNLOCK_RESULT_EXAMPLE = {
+    "achievement": UNLOCKED_ACHIEVEMENT_EXAMPLE,
+    "newlyUnlocked": True,
+    "progress": PROGRESS_UPDATED_EXAMPLE,
+}
+
+
 class UnlockResult(Schema):
+    model_config = example(UNLOCK_RESULT_EXAMPLE)
+
     achievement: UnlockedAchievement
     newly_unlocked: bool = Field(description="False when the player already had it")
     progress: ProgressUpdated

@@ -4,7 +4,7 @@ URL) and manage; anyone reads what is READY."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Path, Query, Request, Response, UploadFile, status
@@ -19,8 +19,25 @@ from gameportal.content.media.storage import LocalStorage, Storage, media_key
 from gameportal.db import DbReadSession, DbSession
 from gameportal.errors import NotFound, problem_responses
 from gameportal.identity.deps import EditorUser, MaybeUser
+from gameportal.kit.openapi import headers
 from gameportal.kit.pagination import Page, Pagination, split_page
 from gameportal.models import MediaAsset
+
+# The bytes of a file or rendition: from this server, or, with S3, a redirect to them.
+_FILE_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {
+        # The file's own type; generators that need one name take the first.
+        "content": {
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "*/*": {"schema": {"type": "string", "format": "binary"}},
+        },
+        "headers": headers("Cache-Control", "Content-Disposition"),
+    },
+    307: {
+        "description": "With S3 storage: where to fetch the file (a presigned URL)",
+        "headers": headers("Location"),
+    },
+}
 
 media_router = APIRouter(prefix="/api/v1/media", tags=["media"], responses=problem_responses(500))
 
@@ -37,6 +54,18 @@ def _storage(request: Request) -> Storage:
     status_code=status.HTTP_201_CREATED,
     responses=problem_responses(401, 403, 413, 422, 503, 507),
     summary="Upload a file (multipart, field `file`); images are then processed (editor)",
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "multipart/form-data": {
+                    "example": {
+                        "file": "(the file's bytes)",
+                        "relatedContentId": "0195a3d0-1a2b-7c3d-8e4f-5a6b7c8d9e0f",
+                    }
+                }
+            }
+        }
+    },
 )
 async def upload_media(
     request: Request,
@@ -212,7 +241,8 @@ def _serve(request: Request, item: MediaAsset, key: str, mime_type: str) -> Resp
     "/{media_id}/file",
     operation_id="media_file_get",
     response_class=Response,
-    responses={200: {"description": "The file"}, **problem_responses(404, 422)},
+    responses={**_FILE_ANSWERS, 200: {**_FILE_ANSWERS[200], "description": "The file"}}
+    | problem_responses(404, 422),
     summary="The original file of READY media (anyone)",
 )
 async def media_file(
@@ -226,7 +256,8 @@ async def media_file(
     "/{media_id}/renditions/{name}",
     operation_id="media_renditions_get",
     response_class=Response,
-    responses={200: {"description": "The rendition"}, **problem_responses(404, 422)},
+    responses={**_FILE_ANSWERS, 200: {**_FILE_ANSWERS[200], "description": "The rendition"}}
+    | problem_responses(404, 422),
     summary="A rendition of READY media (anyone)",
 )
 async def media_rendition(
