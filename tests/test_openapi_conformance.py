@@ -233,6 +233,21 @@ BEYOND_THE_SCHEMA: dict[tuple[str, str], list[tuple[int, str]]] = {
     # An existing game and media; level thresholds strictly increasing.
     ("POST", "/api/v1/admin/achievements"): [(422, r"gameId|media\[\d+\]")],
     ("PUT", "/api/v1/admin/games/{game_id}/levels"): [(422, "thresholds")],
+    # Live operations: ids that exist, a window that is not empty, payload bounds (size,
+    # depth), canonical CIDRs, registered languages, a segment's game and achievement.
+    ("POST", "/api/v1/admin/ab-rules"): [(422, r"endAt|rule\.contentIds\[\d+\]|rule\.payload")],
+    ("POST", "/api/v1/admin/campaigns"): [
+        (
+            422,
+            r"endAt|abVariants(\[\d+\])?|contentIds\[\d+\]|targetingRules\.(ipRanges|languages)"
+            r"\.\d+|targetingRules\.segment\.(gameId|maxLevel|hasAchievement)",
+        )
+    ],
+    # Checked as the body is read, before the lookup that would answer 404.
+    ("PATCH", "/api/v1/admin/ab-rules/{rule_id}"): [(422, r"rule\.payload")],
+    ("PATCH", "/api/v1/admin/campaigns/{campaign_id}"): [
+        (422, r"targetingRules\.(ipRanges|languages)\.\d+")
+    ],
 }
 _PROBLEM_TYPE = "urn:gameportal:problem:"
 

@@ -1,0 +1,442 @@
+"""Shapes of the marketers' API: A/B rules (variants) and campaigns, in and out.
+
+What a schema can say is said here (types, bounds, the country list); what needs the
+database (ids that exist, weights across a campaign's variants, the window once a PATCH
+meets the stored row) is the service's."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import uuid
+from typing import Annotated, Any, Literal
+
+import langcodes
+import orjson
+import pycountry
+from pydantic import AfterValidator, Field, StringConstraints, field_validator
+from pydantic_core import PydanticCustomError
+
+from gameportal.kit.schemas import (
+    PRINTABLE_PATTERN,
+    InputSchema,
+    Schema,
+    UtcDatetime,
+    printable,
+)
+from gameportal.progress.schemas import KEY_PATTERN, MAX_COUNTER, MAX_LEVEL
+
+MAX_PAYLOAD_BYTES = 16 * 1024
+MAX_PAYLOAD_DEPTH = 8
+MAX_WEIGHT = 1_000_000
+MAX_RULE_CONTENT = 50
+MAX_CAMPAIGN_CONTENT = 100
+MAX_VARIANTS = 20
+MAX_IP_RANGES = 10_000
+MAX_COUNTRIES = 250
+MAX_LANGUAGES = 100
+
+DeviceType = Literal["MOBILE", "DESKTOP", "OTHER"]
+
+# ISO 3166-1 alpha-2 as pycountry keeps it (the ISO list, maintained), plus `EU`: the
+# regional registries' code for addresses assigned Europe-wide, which the IP database
+# (iptocc) answers for some addresses, so a campaign may target it too.
+COUNTRY_CODES: frozenset[str] = frozenset(c.alpha_2 for c in pycountry.countries) | {"EU"}
+
+Name = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200),
+    AfterValidator(printable),
+    Field(json_schema_extra={"pattern": PRINTABLE_PATTERN}),
+]
+Description = Annotated[str, StringConstraints(max_length=2000)]
+# In URLs, logs and unique indexes: a plain alphabet.
+GROUP_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+ExclusionGroup = Annotated[str, StringConstraints(pattern=GROUP_PATTERN)]
+HashSeed = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64),
+    AfterValidator(printable),
+    Field(json_schema_extra={"pattern": PRINTABLE_PATTERN}),
+]
+
+
+def _unique(values: list[Any]) -> list[Any]:
+    return list(dict.fromkeys(values))
+
+
+# --- rules (variants) ------------------------------------------------------------------------
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
+
+
+def check_payload(value: Any) -> Any:
+    try:
+        json.dumps(value, allow_nan=False)
+        encoded = orjson.dumps(value)
+    except (ValueError, TypeError, orjson.JSONEncodeError) as exc:
+        raise PydanticCustomError(
+            "payload_invalid", "must be plain JSON: {why}", {"why": str(exc)}
+        ) from None
+    if len(encoded) > MAX_PAYLOAD_BYTES:
+        raise PydanticCustomError(
+            "payload_too_large",
+            "must be at most {limit} bytes as JSON (it is {size})",
+            {"limit": MAX_PAYLOAD_BYTES, "size": len(encoded)},
+        )
+    if _depth(value) > MAX_PAYLOAD_DEPTH:
+        raise PydanticCustomError(
+            "payload_too_deep",
+            "must nest at most {limit} levels deep",
+            {"limit": MAX_PAYLOAD_DEPTH},
+        )
+    return value
+
+
+Payload = Annotated[Any, AfterValidator(check_payload)]
+Weight = Annotated[float, Field(ge=0, le=MAX_WEIGHT, allow_inf_nan=False)]
+PAYLOAD_DESCRIPTION = (
+    f"Any JSON handed to the client as it is (a price, a banner, a text): at most "
+    f"{MAX_PAYLOAD_BYTES} bytes serialized and {MAX_PAYLOAD_DEPTH} levels deep"
+)
+WEIGHT_DESCRIPTION = (
+    "Relative share of the campaign's players this variant gets (weights are divided by "
+    "their sum across the campaign's variants, which must be above 0)"
+)
+
+
+class RuleBody(InputSchema):
+    """The seed's `rule`: what a variant is worth and what it hands out."""
+
+    weight: Weight = Field(description=WEIGHT_DESCRIPTION)
+    payload: Payload = Field(default=None, description=PAYLOAD_DESCRIPTION)
+    content_ids: Annotated[list[uuid.UUID], Field(max_length=MAX_RULE_CONTENT)] = Field(
+        default_factory=list, description="Content items shown with this variant (must exist)"
+    )
+
+    @field_validator("content_ids")
+    @classmethod
+    def _no_repeats(cls, value: list[uuid.UUID]) -> list[uuid.UUID]:
+        return _unique(value)
+
+
+class RulePatch(InputSchema):
+    """Only the keys sent change."""
+
+    weight: Weight | None = Field(default=None, description=WEIGHT_DESCRIPTION)
+    payload: Payload = Field(default=None, description=PAYLOAD_DESCRIPTION)
+    content_ids: Annotated[list[uuid.UUID], Field(max_length=MAX_RULE_CONTENT)] | None = None
+
+    @field_validator("content_ids")
+    @classmethod
+    def _no_repeats(cls, value: list[uuid.UUID] | None) -> list[uuid.UUID] | None:
+        return None if value is None else _unique(value)
+
+
+class ABRuleCreate(InputSchema):
+    name: Name
+    description: Description = ""
+    start_at: UtcDatetime | None = Field(
+        default=None, description="No new players before this (null: no start)"
+    )
+    end_at: UtcDatetime | None = Field(
+        default=None, description="No new players from this on (null: no end); after startAt"
+    )
+    active: bool = Field(default=True, description="An inactive variant gets no new players")
+    rule: RuleBody
+
+
+class ABRuleUpdate(InputSchema):
+    """Only the fields sent change (in `rule`, only the keys sent). Send with
+    `If-Match: <ETag>`."""
+
+    name: Name | None = None
+    description: Description | None = None
+    start_at: UtcDatetime | None = None
+    end_at: UtcDatetime | None = None
+    active: bool | None = None
+    rule: RulePatch | None = None
+
+
+class RuleRead(Schema):
+    weight: float
+    payload: Any = None
+    content_ids: list[uuid.UUID] = Field(default_factory=list)
+
+
+class ABRuleRead(Schema):
+    id: uuid.UUID
+    name: str
+    description: str
+    start_at: UtcDatetime | None
+    end_at: UtcDatetime | None
+    active: bool
+    rule: RuleRead
+    created_by: uuid.UUID | None
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    version: int = Field(description="Bumped by every change; the ETag is derived from it")
+
+
+# --- targeting -------------------------------------------------------------------------------
+
+
+def check_country(value: str) -> str:
+    if value not in COUNTRY_CODES:
+        hint = f"; did you mean {value.upper()}?" if value.upper() in COUNTRY_CODES else ""
+        raise PydanticCustomError(
+            "country_unknown",
+            "'{value}' is not an ISO 3166-1 alpha-2 country code (two upper-case letters, "
+            "e.g. US, DE, BR){hint}",
+            {"value": value, "hint": hint},
+        )
+    return value
+
+
+Country = Annotated[
+    str,
+    AfterValidator(check_country),
+    Field(json_schema_extra={"enum": sorted(COUNTRY_CODES)}),
+]
+
+
+def canonical_cidr(value: str) -> str:
+    """The network's canonical text (`10.0.0.0/8`, `2001:db8::/32`; a bare address is its
+    /32 or /128). Refused: anything that is not a network, host bits set (`10.0.0.1/8`
+    names no network: the answer says which was meant), IPv4-mapped IPv6 ranges (players'
+    IPv4-mapped addresses are matched as IPv4: write the IPv4 range)."""
+    try:
+        if "%" in value:  # a scope (fe80::1%eth0) means one host's link, no network
+            raise ValueError
+        network = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise PydanticCustomError(
+            "cidr_invalid",
+            "'{value}' is not an IPv4 or IPv6 network in CIDR notation (e.g. 203.0.113.0/24 "
+            "or 2001:db8::/32)",
+            {"value": value},
+        ) from None
+    if network.network_address != ipaddress.ip_address(value.partition("/")[0]):
+        raise PydanticCustomError(
+            "cidr_not_canonical",
+            "'{value}' has host bits set: write {canonical} for the network it falls in, "
+            "or {host} for that one address",
+            {
+                "value": value,
+                "canonical": str(network),
+                "host": str(ipaddress.ip_network(value.partition("/")[0])),
+            },
+        )
+    if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(
+        ipaddress.IPv6Network("::ffff:0:0/96")
+    ):
+        raise PydanticCustomError(
+            "cidr_ipv4_mapped",
+            "'{value}' is an IPv4-mapped IPv6 range: write it as the IPv4 range, which also "
+            "matches IPv4-mapped addresses",
+            {"value": value},
+        )
+    return str(network)
+
+
+Cidr = Annotated[
+    str,
+    StringConstraints(min_length=2, max_length=64),
+    AfterValidator(canonical_cidr),
+    Field(
+        description="An IPv4 or IPv6 network in CIDR notation, host bits zero",
+        # For the document: the characters a network is written with (the validator
+        # decides, and says what is wrong).
+        json_schema_extra={"pattern": r"^[0-9A-Fa-f:.]+(/[0-9]{1,3})?$"},
+    ),
+]
+
+
+def check_language(value: str) -> str:
+    standard = langcodes.standardize_tag(value) if langcodes.tag_is_valid(value) else None
+    if standard is None or value in ("und", "mul", "zxx", "mis"):
+        raise PydanticCustomError(
+            "language_unknown",
+            "'{value}' is not a language registered with IANA (a primary subtag such as "
+            "en, pt, zh)",
+            {"value": value},
+        )
+    if standard != value:
+        raise PydanticCustomError(
+            "language_not_canonical",
+            "'{value}' is a deprecated tag; write {standard}",
+            {"value": value, "standard": standard},
+        )
+    return value
+
+
+Language = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z]{2,3}$"),
+    AfterValidator(check_language),
+    Field(
+        description="A BCP 47 primary language subtag in lower case (`en`, `pt`): matches "
+        "every regional variant a client asks for (`pt-BR`, `pt-PT`)"
+    ),
+]
+
+
+class Segment(InputSchema):
+    """Players of a game by their progress; every bound given must hold."""
+
+    game_id: uuid.UUID = Field(description="A content item of type GAME")
+    min_level: Annotated[int, Field(ge=1, le=MAX_LEVEL)] | None = None
+    max_level: Annotated[int, Field(ge=1, le=MAX_LEVEL)] | None = None
+    min_points: Annotated[int, Field(ge=0, le=MAX_COUNTER)] | None = None
+    has_achievement: Annotated[str, StringConstraints(pattern=KEY_PATTERN)] | None = Field(
+        default=None, description="The key of one of the game's achievements"
+    )
+
+
+class TargetingRules(InputSchema):
+    """Who a campaign is for. An absent or empty list matches everyone for its kind; within
+    a list any entry matches; across kinds all must match."""
+
+    countries: Annotated[list[Country], Field(max_length=MAX_COUNTRIES)] = Field(
+        default_factory=list,
+        description="ISO 3166-1 alpha-2, upper case, of the country the player's IP is in",
+    )
+    ip_ranges: Annotated[list[Cidr], Field(max_length=MAX_IP_RANGES)] = Field(
+        default_factory=list,
+        description=f"IPv4 and IPv6 networks (CIDR), at most {MAX_IP_RANGES}; stored in "
+        "canonical form (`2001:DB8::/32` → `2001:db8::/32`, `10.0.0.1` → `10.0.0.1/32`)",
+    )
+    device_types: Annotated[list[DeviceType], Field(max_length=3)] = Field(
+        default_factory=list, description="From the User-Agent: MOBILE, DESKTOP, OTHER"
+    )
+    languages: Annotated[list[Language], Field(max_length=MAX_LANGUAGES)] = Field(
+        default_factory=list, description="Any of the player's Accept-Language primary tags"
+    )
+    segment: Segment | None = None
+
+    @field_validator("countries", "ip_ranges", "device_types", "languages")
+    @classmethod
+    def _no_repeats(cls, value: list[str]) -> list[str]:
+        return _unique(value)
+
+
+class TargetingPatch(InputSchema):
+    """The kinds sent replace the stored ones (null empties a list or removes the segment);
+    the kinds not sent stay."""
+
+    countries: Annotated[list[Country], Field(max_length=MAX_COUNTRIES)] | None = None
+    ip_ranges: Annotated[list[Cidr], Field(max_length=MAX_IP_RANGES)] | None = None
+    device_types: Annotated[list[DeviceType], Field(max_length=3)] | None = None
+    languages: Annotated[list[Language], Field(max_length=MAX_LANGUAGES)] | None = None
+    segment: Segment | None = None
+
+    @field_validator("countries", "ip_ranges", "device_types", "languages")
+    @classmethod
+    def _no_repeats(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _unique(value)
+
+
+class SegmentRead(Schema):
+    game_id: uuid.UUID
+    min_level: int | None = None
+    max_level: int | None = None
+    min_points: int | None = None
+    has_achievement: str | None = None
+
+
+class TargetingRulesRead(Schema):
+    countries: list[str] = Field(default_factory=list)
+    ip_ranges: list[str] = Field(default_factory=list)
+    device_types: list[DeviceType] = Field(default_factory=list)
+    languages: list[str] = Field(default_factory=list)
+    segment: SegmentRead | None = None
+
+
+# --- campaigns -------------------------------------------------------------------------------
+
+VARIANTS_DESCRIPTION = (
+    "A/B rule ids in order, the first is the control; at least one, no repeats, and their "
+    "weights must sum above 0. Changing them (or hashSeed) later is allowed, but players "
+    "already assigned keep their variant (assignment is sticky); only new players see the "
+    "new split"
+)
+SEED_DESCRIPTION = (
+    "Mixed into the assignment hash (default: the campaign's id). Changing it reshuffles "
+    "new players only: players already assigned keep their variant"
+)
+GROUP_DESCRIPTION = "Campaigns in one exclusion group never share a player"
+COVERAGE_DESCRIPTION = "Share of the matching players entered into the campaign, 0..1"
+
+
+class CampaignCreate(InputSchema):
+    name: Name
+    description: Description = ""
+    start_at: UtcDatetime | None = None
+    end_at: UtcDatetime | None = Field(default=None, description="After startAt")
+    active: bool = Field(default=False, description="Created inactive unless said otherwise")
+    targeting_rules: TargetingRules = Field(default_factory=TargetingRules)
+    content_ids: Annotated[list[uuid.UUID], Field(max_length=MAX_CAMPAIGN_CONTENT)] = Field(
+        default_factory=list, description="Content items the campaign promotes (must exist)"
+    )
+    ab_variants: Annotated[list[uuid.UUID], Field(min_length=1, max_length=MAX_VARIANTS)] = Field(
+        description=VARIANTS_DESCRIPTION
+    )
+    coverage: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = Field(
+        default=1, description=COVERAGE_DESCRIPTION
+    )
+    hash_seed: HashSeed | None = Field(default=None, description=SEED_DESCRIPTION)
+    exclusion_group: ExclusionGroup | None = Field(default=None, description=GROUP_DESCRIPTION)
+
+    @field_validator("content_ids")
+    @classmethod
+    def _no_repeats(cls, value: list[uuid.UUID]) -> list[uuid.UUID]:
+        return _unique(value)
+
+
+class CampaignUpdate(InputSchema):
+    """Only the fields sent change (in `targetingRules`, only the kinds sent). Send with
+    `If-Match: <ETag>`. `hashSeed: null` goes back to the default (the campaign's id)."""
+
+    name: Name | None = None
+    description: Description | None = None
+    start_at: UtcDatetime | None = None
+    end_at: UtcDatetime | None = None
+    active: bool | None = None
+    targeting_rules: TargetingPatch | None = None
+    content_ids: Annotated[list[uuid.UUID], Field(max_length=MAX_CAMPAIGN_CONTENT)] | None = None
+    ab_variants: Annotated[list[uuid.UUID], Field(min_length=1, max_length=MAX_VARIANTS)] | None = (
+        Field(default=None, description=VARIANTS_DESCRIPTION)
+    )
+    coverage: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = None
+    hash_seed: HashSeed | None = Field(default=None, description=SEED_DESCRIPTION)
+    exclusion_group: ExclusionGroup | None = None
+
+    @field_validator("content_ids")
+    @classmethod
+    def _no_repeats(cls, value: list[uuid.UUID] | None) -> list[uuid.UUID] | None:
+        return None if value is None else _unique(value)
+
+
+class CampaignRead(Schema):
+    id: uuid.UUID
+    name: str
+    description: str
+    start_at: UtcDatetime | None
+    end_at: UtcDatetime | None
+    active: bool
+    targeting_rules: TargetingRulesRead
+    content_ids: list[uuid.UUID]
+    ab_variants: list[uuid.UUID] = Field(description=VARIANTS_DESCRIPTION)
+    coverage: float = Field(description=COVERAGE_DESCRIPTION)
+    hash_seed: str = Field(description=SEED_DESCRIPTION)
+    exclusion_group: str | None = Field(description=GROUP_DESCRIPTION)
+    created_by: uuid.UUID | None
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    version: int = Field(description="Bumped by every change; the ETag is derived from it")
