@@ -12,7 +12,6 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pydantic import Field
 from sqlalchemy import text
-from starlette.routing import Route
 
 from gameportal import __version__
 from gameportal.config import Settings, get_settings
@@ -23,9 +22,9 @@ from gameportal.content.media.storage import storage_from
 from gameportal.content.router import content_router, public_content_router, tags_router
 from gameportal.db import Database, plain_url
 from gameportal.errors import (
-    Problem,
     document_body_limits,
     problem_response,
+    problem_responses,
     register_error_handlers,
 )
 from gameportal.identity.admin_router import admin_router
@@ -33,7 +32,6 @@ from gameportal.identity.deps import authenticate_before_body
 from gameportal.identity.router import auth_router, me_router
 from gameportal.identity.service import Identity
 from gameportal.kit.db_outage import DatabaseOutage
-from gameportal.kit.headers import with_page_csp
 from gameportal.kit.listener import PgListener
 from gameportal.kit.net import parse_networks
 from gameportal.kit.openapi import install_openapi
@@ -68,6 +66,7 @@ from gameportal.progress.leaderboard_boards import Leaderboards
 from gameportal.progress.leaderboard_fastpath import LeaderboardFastPath
 from gameportal.progress.leaderboard_router import leaderboard_router
 from gameportal.progress.router import game_server_router, games_router, me_progress_router
+from gameportal.web.mount import install_web
 from gameportal.progress.service.runtime import runtime as progress_runtime
 
 DESCRIPTION = """
@@ -144,17 +143,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Served by gameportal.web instead: from files in the package, not a CDN.
+        docs_url=None,
+        redoc_url=None,
         # Metrics are Prometheus (/metrics) and logs structlog; FastAPI's native
         # OpenTelemetry would otherwise look up its providers on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
-        responses={
-            500: {"model": Problem, "description": "Internal server error"},
-            503: {
-                "model": Problem,
-                "description": "The database cannot be reached (a `Retry-After` says when to "
-                "try again)",
+        responses=problem_responses(
+            500,
+            503,
+            descriptions={
+                503: "The database cannot be reached (a `Retry-After` says when to try again)"
             },
-        },
+        ),
     )
     app.state.settings = settings
     app.state.database_outage = DatabaseOutage(
@@ -235,7 +236,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # A game server's key is only checked for its form here (which refuses anonymous
     # callers); whether it exists is the statement's business, as on the route itself.
     authenticate_before_body(app.router.routes, also=[game_key])
-    _docs_with_csp(app)
+    install_web(app)  # account pages, /docs and /redoc, their static files
     # Routing by an index of path segments: the cost of finding a route stays the same
     # as the API grows (Starlette tries each route in turn, about 3 µs apiece).
     install_route_index(app)
@@ -252,15 +253,6 @@ def _add_routes(app: FastAPI, router: APIRouter) -> None:
     API, cheaper to route.
     """
     app.router.routes.extend(router.routes)
-
-
-def _docs_with_csp(app: FastAPI) -> None:
-    """The documentation pages get a CSP made for them (their CDN, their inline scripts'
-    hashes); every other response gets the strict default (gameportal.kit.headers)."""
-    pages = {app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url} - {None}
-    for route in app.router.routes:
-        if isinstance(route, Route) and route.path in pages:
-            route.app = with_page_csp(route.app)
 
 
 def _operations(app: FastAPI) -> None:
@@ -280,7 +272,7 @@ def _operations(app: FastAPI) -> None:
         response_model=Readiness,
         tags=["operations"],
         summary="The database answers and its schema is at the latest migration",
-        responses={503: {"model": Problem, "description": "Not ready"}},
+        responses=problem_responses(503, descriptions={503: "Not ready"}),
     )
     async def readyz(request: Request) -> Any:
         hub: InboxHub = request.app.state.inbox_hub

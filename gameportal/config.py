@@ -139,6 +139,13 @@ class Settings(BaseSettings):
 
     # Links in mail point here (the player-facing site that calls this API).
     public_base_url: str = "http://127.0.0.1:8000"
+    # The links in account mail, `{token}` standing for the link's token, so that a
+    # publisher's own site can take them (it then calls the API with the token). Unset:
+    # gameportal's own pages on public_base_url (/verify-email, /reset-password,
+    # /unsubscribe?token=...).
+    verify_email_url_template: str | None = None
+    reset_password_url_template: str | None = None
+    unsubscribe_url_template: str | None = None
 
     # Mail (SMTP). Unset host: mail is written to the outbox folder in data_dir instead
     # (development); production refuses to start without a server.
@@ -252,6 +259,17 @@ class Settings(BaseSettings):
     def _valid_cidrs(cls, value: list[str]) -> list[str]:
         for cidr in value:
             ipaddress.ip_network(cidr, strict=False)
+        return value
+
+    @field_validator(
+        "verify_email_url_template", "reset_password_url_template", "unsubscribe_url_template"
+    )
+    @classmethod
+    def _link_template(cls, value: str | None) -> str | None:
+        if value is not None and (
+            value.count("{token}") != 1 or not value.startswith(("https://", "http://"))
+        ):
+            raise ValueError("must be an http(s) URL with `{token}` in it once")
         return value
 
     # Where the secret key came from, when it was not given: the data folder's key file.

@@ -28,27 +28,26 @@ class FieldProblem(BaseModel):
     code: str = Field(description="Machine-readable reason, e.g. `missing`, `string_too_long`")
 
 
+_VALIDATION_EXAMPLE: dict[str, Any] = {
+    "type": "urn:gameportal:problem:validation-error",
+    "title": "Request validation failed",
+    "status": 422,
+    "detail": "1 field is invalid",
+    "errors": [
+        {
+            "field": "email",
+            "location": "body",
+            "message": "value is not a valid email address",
+            "code": "value_error",
+        }
+    ],
+}
+
+
 class Problem(BaseModel):
     """RFC 9457 problem details."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "example": {
-                "type": "urn:gameportal:problem:validation-error",
-                "title": "Request validation failed",
-                "status": 422,
-                "detail": "1 field is invalid",
-                "errors": [
-                    {
-                        "field": "email",
-                        "location": "body",
-                        "message": "value is not a valid email address",
-                        "code": "value_error",
-                    }
-                ],
-            }
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"example": _VALIDATION_EXAMPLE})
 
     type: str
     title: str
@@ -305,18 +304,73 @@ def document_body_limits(routes: Sequence[BaseRoute]) -> None:
         if isinstance(route, APIRoute) and route.body_field is not None:
             route.responses.setdefault(
                 413,
-                {
-                    "model": Problem,
-                    "description": BODY_TOO_LARGE,
-                    "content": {
-                        PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
-                    },
-                },
+                {"model": Problem, "description": BODY_TOO_LARGE, "content": problem_content(413)},
             )
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The `responses=` entry for a route: each status documented as problem+json."""
+# An example answer per status (slug, title, detail, as the service sends them), so that
+# each documented error shows its own: the Problem schema's example is the 422 one, which
+# the docs would otherwise show under every status.
+_EXAMPLES: dict[int, tuple[str, str, str]] = {
+    400: ("bad-request", "Bad request", "the request cannot be carried out as sent"),
+    401: (
+        "unauthorized",
+        "Authentication required",
+        "send an access token as `Authorization: Bearer <token>`",
+    ),
+    403: ("forbidden", "Forbidden", "this needs the `admin` role"),
+    404: ("not-found", "Not found", "no such item"),
+    405: ("method-not-allowed", "Method not allowed", "DELETE is not allowed on /api/v1/me/x"),
+    409: ("conflict", "Conflict", "the slug is already taken"),
+    412: (
+        "precondition-failed",
+        "Someone else changed this first",
+        'If-Match was "3", the current version is "4"',
+    ),
+    413: ("payload-too-large", "Request body too large", "the body is over 1048576 bytes"),
+    428: (
+        "precondition-required",
+        "Send If-Match with the ETag you last read",
+        "If-Match is missing",
+    ),
+    429: ("too-many-requests", "Too many requests", "try again in 30 seconds"),
+    500: (
+        "internal-error",
+        "Internal server error",
+        "the server could not complete the request; it has been logged with its request id",
+    ),
+    503: (
+        "database-unavailable",
+        "Service temporarily unavailable",
+        "the database cannot be reached; try again in 5 seconds",
+    ),
+    507: ("insufficient-storage", "The media storage is full", "try again in 30 seconds"),
+}
+
+
+def problem_example(status: int) -> dict[str, Any]:
+    """An example problem document for `status`."""
+    if status == 422:
+        return dict(_VALIDATION_EXAMPLE)
+    slug, title, detail = _EXAMPLES.get(status, ("http-error", "HTTP error", "see `title`"))
+    return {"type": PROBLEM_TYPE_PREFIX + slug, "title": title, "status": status, "detail": detail}
+
+
+def problem_content(status: int) -> dict[str, Any]:
+    """The `content` of a documented error answer: problem+json with its own example."""
+    return {
+        PROBLEM_CONTENT_TYPE: {
+            "schema": {"$ref": "#/components/schemas/Problem"},
+            "example": problem_example(status),
+        }
+    }
+
+
+def problem_responses(
+    *statuses: int, descriptions: Mapping[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` entry for a route: each status documented as problem+json, with an
+    example of its own (and a description of its own where `descriptions` has one)."""
     out: dict[int | str, dict[str, Any]] = {}
     for status in statuses:
         _, title = _HTTP_SLUGS.get(status, ("", "Error"))
@@ -326,7 +380,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
             title = "Internal server error"
         out[status] = {
             "model": Problem,
-            "description": title,
-            "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            "description": (descriptions or {}).get(status, title),
+            "content": problem_content(status),
         }
     return out

@@ -7,6 +7,7 @@ from __future__ import annotations
 from gameportal.identity.repository.account_tokens import (
     account_token_owner,
     add_account_token,
+    live_account_token_owner,
     recent_token_exists,
     spend_account_token,
     void_account_tokens,
@@ -70,6 +71,7 @@ __all__ = [
     "list_live_sessions",
     "list_security_events",
     "list_users",
+    "live_account_token_owner",
     "live_session_user",
     "live_sessions_of",
     "lock_unblocked_admins",

@@ -58,6 +58,22 @@ async def spend_account_token(
     return user_id
 
 
+async def live_account_token_owner(
+    session: AsyncSession, token_hash: str, *, purpose: str
+) -> uuid.UUID | None:
+    """Whose token this is, if it is unused and unexpired; nothing is changed (a page
+    that shows a link's form before it is used)."""
+    user_id: uuid.UUID | None = await session.scalar(
+        select(AccountToken.user_id).where(
+            AccountToken.token_hash == token_hash,
+            AccountToken.purpose == purpose,
+            AccountToken.used_at.is_(None),
+            AccountToken.expires_at > func.now(),
+        )
+    )
+    return user_id
+
+
 async def account_token_owner(
     session: AsyncSession, token_hash: str, *, purpose: str
 ) -> uuid.UUID | None:

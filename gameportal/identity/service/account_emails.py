@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gameportal.config import Settings
 from gameportal.errors import PortalError
 from gameportal.identity import repository as repo
 from gameportal.identity.service.context import Identity, Principal
@@ -18,6 +20,7 @@ from gameportal.kit.time import utcnow
 from gameportal.models import User, normalize_email
 from gameportal.notifications.sealed import seal
 from gameportal.notifications.service import enqueue
+from gameportal.web.links import reset_password_url, verify_email_url
 
 log = structlog.get_logger(__name__)
 
@@ -45,7 +48,7 @@ async def send_email_verification(session: AsyncSession, identity: Identity, use
         user,
         purpose="verify_email",
         ttl=VERIFY_TTL,
-        page="verify-email",
+        link_to=verify_email_url,
         variables={"hours": int(VERIFY_TTL.total_seconds() // 3600)},
     )
 
@@ -57,7 +60,7 @@ async def _mail_token(
     *,
     purpose: str,
     ttl: timedelta,
-    page: str,
+    link_to: Callable[[Settings, str], str],
     variables: dict[str, object],
 ) -> None:
     """Store a new single-use token and queue the mail with its link, in the caller's
@@ -71,7 +74,7 @@ async def _mail_token(
     repo.add_account_token(
         session, user_id=user.id, purpose=purpose, token_hash=hash_refresh_token(token), ttl=ttl
     )
-    link = f"{identity.settings.public_base_url.rstrip('/')}/{page}?token={token}"
+    link = link_to(identity.settings, token)
     await enqueue(
         session,
         message_type="EMAIL",
@@ -137,7 +140,7 @@ async def request_password_reset(session: AsyncSession, identity: Identity, *, e
         user,
         purpose="password_reset",
         ttl=timedelta(minutes=minutes),
-        page="reset-password",
+        link_to=reset_password_url,
         variables={"minutes": minutes},
     )
     log.info("password_reset_requested", user_id=str(user.id))

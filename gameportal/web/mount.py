@@ -1,0 +1,22 @@
+"""The web pages' part of the app: static files under /static, the account pages, and the
+API documentation pages."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.routing import Mount
+
+from gameportal.web.account import account_pages_router
+from gameportal.web.assets import STATIC_PREFIX, Assets, StaticAssets
+from gameportal.web.docs import docs_router
+from gameportal.web.pages import Pages
+
+
+def install_web(app: FastAPI) -> None:
+    """Add the pages to `app` (made with docs_url=None and redoc_url=None: these replace
+    FastAPI's CDN-loading documentation pages)."""
+    assets = Assets()
+    app.state.pages = Pages(assets)
+    # Routes added flat, as app.py does for the API's routers (see _add_routes there).
+    app.router.routes.extend([*account_pages_router.routes, *docs_router.routes])
+    app.router.routes.append(Mount(STATIC_PREFIX, app=StaticAssets(assets), name="static"))
