@@ -9,6 +9,10 @@ from fastapi import FastAPI
 from tests.conftest import PLAYER_IP
 
 ConsoleClients = Callable[[], httpx.AsyncClient]
+CHROME = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
 
 
 @pytest.fixture
@@ -19,7 +23,9 @@ async def browsers(app: FastAPI) -> AsyncIterator[ConsoleClients]:
 
     def make() -> httpx.AsyncClient:
         transport = httpx.ASGITransport(app=app, client=(PLAYER_IP, 40000))
-        client = httpx.AsyncClient(transport=transport, base_url="https://testserver")
+        client = httpx.AsyncClient(
+            transport=transport, base_url="https://testserver", headers={"User-Agent": CHROME}
+        )
         made.append(client)
         return client
 

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gameportal.identity import repository as repo
 from gameportal.identity.service.context import Identity, Principal
-from gameportal.identity.service.errors import LastAdmin, UserNotFound
+from gameportal.identity.service.errors import LastAdmin, SessionNotFound, UserNotFound
 from gameportal.models import SecurityEvent, Session, User, normalize_roles
 
 
@@ -106,3 +106,22 @@ async def admin_end_user_sessions(
         detail={"by": str(admin.user_id), "count": ended},
     )
     return ended
+
+
+async def admin_end_user_session(
+    session: AsyncSession, admin: Principal, user_id: uuid.UUID, session_id: uuid.UUID
+) -> None:
+    """End one of a user's device sessions (the console's "end" beside a session)."""
+    await admin_get_user(session, user_id)
+    ended = await repo.revoke_sessions(
+        session, user_id=user_id, only=session_id, reason="ended_by_admin"
+    )
+    if not ended:
+        raise SessionNotFound(f"no live session {session_id} of user {user_id}")
+    repo.add_security_event(
+        session,
+        kind="session_ended_by_admin",
+        user_id=user_id,
+        session_id=session_id,
+        detail={"by": str(admin.user_id)},
+    )
