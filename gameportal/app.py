@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from gameportal import __version__
 from gameportal.config import Settings, get_settings
+from gameportal.console import install_console
 from gameportal.content.cache import PublicCache
 from gameportal.content.fastpath import PublicReadFastPath
 from gameportal.content.media.router import media_router
@@ -237,6 +238,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # callers); whether it exists is the statement's business, as on the route itself.
     authenticate_before_body(app.router.routes, also=[game_key])
     install_web(app)  # account pages, /docs and /redoc, their static files
+    install_console(app)  # the operator console under /console
     # Routing by an index of path segments: the cost of finding a route stays the same
     # as the API grows (Starlette tries each route in turn, about 3 µs apiece).
     install_route_index(app)

@@ -162,8 +162,9 @@ class SecurityEventRead(Schema):
 
     id: uuid.UUID
     kind: str = Field(
-        description="refresh_token_reuse, login_lockout, password_changed, blocked, unblocked, "
-        "roles_changed, sessions_ended_by_admin"
+        description="login_failed, login_lockout, refresh_token_reuse, password_changed, "
+        "password_reset, blocked, unblocked, roles_changed, sessions_ended_by_admin, "
+        "session_ended_by_admin"
     )
     session_id: uuid.UUID | None
     ip: IpAddress | None

@@ -243,6 +243,17 @@ async def _checked_password(
     if not result.ok or claim["id"] is None:
         keys = _keys(claim, email=email, ip=ip, device=device)
         locked = await repo.login_attempt_failed(pool, keys=keys, limits=limits)
+        # Counted by the console's overview; for an unknown address too (no account to
+        # name, the address tried is not kept), so both failures cost the same.
+        await repo.record_security_event(
+            pool,
+            event_id=new_id(),
+            kind="login_failed",
+            user_id=claim["id"],
+            session_id=None,
+            ip=ip,
+            detail={},
+        )
         for scope in ("account", "device"):
             if scope in locked and claim["id"] is not None:
                 await repo.record_security_event(
