@@ -43,6 +43,7 @@ from gameportal.identity.schemas import (
 from gameportal.kit.pagination import Page, Pagination, split_page
 from gameportal.kit.routing import answer_directly
 from gameportal.kit.schemas import Schema, example
+from gameportal.liveops.conversions import carry_over, carry_over_in
 
 auth_router = APIRouter(prefix="/api/v1/auth", tags=["auth"], responses=problem_responses(500))
 me_router = APIRouter(prefix="/api/v1/me", tags=["me"], responses=problem_responses(500))
@@ -92,7 +93,12 @@ def _with_fingerprint(
     summary="Create an account and its first device session",
 )
 async def register(
-    body: RegisterRequest, session: DbSession, db: DbPool, identity: IdentityDep, client: Client
+    body: RegisterRequest,
+    session: DbSession,
+    db: DbPool,
+    identity: IdentityDep,
+    client: Client,
+    request: Request,
 ) -> AuthResponse:
     result = await service.register(
         session,
@@ -104,6 +110,8 @@ async def register(
         preferences=body.preferences.model_dump(exclude_none=True) if body.preferences else {},
         client=_with_fingerprint(client, body.fingerprint),
     )
+    # Live operations: a visitor's campaign variants pass to the new account.
+    await carry_over_in(session, request.headers.get("x-anonymous-id"), result.user)
     return _auth_response(result)
 
 
@@ -114,18 +122,23 @@ async def register(
     responses=problem_responses(401, 403, 422, 429),
     summary="Log in: a new device session with an access and a refresh token",
 )
-async def login(body: LoginRequest, call: AuthCallDep) -> AuthResponse:
-    return _auth_response(await _log_in(body, call))
+async def login(body: LoginRequest, call: AuthCallDep, request: Request) -> AuthResponse:
+    return _auth_response(await _log_in(body, call, request.headers.get("x-anonymous-id")))
 
 
-async def _log_in(body: LoginRequest, call: AuthCall) -> service.AuthResult:
-    return await service.login(
+async def _log_in(
+    body: LoginRequest, call: AuthCall, anonymous_id: str | None = None
+) -> service.AuthResult:
+    result = await service.login(
         call.pool,
         call.identity,
         email=body.email,
         password=body.password,
         client=_with_fingerprint(call.client, body.fingerprint, body.device_token),
     )
+    # Live operations: a visitor's campaign variants (X-Anonymous-Id) pass to the account.
+    await carry_over(call.pool, anonymous_id, result.user)
+    return result
 
 
 async def _login_directly(request: Request, body: bytes) -> Response | None:
@@ -139,7 +152,9 @@ async def _login_directly(request: Request, body: bytes) -> Response | None:
         body_model = LoginRequest.model_validate_json(body)
     except ValidationError:
         return None
-    result = await _log_in(body_model, await get_auth_call(request))
+    result = await _log_in(
+        body_model, await get_auth_call(request), request.headers.get("x-anonymous-id")
+    )
     tokens, user, session = result.tokens, result.user, result.session
     if not isinstance(user, dict) or not isinstance(session, dict):  # ORM rows: the model
         return Response(
