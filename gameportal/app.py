@@ -29,6 +29,7 @@ from gameportal.errors import (
     register_error_handlers,
 )
 from gameportal.identity.admin_router import admin_router
+from gameportal.identity.browser import CSRF_HEADER
 from gameportal.identity.deps import authenticate_before_body
 from gameportal.identity.router import auth_router, me_router
 from gameportal.identity.service import Identity
@@ -41,12 +42,6 @@ from gameportal.kit.schemas import Schema, example
 from gameportal.kit.signals import on_exit_signal
 from gameportal.liveops.admin_router import liveops_admin_router
 from gameportal.liveops.results_router import results_router
-from gameportal.liveops.router import (
-    admin_preview_router,
-    campaigns_router,
-    game_server_conversions_router,
-)
-from gameportal.liveops.snapshot import CampaignSnapshots
 from gameportal.migrations import current_revision, head_revision
 from gameportal.notifications.admin_router import admin_notifications_router
 from gameportal.notifications.live import InboxHub
@@ -113,20 +108,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         listener = PgListener(plain_url(settings.database_url or ""))
         app.state.inbox_hub = InboxHub(listener)
         app.state.content_cache.attach(listener)
-        app.state.liveops = CampaignSnapshots(
-            app.state.db.pool, resync_seconds=settings.liveops_resync_seconds
-        )
         app.state.leaderboards = Leaderboards(
             app.state.db.pool,
             idle_seconds=settings.leaderboard_idle_seconds,
             name_cache_entries=settings.leaderboard_name_cache_entries,
         )
         app.state.leaderboards.attach(listener)
-        app.state.liveops.attach(listener)
         await listener.start()
         # Ready means listening (/readyz): the database just answered, so this is quick.
         await listener.wait_connected(within=5)
-        await app.state.liveops.start()
         # Leaderboard notices a crashed process may not have sent (board_events).
         await announce_recent_scores(
             app.state.db.pool, progress_runtime(app.state).notices(app.state.db.pool)
@@ -146,7 +136,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await listener.stop()
             await progress_runtime(app.state).notices(app.state.db.pool).close()
             await app.state.leaderboards.close()
-            await app.state.liveops.close()
             app.state.inbox_hub.close()
             await app.state.db.close()
             process_exiting()
@@ -202,11 +191,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(PublicReadFastPath, cache=app.state.content_cache)
     app.add_middleware(LeaderboardFastPath)  # a leaderboard page this process holds
     if settings.cors_origins:  # outermost, so cached answers carry CORS headers too
-        # Browser game clients and the portal front end on other origins; tokens travel in
-        # the Authorization header, never cookies, so credentials stay off.
+        # Browser game clients and the portal front end on other origins. Credentials (the
+        # refresh cookie of browser session mode) only for origins named one by one: `*`
+        # lets any page read the API with bearer tokens, never with a player's cookie.
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
+            allow_credentials="*" not in settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
             allow_headers=[
                 "Authorization",
@@ -214,9 +205,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "X-Request-ID",
                 "X-Device-Fingerprint",
                 "X-Device-Token",
-                "X-Anonymous-Id",  # a visitor's campaigns
+                "If-Match",  # content edits
+                "If-None-Match",
+                "Last-Event-ID",  # a fetch-based notification stream resuming
+                CSRF_HEADER,
             ],
-            expose_headers=["X-Request-ID", "Retry-After", "ETag"],
+            expose_headers=["X-Request-ID", "Retry-After", "ETag", "Location"],
             max_age=600,
         )
 
@@ -241,9 +235,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         admin_progress_router,
         results_router,
         liveops_admin_router,
-        admin_preview_router,
-        campaigns_router,
-        game_server_conversions_router,
     )
     for router in routers:
         _add_routes(app, router)

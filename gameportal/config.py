@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     # Ended sessions (and their spent refresh tokens) are kept this long for support and
     # forensics, then `gameportal prune` deletes them.
     session_retention_days: int = Field(default=30, ge=0, le=3650)
+    # Two tabs (or a retried request) refreshing with one token at once: a replay of the
+    # token rotated this many seconds ago or less, from the device that rotated it, gets
+    # the same successor instead of ending the session (as Supabase Auth and Auth0 offer;
+    # identity/tokens.py). 0 turns it off: every replay ends the session.
+    refresh_reuse_grace_seconds: int = Field(default=10, ge=0, le=300)
     # Stream tickets (POST /api/v1/me/notifications/stream-ticket): how long one may wait
     # to be used. A browser's EventSource asks for one just before it connects.
     stream_ticket_ttl_seconds: int = Field(default=30, ge=5, le=300)
@@ -198,12 +203,6 @@ class Settings(BaseSettings):
     leaderboard_idle_seconds: float = Field(default=3600, gt=0)
     leaderboard_name_cache_entries: int = Field(default=100_000, ge=0)
 
-    # Live operations: each API process holds the live campaigns in memory, reloaded on
-    # NOTIFY and read again every this many seconds anyway (a safety net); `gameportal
-    # worker` brings players' personalized offers in step with campaign changes this often.
-    liveops_resync_seconds: float = Field(default=60, gt=0, le=86_400)
-    liveops_offers_seconds: float = Field(default=10, gt=0, le=86_400)
-
     # Progress: how long a game server's idempotency key is remembered (a retry after that
     # applies again), and how long each API process reuses a game's achievement unlock
     # counts (counting costs in proportion to its players).
@@ -252,6 +251,10 @@ class Settings(BaseSettings):
     # Bearer token that /metrics asks for; unset, /metrics answers 404.
     metrics_token: str | None = Field(default=None, min_length=16)
     cors_origins: list[str] = Field(default_factory=list)
+    # Browser session mode's refresh cookie is `Secure` (sent over HTTPS only, and over
+    # http://localhost by browsers); false lets a plain-HTTP development host use it.
+    # Refused in production.
+    cookie_secure: bool = True
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON unless stderr is a terminal
 
@@ -322,6 +325,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "GAMEPORTAL_SMTP_HOST must name a mail server in production (without one, "
                 "mail only goes to the development outbox)"
+            )
+        if self.env == "production" and not self.cookie_secure:
+            raise ValueError(
+                "GAMEPORTAL_COOKIE_SECURE=false is only for plain-HTTP development: in "
+                "production the refresh cookie must travel over HTTPS alone"
             )
         if self.session_idle_days > self.session_ttl_days:
             raise ValueError(

@@ -78,7 +78,11 @@ async def test_logs_never_carry_passwords_or_tokens(
     fresh = (
         await client.post("/api/v1/auth/refresh", json={"refreshToken": data["refreshToken"]})
     ).json()
-    await client.post("/api/v1/auth/refresh", json={"refreshToken": data["refreshToken"]})
+    await client.post(  # replayed from another device: reuse, logged
+        "/api/v1/auth/refresh",
+        json={"refreshToken": data["refreshToken"]},
+        headers={"User-Agent": "another device"},
+    )
     await client.get("/api/v1/me", headers=bearer(fresh))
     out, err = capfd.readouterr()
     logs = out + err

@@ -121,6 +121,23 @@ get_principal = AccessTokenAuth(
 CurrentUser = Annotated[Principal, Depends(get_principal)]
 
 
+class _AccessTokenIfSent(AccessTokenAuth):
+    async def __call__(self, request: Request) -> Principal | None:  # type: ignore[override]
+        if "authorization" not in request.headers:
+            return None
+        return await super().__call__(request)
+
+
+# The caller if the request has an Authorization header (which must then be valid), else
+# None; documented as the same security scheme. For routes a cookie may authenticate
+# instead (logout in browser session mode).
+get_principal_if_sent = _AccessTokenIfSent(
+    scheme_name="AccessToken",
+    description="The `accessToken` from login, register or refresh: `Authorization: Bearer …`",
+)
+BearerIfSent = Annotated[Principal | None, Depends(get_principal_if_sent)]
+
+
 def _check_role(principal: Principal, role: str) -> None:
     if not principal.has_role(role):
         raise Forbidden(f"this needs the `{role}` role")

@@ -9,11 +9,19 @@ from fastapi import APIRouter, BackgroundTasks, Body, Request, Response, status
 from pydantic import ValidationError
 
 from gameportal.db import DbPool, DbReadSession, DbSession
-from gameportal.errors import problem_responses
+from gameportal.errors import Unauthorized, problem_responses
 from gameportal.identity import service
+from gameportal.identity.browser import (
+    check_same_site_request,
+    clear_refresh_cookie,
+    clear_refresh_cookie_header,
+    refresh_cookie,
+    set_refresh_cookie,
+)
 from gameportal.identity.deps import (
     AuthCall,
     AuthCallDep,
+    BearerIfSent,
     Client,
     CurrentUser,
     IdentityDep,
@@ -32,6 +40,7 @@ from gameportal.identity.schemas import (
     PasswordResetRequest,
     RefreshRequest,
     RegisterRequest,
+    SessionMode,
     SessionRead,
     TokenResponse,
     UserRead,
@@ -43,7 +52,6 @@ from gameportal.identity.schemas import (
 from gameportal.kit.pagination import Page, Pagination, split_page
 from gameportal.kit.routing import answer_directly
 from gameportal.kit.schemas import Schema, example
-from gameportal.liveops.conversions import carry_over, carry_over_in
 
 auth_router = APIRouter(prefix="/api/v1/auth", tags=["auth"], responses=problem_responses(500))
 me_router = APIRouter(prefix="/api/v1/me", tags=["me"], responses=problem_responses(500))
@@ -57,16 +65,26 @@ class SessionsEnded(Schema):
     ended: int
 
 
-def _auth_response(result: service.AuthResult) -> AuthResponse:
+def _auth_response(result: service.AuthResult, *, cookie: bool = False) -> AuthResponse:
     session = SessionRead.model_validate(result.session)
     return AuthResponse(
         access_token=result.tokens.access_token,
-        refresh_token=result.tokens.refresh_token,
+        refresh_token=None if cookie else result.tokens.refresh_token,
         expires_in=result.tokens.expires_in,
         device_token=result.device_token,
         user=UserRead.model_validate(result.user),
         session=session.model_copy(update={"current": True}),
     )
+
+
+def _cookie_mode(request: Request, mode: SessionMode) -> bool:
+    """Whether the caller asked for browser session mode; if so, only from a page allowed
+    to call the API (login CSRF: another site must not log a player's browser into an
+    account of its choosing). Checked before any work."""
+    if mode != "cookie":
+        return False
+    check_same_site_request(request)
+    return True
 
 
 def _with_fingerprint(
@@ -89,7 +107,7 @@ def _with_fingerprint(
     operation_id="auth_register",
     status_code=status.HTTP_201_CREATED,
     response_model=AuthResponse,
-    responses=problem_responses(409, 413, 422, 429),
+    responses=problem_responses(403, 409, 413, 422, 429),
     summary="Create an account and its first device session",
 )
 async def register(
@@ -99,7 +117,9 @@ async def register(
     identity: IdentityDep,
     client: Client,
     request: Request,
+    response: Response,
 ) -> AuthResponse:
+    cookie = _cookie_mode(request, body.session_mode)
     result = await service.register(
         session,
         db.pool,
@@ -110,9 +130,9 @@ async def register(
         preferences=body.preferences.model_dump(exclude_none=True) if body.preferences else {},
         client=_with_fingerprint(client, body.fingerprint),
     )
-    # Live operations: a visitor's campaign variants pass to the new account.
-    await carry_over_in(session, request.headers.get("x-anonymous-id"), result.user)
-    return _auth_response(result)
+    if cookie:
+        set_refresh_cookie(response, request, result.tokens.refresh_token)
+    return _auth_response(result, cookie=cookie)
 
 
 @auth_router.post(
@@ -122,23 +142,24 @@ async def register(
     responses=problem_responses(401, 403, 422, 429),
     summary="Log in: a new device session with an access and a refresh token",
 )
-async def login(body: LoginRequest, call: AuthCallDep, request: Request) -> AuthResponse:
-    return _auth_response(await _log_in(body, call, request.headers.get("x-anonymous-id")))
+async def login(
+    body: LoginRequest, call: AuthCallDep, request: Request, response: Response
+) -> AuthResponse:
+    cookie = _cookie_mode(request, body.session_mode)
+    result = await _log_in(body, call)
+    if cookie:
+        set_refresh_cookie(response, request, result.tokens.refresh_token)
+    return _auth_response(result, cookie=cookie)
 
 
-async def _log_in(
-    body: LoginRequest, call: AuthCall, anonymous_id: str | None = None
-) -> service.AuthResult:
-    result = await service.login(
+async def _log_in(body: LoginRequest, call: AuthCall) -> service.AuthResult:
+    return await service.login(
         call.pool,
         call.identity,
         email=body.email,
         password=body.password,
         client=_with_fingerprint(call.client, body.fingerprint, body.device_token),
     )
-    # Live operations: a visitor's campaign variants (X-Anonymous-Id) pass to the account.
-    await carry_over(call.pool, anonymous_id, result.user)
-    return result
 
 
 async def _login_directly(request: Request, body: bytes) -> Response | None:
@@ -152,25 +173,29 @@ async def _login_directly(request: Request, body: bytes) -> Response | None:
         body_model = LoginRequest.model_validate_json(body)
     except ValidationError:
         return None
-    result = await _log_in(
-        body_model, await get_auth_call(request), request.headers.get("x-anonymous-id")
-    )
+    cookie = _cookie_mode(request, body_model.session_mode)
+    result = await _log_in(body_model, await get_auth_call(request))
     tokens, user, session = result.tokens, result.user, result.session
     if not isinstance(user, dict) or not isinstance(session, dict):  # ORM rows: the model
-        return Response(
-            _auth_response(result).model_dump_json(by_alias=True), media_type="application/json"
+        response = Response(
+            _auth_response(result, cookie=cookie).model_dump_json(by_alias=True),
+            media_type="application/json",
         )
-    return Response(
-        auth_response_json(
-            tokens.access_token,
-            tokens.refresh_token,
-            tokens.expires_in,
-            result.device_token,
-            user,
-            session,
-        ),
-        media_type="application/json",
-    )
+    else:
+        response = Response(
+            auth_response_json(
+                tokens.access_token,
+                None if cookie else tokens.refresh_token,
+                tokens.expires_in,
+                result.device_token,
+                user,
+                session,
+            ),
+            media_type="application/json",
+        )
+    if cookie:
+        set_refresh_cookie(response, request, tokens.refresh_token)
+    return response
 
 
 answer_directly(auth_router, login, _login_directly, with_body=True)
@@ -182,14 +207,43 @@ answer_directly(auth_router, login, _login_directly, with_body=True)
     response_model=TokenResponse,
     responses=problem_responses(401, 403, 422),
     summary="Rotate a refresh token; a replayed one ends its session",
+    description="The refresh token comes in the body, or in browser session mode as the "
+    "session cookie, with no body (and then the `X-CSRF` header, from an allowed origin). "
+    "A token replayed within GAMEPORTAL_REFRESH_REUSE_GRACE_SECONDS of its rotation, from "
+    "the device that rotated it (two tabs at once, a retry), gets the same new refresh "
+    "token; any other replay ends the session.",
 )
-async def refresh(body: RefreshRequest, call: AuthCallDep) -> TokenResponse:
-    tokens = await service.refresh(
-        call.pool, call.identity, refresh_token=body.refresh_token, client=call.client
-    )
+async def refresh(
+    call: AuthCallDep,
+    request: Request,
+    response: Response,
+    body: Annotated[RefreshRequest | None, Body()] = None,
+) -> TokenResponse:
+    cookie = body is None
+    if body is not None:
+        token = body.refresh_token
+    else:
+        found = refresh_cookie(request)
+        if found is None:
+            raise service.InvalidRefreshToken(
+                "send the refresh token as `refreshToken` in the body, or (browser session "
+                "mode) the session cookie with no body"
+            )
+        check_same_site_request(request)
+        token = found
+    try:
+        tokens = await service.refresh(
+            call.pool, call.identity, refresh_token=token, client=call.client
+        )
+    except service.InvalidRefreshToken as exc:
+        if cookie:  # a cookie that no longer opens anything: the browser drops it
+            exc.headers["Set-Cookie"] = clear_refresh_cookie_header(request)
+        raise
+    if cookie:
+        set_refresh_cookie(response, request, tokens.refresh_token)
     return TokenResponse(
         access_token=tokens.access_token,
-        refresh_token=tokens.refresh_token,
+        refresh_token=None if cookie else tokens.refresh_token,
         expires_in=tokens.expires_in,
     )
 
@@ -281,12 +335,29 @@ async def reset_password(
     "/logout",
     operation_id="auth_logout",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(401),
+    responses=problem_responses(401, 403),
     summary="End the current device session",
+    description="The session of the access token, or in browser session mode the "
+    "session cookie's (then with the `X-CSRF` header, from an allowed origin: 403 "
+    "otherwise); the cookie is cleared.",
 )
-async def logout(principal: CurrentUser, session: DbSession) -> Response:
-    await service.logout(session, principal)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+async def logout(principal: BearerIfSent, session: DbSession, request: Request) -> Response:
+    token = refresh_cookie(request)
+    if principal is None and token is None:
+        raise Unauthorized(
+            "send an access token as `Authorization: Bearer <token>`, or (browser session "
+            "mode) the session cookie"
+        )
+    if principal is not None:
+        await service.logout(session, principal)
+    else:
+        check_same_site_request(request)
+    if token is not None:  # its session too, should the cookie be another session's
+        await service.logout_by_refresh_token(session, refresh_token=token)
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    if token is not None:
+        clear_refresh_cookie(response, request)
+    return response
 
 
 @me_router.get("", operation_id="me_get", response_model=UserRead, responses=problem_responses(401))

@@ -56,6 +56,16 @@ Email = Annotated[EmailStr, BeforeValidator(folded), StringConstraints(max_lengt
 NewEmail = Annotated[Email, AfterValidator(refuse_lookalikes)]
 Fingerprint = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 DeviceToken = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+SessionMode = Annotated[
+    Literal["bearer", "cookie"],
+    Field(
+        description="`bearer` (the default, for game clients): both tokens in the answer. "
+        "`cookie` (browser session mode): the refresh token only in an HttpOnly cookie that "
+        "refresh and logout read, `refreshToken` null in the answer; the request must then "
+        "come from an allowed origin with the `X-CSRF` header (see the README's Browser "
+        "apps)",
+    ),
+]
 _DEVICE_HELP = (
     "The `deviceToken` an earlier login or registration on this account gave this device; "
     "the X-Device-Token header also works. Failed logins from elsewhere do not lock a "
@@ -188,6 +198,7 @@ class RegisterRequest(InputSchema):
     name: Name = Field(examples=["Ada"])
     preferences: Preferences | None = None
     fingerprint: Fingerprint | None = None
+    session_mode: SessionMode = "bearer"
 
 
 LOGIN_EXAMPLE = {
@@ -205,6 +216,7 @@ class LoginRequest(InputSchema):
         default=None, description="Device fingerprint; the X-Device-Fingerprint header also works"
     )
     device_token: DeviceToken | None = Field(default=None, description=_DEVICE_HELP)
+    session_mode: SessionMode = "bearer"
 
 
 REFRESH_EXAMPLE = {"refreshToken": "rt_Yp3kX9vQ2mW8zL5cB1nR7tF4hJ6dS0aG"}
@@ -228,7 +240,10 @@ class TokenResponse(Schema):
     model_config = example(TOKEN_EXAMPLE)
 
     access_token: str
-    refresh_token: str = Field(description="Opaque; spent on use, keep only the newest")
+    refresh_token: str | None = Field(
+        description="Opaque; spent on use, keep only the newest. Null in browser session "
+        "mode: the token is in the HttpOnly cookie instead"
+    )
     token_type: Literal["Bearer"] = "Bearer"  # noqa: S105
     expires_in: int = Field(description="Seconds until the access token expires")
 
@@ -421,7 +436,7 @@ def session_read_json(session: Mapping[str, Any], *, current: bool) -> bytes:
 
 def auth_response_json(
     access_token: str,
-    refresh_token: str,
+    refresh_token: str | None,
     expires_in: int,
     device_token: str,
     user: Mapping[str, Any],
@@ -442,7 +457,7 @@ def auth_response_json(
     )
 
 
-def token_response_json(access_token: str, refresh_token: str, expires_in: int) -> bytes:
+def token_response_json(access_token: str, refresh_token: str | None, expires_in: int) -> bytes:
     """TokenResponse's JSON, byte for byte (a test keeps them identical)."""
     return orjson.dumps(
         {

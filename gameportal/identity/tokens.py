@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import secrets
+import socket
 import time
 import uuid
 from dataclasses import dataclass
@@ -26,6 +28,54 @@ def new_refresh_token() -> str:
 
 def hash_refresh_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+# --- refresh successors ----------------------------------------------------------------------
+#
+# Two tabs of one browser (or a game client retrying a refresh whose answer was lost) send
+# the same refresh token at once: one rotates it, the other arrives with a token already
+# spent. To answer the second with the same successor, the server must be able to make the
+# successor again; rather than keep it (even sealed), it derives it: the successor is an
+# HMAC of the token it replaces and of the device that presented it, under a key derived
+# from the secret key. So nothing usable is stored anywhere (the database keeps SHA-256
+# hashes only, as before), the normal refresh does no more database work than before (an
+# HMAC instead of a random draw: microseconds), and only a caller holding the spent token,
+# on the same device (device_mark), can make its successor. With the window enforced by
+# the database (the spent token's `spent_at`) and the session's current hash, that is the
+# whole grace check (see service.auth.refresh). To anyone without the secret key a
+# successor is as unpredictable as a random token (HMAC-SHA256 is a PRF); whoever has the
+# key could already sign access tokens for any session.
+
+
+def device_mark(ip: str | None, user_agent: str | None, fingerprint: str | None) -> bytes:
+    """What tells "the same device" for a refresh replay: the address (an IPv6 client by
+    its /64, where its privacy addresses change), the User-Agent and the
+    X-Device-Fingerprint, all as the request sent them. Two tabs of one browser share all
+    three; a stolen token used elsewhere differs in at least one of them, most often the
+    address."""
+    if ip is not None and ":" in ip:
+        with contextlib.suppress(OSError):  # inet_pton: a fiftieth of ipaddress's time
+            ip = socket.inet_pton(socket.AF_INET6, ip)[:8].hex() + "::/64"
+    return orjson.dumps([ip, user_agent, fingerprint])
+
+
+class RefreshTokens:
+    """The successor of a refresh token: `HMAC-SHA256(key, token, device)`, base64url (43
+    characters, as a new random token), under a key derived from the secret key for this
+    use alone."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._mac = hmac.new(
+            hmac.new(_signing_key(settings), b"gameportal refresh successor", "sha256").digest(),
+            digestmod=hashlib.sha256,
+        )
+
+    def successor(self, token: str, device: bytes) -> str:
+        mac = self._mac.copy()
+        # Length-prefixed, so no token and device pair reads as another.
+        raw = token.encode()
+        mac.update(len(raw).to_bytes(4, "big") + raw + device)
+        return _b64url(mac.digest()).decode()
 
 
 @dataclass(frozen=True)

@@ -169,7 +169,11 @@ async def test_security_events_tell_what_happened(
     player = await register(client)
     url = f"/api/v1/admin/users/{player['user']['id']}"
     await client.post("/api/v1/auth/refresh", json={"refreshToken": player["refreshToken"]})
-    await client.post("/api/v1/auth/refresh", json={"refreshToken": player["refreshToken"]})
+    await client.post(  # replayed from another device: reuse
+        "/api/v1/auth/refresh",
+        json={"refreshToken": player["refreshToken"]},
+        headers={"User-Agent": "another device"},
+    )
     await client.patch(url, json={"isBlocked": True}, headers=bearer(admin))
     events = await client.get(f"{url}/security-events", params={"limit": 1}, headers=bearer(admin))
     assert events.status_code == 200, events.text

@@ -26,9 +26,11 @@ from gameportal.identity.repository.sessions import (
     live_sessions_of,
     open_login_session,
     prune,
+    revoke_session_of_refresh_token,
     revoke_session_of_spent_token,
     revoke_sessions,
     rotate_refresh_token,
+    session_of_recently_spent_token,
 )
 from gameportal.identity.repository.throttle import (
     ThrottleKeys,
@@ -81,9 +83,11 @@ __all__ = [
     "prune",
     "recent_token_exists",
     "record_security_event",
+    "revoke_session_of_refresh_token",
     "revoke_session_of_spent_token",
     "revoke_sessions",
     "rotate_refresh_token",
+    "session_of_recently_spent_token",
     "spend_account_token",
     "user_by_email",
     "users_page",

@@ -12,7 +12,7 @@ from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gameportal.identity.repository.throttle import ThrottleKeys
-from gameportal.models import LoginThrottle, Session
+from gameportal.models import LoginThrottle, Session, SpentRefreshToken
 
 # NOTIFY channel (payload: the user id) sent when sessions of that user end: the live
 # notification streams in every API process listen, and end those of ended sessions at once
@@ -85,6 +85,49 @@ async def revoke_session_of_spent_token(
     if row is not None:
         await pool.execute("SELECT pg_notify($1, $2)", SESSIONS_ENDED_CHANNEL, str(row["user_id"]))
     return row
+
+
+# The session a token spent within the grace window belongs to, if it is still live: what
+# a replay of that token may be answered from (service.auth.refresh). Only on the replay
+# path, never on a normal refresh.
+_RECENTLY_SPENT_SQL = """
+SELECT s.id, s.user_id, s.refresh_token_hash, u.roles, u.is_blocked
+FROM spent_refresh_tokens sp
+JOIN sessions s ON s.id = sp.session_id
+JOIN users u ON u.id = s.user_id
+WHERE sp.token_hash = $1 AND sp.spent_at > now() - $2::interval
+  AND s.revoked_at IS NULL AND s.expires_at > now()
+  AND s.last_used_at > now() - $3::interval
+"""
+
+
+async def session_of_recently_spent_token(
+    pool: asyncpg.Pool, *, token_hash: str, grace: timedelta, idle: timedelta
+) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await pool.fetchrow(_RECENTLY_SPENT_SQL, token_hash, grace, idle)
+    return row
+
+
+async def revoke_session_of_refresh_token(
+    session: AsyncSession, *, token_hash: str, reason: str
+) -> int:
+    """End the session a refresh token is, or was, the current token of (browser session
+    mode's logout, which has only the cookie): a token spent a moment ago by another tab
+    must end the session too, or that tab's refresh would keep it alive."""
+    spent = select(SpentRefreshToken.session_id).where(SpentRefreshToken.token_hash == token_hash)
+    result = await session.execute(
+        update(Session)
+        .where(
+            Session.revoked_at.is_(None),
+            (Session.refresh_token_hash == token_hash) | Session.id.in_(spent.scalar_subquery()),
+        )
+        .values(revoked_at=func.now(), revoked_reason=reason)
+        .returning(Session.user_id)
+    )
+    users = {row.user_id for row in result}
+    for user_id in users:  # delivered when the transaction commits
+        await session.execute(select(func.pg_notify(SESSIONS_ENDED_CHANNEL, str(user_id))))
+    return len(users)
 
 
 # A successful login in one atomic statement: settle the throttle (see throttle.py: the

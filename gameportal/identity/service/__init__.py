@@ -36,6 +36,7 @@ from gameportal.identity.service.admin import (
 from gameportal.identity.service.auth import (
     login,
     logout,
+    logout_by_refresh_token,
     new_user,
     refresh,
     register,
@@ -90,6 +91,7 @@ __all__ = [
     "end_my_session",
     "login",
     "logout",
+    "logout_by_refresh_token",
     "my_sessions",
     "new_user",
     "refresh",

@@ -318,11 +318,16 @@ async def refresh(
     pool: asyncpg.Pool, identity: Identity, *, refresh_token: str, client: ClientInfo
 ) -> IssuedTokens:
     old_hash = hash_refresh_token(refresh_token)
-    new_token = new_refresh_token()
+    # Derived, not drawn: a replay within the grace window can make it again (tokens.py).
+    new_token = identity.refresh_tokens.successor(refresh_token, client.device_mark)
     row = await repo.rotate_refresh_token(
         pool, old_hash=old_hash, new_hash=hash_refresh_token(new_token), idle=identity.idle_timeout
     )
     if row is None:
+        if identity.refresh_grace:
+            again = await _replay_within_grace(pool, identity, refresh_token, client)
+            if again is not None:
+                return again
         replayed = await repo.revoke_session_of_spent_token(pool, token_hash=old_hash)
         if replayed is not None:
             REFRESHES.labels("replayed").inc()
@@ -359,7 +364,58 @@ async def refresh(
     )
 
 
+# A replay may follow the session's rotations this far (a third tab refreshing with the
+# token the second one was just given).
+_GRACE_HOPS = 4
+
+
+async def _replay_within_grace(
+    pool: asyncpg.Pool, identity: Identity, token: str, client: ClientInfo
+) -> IssuedTokens | None:
+    """The answer to a replay of a token spent within the grace window, from the device
+    that spent it: the session's current refresh token (the one the first refresh
+    answered, or its own successor if that was refreshed meanwhile, which this device
+    can also derive) and an access token for the session. None when the token was not
+    spent that recently, its session has ended, or the caller is another device (the
+    successor it derives is not the session's): the replay then counts as reuse."""
+    session_id = None
+    for _ in range(_GRACE_HOPS):
+        row = await repo.session_of_recently_spent_token(
+            pool,
+            token_hash=hash_refresh_token(token),
+            grace=identity.refresh_grace,
+            idle=identity.idle_timeout,
+        )
+        if row is None or (session_id is not None and row["id"] != session_id):
+            return None
+        session_id = row["id"]
+        token = identity.refresh_tokens.successor(token, client.device_mark)
+        if hash_refresh_token(token) == row["refresh_token_hash"]:
+            if row["is_blocked"]:
+                REFRESHES.labels("blocked").inc()
+                raise AccountBlocked("contact support to have the account reviewed")
+            REFRESHES.labels("grace").inc()
+            log.info("refresh_token_grace_replay", session_id=str(session_id), ip=client.ip)
+            return _issue(
+                identity,
+                user_id=row["user_id"],
+                session_id=session_id,
+                roles=list(row["roles"]),
+                refresh_token=token,
+            )
+    return None
+
+
 async def logout(session: AsyncSession, principal: Principal) -> None:
     await repo.revoke_sessions(
         session, user_id=principal.user_id, only=principal.session_id, reason="logout"
+    )
+
+
+async def logout_by_refresh_token(session: AsyncSession, *, refresh_token: str) -> None:
+    """Browser session mode's logout, which may come with the refresh cookie alone (the
+    page's access token is lost with a reload): end the session that token is, or until
+    a moment ago was, the current token of. A token of no live session ends nothing."""
+    await repo.revoke_session_of_refresh_token(
+        session, token_hash=hash_refresh_token(refresh_token), reason="logout"
     )

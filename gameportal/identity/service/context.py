@@ -11,7 +11,7 @@ from typing import Any
 from gameportal.config import Settings
 from gameportal.identity.devices import country_for
 from gameportal.identity.passwords import Passwords
-from gameportal.identity.tokens import AccessTokens, DeviceTokens
+from gameportal.identity.tokens import AccessTokens, DeviceTokens, RefreshTokens, device_mark
 from gameportal.models import Session, User
 
 
@@ -30,6 +30,11 @@ class ClientInfo:
     def country(self) -> str | None:
         return country_for(self.ip)
 
+    @property
+    def device_mark(self) -> bytes:
+        """What a refresh replay must share with the refresh it repeats (tokens.py)."""
+        return device_mark(self.ip, self.user_agent, self.fingerprint)
+
 
 @dataclass
 class Identity:
@@ -39,12 +44,15 @@ class Identity:
     passwords: Passwords
     tokens: AccessTokens
     devices: DeviceTokens
+    refresh_tokens: RefreshTokens
     session_ttl: timedelta = field(init=False)
     idle_timeout: timedelta = field(init=False)
+    refresh_grace: timedelta = field(init=False)
 
     def __post_init__(self) -> None:
         self.session_ttl = timedelta(days=self.settings.session_ttl_days)
         self.idle_timeout = timedelta(days=self.settings.session_idle_days)
+        self.refresh_grace = timedelta(seconds=self.settings.refresh_reuse_grace_seconds)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Identity:
@@ -53,6 +61,7 @@ class Identity:
             passwords=Passwords(settings),
             tokens=AccessTokens(settings),
             devices=DeviceTokens(settings),
+            refresh_tokens=RefreshTokens(settings),
         )
 
 
