@@ -13,6 +13,7 @@ from pydantic import IPvAnyAddress, WithJsonSchema
 from gameportal.db import DbReadSession, DbSession
 from gameportal.errors import problem_responses
 from gameportal.identity.deps import MarketerUser
+from gameportal.kit.openapi import headers
 from gameportal.kit.pagination import Page, Pagination, split_page
 from gameportal.kit.schemas import QueryText
 from gameportal.liveops import admin_service as service
@@ -54,22 +55,6 @@ Current = Annotated[
     Query(description="Only those inside (true) or outside (false) their startAt..endAt now"),
 ]
 
-# The headers these answers carry, documented on them (the conformance run checks).
-ETAG_HEADERS = {
-    "ETag": {
-        "description": "The version of what was answered: send it back as `If-Match` to "
-        "change it (a 412 if someone changed it meanwhile)",
-        "schema": {"type": "string"},
-    }
-}
-CREATED_HEADERS = {
-    **ETAG_HEADERS,
-    "Location": {
-        "description": "Where the created resource is",
-        "schema": {"type": "string", "format": "uri-reference"},
-    },
-}
-
 STICKY = (
     " Players already assigned keep their variant (assignment is sticky): changed variants, "
     "weights, coverage or hashSeed only change the split for players not yet assigned."
@@ -94,7 +79,10 @@ def _campaign(row: MarketingCampaign, response: Response) -> CampaignRead:
     operation_id="admin_ab_rules_create",
     response_model=ABRuleRead,
     status_code=status.HTTP_201_CREATED,
-    responses={201: {"headers": CREATED_HEADERS}, **problem_responses(401, 403, 413, 422)},
+    responses={
+        201: {"headers": headers("Location", "ETag")},
+        **problem_responses(401, 403, 413, 422),
+    },
     summary="Create an A/B rule: a variant campaigns can list (marketer)",
 )
 async def create_rule(
@@ -130,7 +118,7 @@ async def list_rules(
     RULES + "/{rule_id}",
     operation_id="admin_ab_rules_get",
     response_model=ABRuleRead,
-    responses={200: {"headers": ETAG_HEADERS}, **problem_responses(401, 403, 404, 422)},
+    responses={200: {"headers": headers("ETag")}, **problem_responses(401, 403, 404, 422)},
     summary="An A/B rule, with its ETag (marketer)",
 )
 async def get_rule(
@@ -144,7 +132,7 @@ async def get_rule(
     operation_id="admin_ab_rules_update",
     response_model=ABRuleRead,
     responses={
-        200: {"headers": ETAG_HEADERS},
+        200: {"headers": headers("ETag")},
         **problem_responses(401, 403, 404, 409, 412, 413, 422, 428),
     },
     summary="Change an A/B rule; needs If-Match (marketer)",
@@ -180,7 +168,7 @@ async def delete_rule(
     RULES + "/{rule_id}/activate",
     operation_id="admin_ab_rules_activate",
     response_model=ABRuleRead,
-    responses={200: {"headers": ETAG_HEADERS}, **problem_responses(401, 403, 404, 412, 422)},
+    responses={200: {"headers": headers("ETag")}, **problem_responses(401, 403, 404, 412, 422)},
     summary="Let the variant take new players again (marketer)",
 )
 async def activate_rule(
@@ -198,7 +186,7 @@ async def activate_rule(
     RULES + "/{rule_id}/deactivate",
     operation_id="admin_ab_rules_deactivate",
     response_model=ABRuleRead,
-    responses={200: {"headers": ETAG_HEADERS}, **problem_responses(401, 403, 404, 412, 422)},
+    responses={200: {"headers": headers("ETag")}, **problem_responses(401, 403, 404, 412, 422)},
     summary="No new players for the variant; assigned players keep it (marketer)",
 )
 async def deactivate_rule(
@@ -220,7 +208,10 @@ async def deactivate_rule(
     operation_id="admin_campaigns_create",
     response_model=CampaignRead,
     status_code=status.HTTP_201_CREATED,
-    responses={201: {"headers": CREATED_HEADERS}, **problem_responses(401, 403, 413, 422)},
+    responses={
+        201: {"headers": headers("Location", "ETag")},
+        **problem_responses(401, 403, 413, 422),
+    },
     summary="Create a campaign, inactive unless `active` says otherwise (marketer)",
 )
 async def create_campaign(
@@ -281,7 +272,7 @@ async def list_campaigns(
     CAMPAIGNS + "/{campaign_id}",
     operation_id="admin_campaigns_get",
     response_model=CampaignRead,
-    responses={200: {"headers": ETAG_HEADERS}, **problem_responses(401, 403, 404, 422)},
+    responses={200: {"headers": headers("ETag")}, **problem_responses(401, 403, 404, 422)},
     summary="A campaign, with its ETag (marketer)",
 )
 async def get_campaign(
@@ -295,7 +286,7 @@ async def get_campaign(
     operation_id="admin_campaigns_update",
     response_model=CampaignRead,
     responses={
-        200: {"headers": ETAG_HEADERS},
+        200: {"headers": headers("ETag")},
         **problem_responses(401, 403, 404, 412, 413, 422, 428),
     },
     summary="Change a campaign; needs If-Match (marketer)",
@@ -332,7 +323,7 @@ async def delete_campaign(
     CAMPAIGNS + "/{campaign_id}/activate",
     operation_id="admin_campaigns_activate",
     response_model=CampaignRead,
-    responses={200: {"headers": ETAG_HEADERS}, **problem_responses(401, 403, 404, 412, 422)},
+    responses={200: {"headers": headers("ETag")}, **problem_responses(401, 403, 404, 412, 422)},
     summary="Start matching and assigning players (inside its window) (marketer)",
 )
 async def activate_campaign(
@@ -350,7 +341,7 @@ async def activate_campaign(
     CAMPAIGNS + "/{campaign_id}/deactivate",
     operation_id="admin_campaigns_deactivate",
     response_model=CampaignRead,
-    responses={200: {"headers": ETAG_HEADERS}, **problem_responses(401, 403, 404, 412, 422)},
+    responses={200: {"headers": headers("ETag")}, **problem_responses(401, 403, 404, 412, 422)},
     summary="Stop matching players; the experiment log and results stay (marketer)",
 )
 async def deactivate_campaign(

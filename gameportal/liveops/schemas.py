@@ -22,6 +22,7 @@ from gameportal.kit.schemas import (
     InputSchema,
     Schema,
     UtcDatetime,
+    example,
     printable,
 )
 from gameportal.progress.schemas import KEY_PATTERN, MAX_COUNTER, MAX_LEVEL
@@ -63,6 +64,73 @@ HashSeed = Annotated[
 
 def _unique(values: list[Any]) -> list[Any]:
     return list(dict.fromkeys(values))
+
+
+# --- examples (the OpenAPI document shows them; tests/test_openapi_clients.py checks them) ----
+
+_RULE_ID = "0193b0a1-5c2e-7d41-9a6f-2b8c0d4e6f10"
+_CAMPAIGN_ID = "0193b0a2-1f00-7a3c-8e55-6a7b8c9d0e1f"
+_GAME_ID = "0193a7f0-2c4d-7e8f-9a0b-1c2d3e4f5a6b"
+_MARKETER_ID = "0193a000-0000-7000-8000-000000000042"
+_AT = "2030-02-20T09:30:00Z"
+
+RULE_CREATE_EXAMPLE = {
+    "name": "Half price",
+    "description": "Spring offer at 4.99 instead of 9.99",
+    "startAt": "2030-03-01T00:00:00Z",
+    "endAt": None,
+    "active": True,
+    "rule": {"weight": 1, "payload": {"price": 4.99, "banner": "spring-50"}, "contentIds": []},
+}
+RULE_UPDATE_EXAMPLE = {"rule": {"weight": 2}}
+RULE_EXAMPLE = {
+    "id": _RULE_ID,
+    **RULE_CREATE_EXAMPLE,
+    "rule": {"weight": 1.0, "payload": {"price": 4.99, "banner": "spring-50"}, "contentIds": []},
+    "createdBy": _MARKETER_ID,
+    "createdAt": _AT,
+    "updatedAt": _AT,
+    "version": 1,
+}
+_TARGETING_EXAMPLE = {
+    "countries": ["US", "CA"],
+    "ipRanges": ["198.51.100.0/24", "2001:db8::/32"],
+    "deviceTypes": ["MOBILE"],
+    "languages": ["en"],
+    "segment": {"gameId": _GAME_ID, "minLevel": 5},
+}
+CAMPAIGN_CREATE_EXAMPLE = {
+    "name": "Spring promo",
+    "description": "Spring marketing campaign",
+    "startAt": "2030-03-01T00:00:00Z",
+    "endAt": "2030-06-01T00:00:00Z",
+    "active": False,
+    "targetingRules": _TARGETING_EXAMPLE,
+    "contentIds": [_GAME_ID],
+    "abVariants": ["0193b0a1-5c2e-7d41-9a6f-2b8c0d4e6f0f", _RULE_ID],
+    "coverage": 0.5,
+    "exclusionGroup": "spring-offers",
+}
+CAMPAIGN_UPDATE_EXAMPLE = {"coverage": 1, "targetingRules": {"languages": None}}
+CAMPAIGN_EXAMPLE = {
+    "id": _CAMPAIGN_ID,
+    **CAMPAIGN_CREATE_EXAMPLE,
+    "targetingRules": {
+        **_TARGETING_EXAMPLE,
+        "segment": {
+            "gameId": _GAME_ID,
+            "minLevel": 5,
+            "maxLevel": None,
+            "minPoints": None,
+            "hasAchievement": None,
+        },
+    },
+    "hashSeed": _CAMPAIGN_ID,
+    "createdBy": _MARKETER_ID,
+    "createdAt": _AT,
+    "updatedAt": _AT,
+    "version": 1,
+}
 
 
 # --- rules (variants) ------------------------------------------------------------------------
@@ -140,6 +208,8 @@ class RulePatch(InputSchema):
 
 
 class ABRuleCreate(InputSchema):
+    model_config = example(RULE_CREATE_EXAMPLE)
+
     name: Name
     description: Description = ""
     start_at: UtcDatetime | None = Field(
@@ -156,6 +226,8 @@ class ABRuleUpdate(InputSchema):
     """Only the fields sent change (in `rule`, only the keys sent). Send with
     `If-Match: <ETag>`."""
 
+    model_config = example(RULE_UPDATE_EXAMPLE)
+
     name: Name | None = None
     description: Description | None = None
     start_at: UtcDatetime | None = None
@@ -171,6 +243,8 @@ class RuleRead(Schema):
 
 
 class ABRuleRead(Schema):
+    model_config = example(RULE_EXAMPLE)
+
     id: uuid.UUID
     name: str
     description: str
@@ -375,6 +449,8 @@ COVERAGE_DESCRIPTION = "Share of the matching players entered into the campaign,
 
 
 class CampaignCreate(InputSchema):
+    model_config = example(CAMPAIGN_CREATE_EXAMPLE)
+
     name: Name
     description: Description = ""
     start_at: UtcDatetime | None = None
@@ -403,6 +479,8 @@ class CampaignUpdate(InputSchema):
     """Only the fields sent change (in `targetingRules`, only the kinds sent). Send with
     `If-Match: <ETag>`. `hashSeed: null` goes back to the default (the campaign's id)."""
 
+    model_config = example(CAMPAIGN_UPDATE_EXAMPLE)
+
     name: Name | None = None
     description: Description | None = None
     start_at: UtcDatetime | None = None
@@ -424,6 +502,8 @@ class CampaignUpdate(InputSchema):
 
 
 class CampaignRead(Schema):
+    model_config = example(CAMPAIGN_EXAMPLE)
+
     id: uuid.UUID
     name: str
     description: str
