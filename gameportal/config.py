@@ -142,7 +142,10 @@ class Settings(BaseSettings):
     registration_max_per_ip: int = Field(default=20, ge=1)
     registration_window_seconds: int = Field(default=3600, ge=1)
 
-    # Links in mail point here (the player-facing site that calls this API).
+    # Where browsers reach this service (scheme, host, port, a proxy's path prefix): media
+    # URLs and the media links in content HTML are absolute on it, and links in mail point
+    # here. Never taken from a request's Host (answers are cached). `gameportal serve`
+    # without it: where it listens.
     public_base_url: str = "http://127.0.0.1:8000"
     # The links in account mail, `{token}` standing for the link's token, so that a
     # publisher's own site can take them (it then calls the API with the token). Unset:
