@@ -14,7 +14,11 @@ from fastapi import FastAPI
 from gameportal.web.vendor import RELEASES, SUMS_FILE, VENDOR_DIR, sha256_lines
 from tests.web.html import assert_no_inline_code, csp, parse
 
-_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
 
 
 async def _local_assets(client: httpx.AsyncClient, path: str) -> list[str]:
@@ -43,6 +47,7 @@ async def test_swagger_ui_loads_only_its_own_files(client: httpx.AsyncClient) ->
         "/static/vendor/swagger-ui/swagger-ui-bundle.js",
         "/static/vendor/swagger-ui/swagger-ui.css",
         "/static/docs/swagger-init.js",
+        "/static/favicon.svg",
     }
     page = await client.get("/docs")
     assert_no_inline_code(page)
@@ -61,6 +66,7 @@ async def test_redoc_loads_only_its_own_files_and_styles_by_nonce(
     assert {url.split("?")[0] for url in urls} == {
         "/static/vendor/redoc/redoc.standalone.js",
         "/static/docs/redoc.css",
+        "/static/favicon.svg",
     }
     first, second = await client.get("/redoc"), await client.get("/redoc")
     assert_no_inline_code(first)
