@@ -8,7 +8,13 @@ from typing import Annotated, Any, Literal
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import Field, StrictBool, StringConstraints, TypeAdapter, field_validator
 
-from gameportal.kit.schemas import InputSchema, Schema, UtcDatetime, example
+from gameportal.kit.schemas import (
+    LANGUAGE_TAG_PATTERN,
+    InputSchema,
+    Schema,
+    UtcDatetime,
+    example,
+)
 from gameportal.notifications import sealed
 from gameportal.notifications.vapid import b64url_decode
 
@@ -29,6 +35,19 @@ class EmailPayload(InputSchema):
     # (sealed.py); the admin routes refuse them and show `[sealed]`.
     sealed_variables: Annotated[str, StringConstraints(max_length=8000)] | None = None
     category: Literal["transactional", "account", "achievements", "marketing"] = "transactional"
+    language: (
+        Annotated[
+            str,
+            StringConstraints(pattern=LANGUAGE_TAG_PATTERN, max_length=35),
+            Field(
+                description="The language a ready `subject` and `body` are written in (BCP 47; "
+                "default `en`): the mail's Content-Language, and the language of the "
+                "unsubscribe note added to mail a player may opt out of. A template is in "
+                "the recipient's language instead"
+            ),
+        ]
+        | None
+    ) = None
 
 
 class PushPayload(InputSchema):
@@ -91,8 +110,9 @@ class MessageCreate(InputSchema):
         default=None, description="Null: a broadcast to every user"
     )
     payload: dict[str, Any] = Field(
-        description="Validated for the type: EMAIL {subject, body | template, variables}, "
-        "PUSH {title, body?, url?}, IN_APP {subject, body?}, MEDIA_PROCESSING {mediaId}",
+        description="Validated for the type: EMAIL {subject, body, language? | template, "
+        "variables}, PUSH {title, body?, url?}, IN_APP {subject, body?}, MEDIA_PROCESSING "
+        "{mediaId}",
         examples=[{"subject": "Season 3 is live", "body": "New maps and rewards."}],
     )
     scheduled_at: UtcDatetime | None = Field(default=None, description="Not before this time")

@@ -80,20 +80,70 @@ TEMPLATES: dict[str, dict[str, MailTemplate]] = {
 }
 
 
+# The visible unsubscribe link of mail a player may opt out of (marketing, achievements),
+# below the message: `List-Unsubscribe` alone shows only in some mail programs. `$kind`
+# names the category as the player's preferences do.
+UNSUBSCRIBE_FOOTERS: dict[str, MailTemplate] = {
+    "en": MailTemplate(
+        subject="",
+        text="\n\n-- \nYou get this mail because your notification settings allow $kind. "
+        "To stop them, unsubscribe here:\n$link\n",
+        html="<hr><p>You get this mail because your notification settings allow $kind. "
+        '<a href="$link">Unsubscribe</a></p>',
+    ),
+    "de": MailTemplate(
+        subject="",
+        text="\n\n-- \nDu bekommst diese E-Mail, weil deine Benachrichtigungseinstellungen "
+        "$kind erlauben. Abbestellen kannst du sie hier:\n$link\n",
+        html="<hr><p>Du bekommst diese E-Mail, weil deine Benachrichtigungseinstellungen "
+        '$kind erlauben. <a href="$link">Abbestellen</a></p>',
+    ),
+}
+CATEGORY_NAMES: dict[str, dict[str, str]] = {
+    "en": {"marketing": "news and offers", "achievements": "achievement news"},
+    "de": {"marketing": "Neuigkeiten und Angebote", "achievements": "Erfolgsmeldungen"},
+}
+
+
 class UnknownTemplate(KeyError):
     pass
 
 
-def render(name: str, language: str | None, variables: dict[str, Any]) -> MailTemplate:
-    versions = TEMPLATES.get(name)
-    if versions is None:
-        raise UnknownTemplate(name)
+@dataclass(frozen=True)
+class RenderedMail:
+    subject: str
+    text: str
+    html: str
+    language: str  # the language of the version used: the mail's Content-Language
+
+
+def _version(versions: dict[str, MailTemplate], language: str | None) -> str:
+    """The language of `versions` a reader of `language` gets: theirs, or English."""
     primary = (language or FALLBACK_LANGUAGE).split("-")[0].lower()
-    template = versions.get(primary) or versions[FALLBACK_LANGUAGE]
+    return primary if primary in versions else FALLBACK_LANGUAGE
+
+
+def _filled(template: MailTemplate, variables: dict[str, Any], language: str) -> RenderedMail:
     plain = {k: str(v) for k, v in variables.items()}
     escaped = {k: html.escape(v, quote=True) for k, v in plain.items()}
-    return MailTemplate(
+    return RenderedMail(
         subject=Template(template.subject).safe_substitute(plain),
         text=Template(template.text).safe_substitute(plain),
         html=Template(template.html).safe_substitute(escaped),
+        language=language,
     )
+
+
+def render(name: str, language: str | None, variables: dict[str, Any]) -> RenderedMail:
+    versions = TEMPLATES.get(name)
+    if versions is None:
+        raise UnknownTemplate(name)
+    used = _version(versions, language)
+    return _filled(versions[used], variables, used)
+
+
+def unsubscribe_footer(language: str | None, category: str, link: str) -> RenderedMail:
+    """The footer in the mail's language (or English), naming the category to opt out of."""
+    used = _version(UNSUBSCRIBE_FOOTERS, language)
+    kind = CATEGORY_NAMES[used].get(category, category)
+    return _filled(UNSUBSCRIBE_FOOTERS[used], {"kind": kind, "link": link}, used)

@@ -9,8 +9,9 @@ import html
 import ssl
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate, parseaddr
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiosmtplib
 import structlog
@@ -26,8 +27,14 @@ from gameportal.notifications.registry import (
     RetryLater,
 )
 from gameportal.notifications.schemas import OPTIONAL_CATEGORIES, opted_out
-from gameportal.notifications.templates import UnknownTemplate, render
+from gameportal.notifications.templates import (
+    FALLBACK_LANGUAGE,
+    UnknownTemplate,
+    render,
+    unsubscribe_footer,
+)
 from gameportal.notifications.unsubscribe import Unsubscribe, sign
+from gameportal.web.links import one_click_unsubscribe_url, unsubscribe_url
 
 log = structlog.get_logger(__name__)
 
@@ -42,10 +49,24 @@ WHERE u.id = $1
 _NOTE_SQL = "UPDATE messages SET note = $2 WHERE id = $1 AND lease_owner = $3"
 
 
+def message_id_domain(settings: Settings) -> str:
+    """The right-hand side of our Message-IDs: the domain mail is sent from (GAMEPORTAL_MAIL_
+    FROM), else the public base URL's host; never this machine's name, which says nothing
+    to a receiver and may not be a public name at all."""
+    domain = parseaddr(settings.mail_from)[1].rpartition("@")[2].strip("[]")
+    if not domain:
+        domain = urlsplit(settings.public_base_url).hostname or "localhost"
+    try:
+        return domain.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return "localhost"
+
+
 class EmailChannel:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.schedule = Schedule.of(settings)
+        self.message_id_domain = message_id_domain(settings)
 
     async def __call__(self, message: ClaimedMessage, delivery: Delivery) -> None:
         if message.recipient_user_id is None:
@@ -95,30 +116,41 @@ class EmailChannel:
             except UnknownTemplate:
                 raise PermanentError(f"no mail template {payload['template']!r}") from None
             subject, text, body_html = rendered.subject, rendered.text, rendered.html
+            written_in = rendered.language  # the recipient's, or English if none is made
         else:
             subject = payload.get("subject") or ""
             text = payload.get("body") or ""
             body_html = "<p>" + html.escape(text).replace("\n", "<br>") + "</p>"
+            written_in = payload.get("language") or FALLBACK_LANGUAGE
         # The modern policy quotes and encodes display names: a player named `Jö <b>`
         # must not break (or inject into) the To header.
         mail = EmailMessage(policy=email.policy.SMTP)
         mail["From"] = self.settings.mail_from
         mail["To"] = Address(display_name=name, addr_spec=address)
         mail["Subject"] = subject
-        mail["Message-ID"] = make_msgid(idstring=str(message.id))
+        # One id per message, the same on every attempt: a receiver that got a mail twice
+        # (its reply to DATA lost, so sent again) can tell.
+        mail["Message-ID"] = f"<{message.id}@{self.message_id_domain}>"
         mail["Date"] = formatdate(usegmt=True)
-        mail["Content-Language"] = language or "en"
         category = payload.get("category")
         if category in OPTIONAL_CATEGORIES and message.recipient_user_id is not None:
             token = sign(
                 self.settings.secret_key,
                 Unsubscribe(message.recipient_user_id, "EMAIL", str(category)),
             )
-            link = f"{self.settings.public_base_url.rstrip('/')}/api/v1/unsubscribe?token={token}"
-            mail["List-Unsubscribe"] = f"<{link}>"
+            # The header for mail programs (RFC 8058's one-click POST); in the body, a link
+            # a person opens: a page with a button.
+            mail["List-Unsubscribe"] = f"<{one_click_unsubscribe_url(self.settings, token)}>"
             mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+            footer = unsubscribe_footer(
+                written_in, str(category), unsubscribe_url(self.settings, token)
+            )
+            text += footer.text
+            body_html += footer.html
         mail.set_content(text)
         mail.add_alternative(body_html, subtype="html")
+        # Only now: set_content() clears every Content-* header of the message.
+        mail["Content-Language"] = written_in
         return mail
 
     def _unsealed(self, message: ClaimedMessage) -> dict[str, Any]:
