@@ -42,6 +42,12 @@ from gameportal.kit.schemas import Schema, example
 from gameportal.kit.signals import on_exit_signal
 from gameportal.liveops.admin_router import liveops_admin_router
 from gameportal.liveops.results_router import results_router
+from gameportal.liveops.router import (
+    admin_preview_router,
+    campaigns_router,
+    game_server_conversions_router,
+)
+from gameportal.liveops.snapshot import CampaignSnapshots
 from gameportal.migrations import current_revision, head_revision
 from gameportal.notifications.admin_router import admin_notifications_router
 from gameportal.notifications.live import InboxHub
@@ -108,15 +114,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         listener = PgListener(plain_url(settings.database_url or ""))
         app.state.inbox_hub = InboxHub(listener)
         app.state.content_cache.attach(listener)
+        app.state.liveops = CampaignSnapshots(
+            app.state.db.pool, resync_seconds=settings.liveops_resync_seconds
+        )
         app.state.leaderboards = Leaderboards(
             app.state.db.pool,
             idle_seconds=settings.leaderboard_idle_seconds,
             name_cache_entries=settings.leaderboard_name_cache_entries,
         )
         app.state.leaderboards.attach(listener)
+        app.state.liveops.attach(listener)
         await listener.start()
         # Ready means listening (/readyz): the database just answered, so this is quick.
         await listener.wait_connected(within=5)
+        await app.state.liveops.start()
         # Leaderboard notices a crashed process may not have sent (board_events).
         await announce_recent_scores(
             app.state.db.pool, progress_runtime(app.state).notices(app.state.db.pool)
@@ -136,6 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await listener.stop()
             await progress_runtime(app.state).notices(app.state.db.pool).close()
             await app.state.leaderboards.close()
+            await app.state.liveops.close()
             app.state.inbox_hub.close()
             await app.state.db.close()
             process_exiting()
@@ -205,6 +217,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "X-Request-ID",
                 "X-Device-Fingerprint",
                 "X-Device-Token",
+                "X-Anonymous-Id",  # a visitor's campaigns
                 "If-Match",  # content edits
                 "If-None-Match",
                 "Last-Event-ID",  # a fetch-based notification stream resuming
@@ -235,6 +248,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         admin_progress_router,
         results_router,
         liveops_admin_router,
+        admin_preview_router,
+        campaigns_router,
+        game_server_conversions_router,
     )
     for router in routers:
         _add_routes(app, router)

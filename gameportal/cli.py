@@ -282,6 +282,7 @@ def worker(
 
     from gameportal.content.tasks import register_content_tasks
     from gameportal.db import EmbeddedDatabaseError, database_url_for
+    from gameportal.liveops.offers import register_liveops_tasks
     from gameportal.models import MESSAGE_TYPES
     from gameportal.notifications.channels import register_builtin_handlers
     from gameportal.notifications.outage import CONFIGURATION_ERRORS
@@ -293,6 +294,7 @@ def worker(
     register_builtin_handlers(settings)
     register_content_tasks(settings)
     register_progress_tasks(settings)
+    register_liveops_tasks(settings)
     for module in imports or []:
         importlib.import_module(module)
     wanted = [t.strip().upper() for t in types.split(",") if t.strip()] if types else None

@@ -206,6 +206,12 @@ class Settings(BaseSettings):
     leaderboard_idle_seconds: float = Field(default=3600, gt=0)
     leaderboard_name_cache_entries: int = Field(default=100_000, ge=0)
 
+    # Live operations: each API process holds the live campaigns in memory, reloaded on
+    # NOTIFY and read again every this many seconds anyway (a safety net); `gameportal
+    # worker` brings players' personalized offers in step with campaign changes this often.
+    liveops_resync_seconds: float = Field(default=60, gt=0, le=86_400)
+    liveops_offers_seconds: float = Field(default=10, gt=0, le=86_400)
+
     # Progress: how long a game server's idempotency key is remembered (a retry after that
     # applies again), and how long each API process reuses a game's achievement unlock
     # counts (counting costs in proportion to its players).

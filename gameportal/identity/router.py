@@ -52,6 +52,7 @@ from gameportal.identity.schemas import (
 from gameportal.kit.pagination import Page, Pagination, split_page
 from gameportal.kit.routing import answer_directly
 from gameportal.kit.schemas import Schema, example
+from gameportal.liveops.conversions import carry_over, carry_over_in
 
 auth_router = APIRouter(prefix="/api/v1/auth", tags=["auth"], responses=problem_responses(500))
 me_router = APIRouter(prefix="/api/v1/me", tags=["me"], responses=problem_responses(500))
@@ -132,6 +133,8 @@ async def register(
     )
     if cookie:
         set_refresh_cookie(response, request, result.tokens.refresh_token)
+    # Live operations: a visitor's campaign variants pass to the new account.
+    await carry_over_in(session, request.headers.get("x-anonymous-id"), result.user)
     return _auth_response(result, cookie=cookie)
 
 
@@ -146,20 +149,25 @@ async def login(
     body: LoginRequest, call: AuthCallDep, request: Request, response: Response
 ) -> AuthResponse:
     cookie = _cookie_mode(request, body.session_mode)
-    result = await _log_in(body, call)
+    result = await _log_in(body, call, request.headers.get("x-anonymous-id"))
     if cookie:
         set_refresh_cookie(response, request, result.tokens.refresh_token)
     return _auth_response(result, cookie=cookie)
 
 
-async def _log_in(body: LoginRequest, call: AuthCall) -> service.AuthResult:
-    return await service.login(
+async def _log_in(
+    body: LoginRequest, call: AuthCall, anonymous_id: str | None = None
+) -> service.AuthResult:
+    result = await service.login(
         call.pool,
         call.identity,
         email=body.email,
         password=body.password,
         client=_with_fingerprint(call.client, body.fingerprint, body.device_token),
     )
+    # Live operations: a visitor's campaign variants (X-Anonymous-Id) pass to the account.
+    await carry_over(call.pool, anonymous_id, result.user)
+    return result
 
 
 async def _login_directly(request: Request, body: bytes) -> Response | None:
@@ -174,7 +182,9 @@ async def _login_directly(request: Request, body: bytes) -> Response | None:
     except ValidationError:
         return None
     cookie = _cookie_mode(request, body_model.session_mode)
-    result = await _log_in(body_model, await get_auth_call(request))
+    result = await _log_in(
+        body_model, await get_auth_call(request), request.headers.get("x-anonymous-id")
+    )
     tokens, user, session = result.tokens, result.user, result.session
     if not isinstance(user, dict) or not isinstance(session, dict):  # ORM rows: the model
         response = Response(
