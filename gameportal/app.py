@@ -260,7 +260,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # A game server's key is only checked for its form here (which refuses anonymous
     # callers); whether it exists is the statement's business, as on the route itself.
     authenticate_before_body(app.router.routes, also=[game_key])
-    install_web(app)  # account pages, /docs and /redoc, their static files
+    install_web(app, settings)  # account pages, /docs and /redoc, their static files
     install_console(app)  # the operator console under /console
     # Routing by an index of path segments: the cost of finding a route stays the same
     # as the API grows (Starlette tries each route in turn, about 3 µs apiece).

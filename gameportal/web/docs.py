@@ -38,7 +38,7 @@ def _page(request: Request, template: str) -> HTMLResponse:
     app: FastAPI = request.app
     nonce = secrets.token_urlsafe(18)
     html = request.app.state.pages.env.get_template(template).render(
-        title=app.title, openapi_url=app.openapi_url, nonce=nonce, lang="en"
+        title=app.title, openapi_url=app.state.docs_openapi_url, nonce=nonce, lang="en"
     )
     # No cache-control here: the default, no-store, keeps a nonce from being reused.
     return HTMLResponse(html, headers={"content-security-policy": docs_csp(nonce)})

@@ -131,3 +131,26 @@ async def test_each_error_status_documents_an_example_of_its_own(app: FastAPI) -
     internal = me["500"]["content"]["application/problem+json"]["example"]
     assert unauthorized["type"].endswith(":unauthorized") and "errors" not in unauthorized
     assert internal["type"].endswith(":internal-error") and "errors" not in internal
+
+
+async def test_behind_a_path_prefix_pages_link_their_files_under_it(database_url: str) -> None:
+    from gameportal.app import create_app
+    from tests.conftest import make_settings
+
+    app = create_app(make_settings(database_url, public_base_url="https://example.com/portal/"))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            # The proxy strips /portal: the app answers on its own paths.
+            docs = parse(await client.get("/docs"))
+            assert docs.one("main").attrs["data-openapi-url"] == "/portal/openapi.json"
+            for script in docs.find("script"):
+                assert script.attrs["src"].startswith("/portal/static/")
+                served = await client.get(script.attrs["src"].removeprefix("/portal"))
+                assert served.status_code == 200
+            page = parse(await client.get("/unsubscribe", params={"token": "x"}))
+            assert (
+                page.one("link", rel="stylesheet")
+                .attrs["href"]
+                .startswith("/portal/static/site.css?v=")
+            )
