@@ -101,6 +101,14 @@ ACCESS: dict[tuple[str, str], str] = {
     ("PUT", "/api/v1/admin/games/{game_id}/levels"): "editor",
     ("GET", "/api/v1/admin/games/{game_id}/levels"): "editor",
     ("DELETE", "/api/v1/admin/games/{game_id}/levels"): "editor",
+    # Live operations, player side. Without a token, a visitor's X-Anonymous-Id is needed
+    # (401 without either, as here).
+    ("GET", "/api/v1/campaigns/active"): "user",
+    ("POST", "/api/v1/campaigns/{campaign_id}/conversions"): "user",
+    ("POST", "/api/v1/games/{game_id}/players/{user_id}/campaigns/{campaign_id}/conversions"): (
+        "game_server"
+    ),
+    ("POST", "/api/v1/admin/campaigns/{campaign_id}/preview"): "marketer",
     # Live operations, player side: anyone with an access token or an X-Anonymous-Id.
     ("GET", "/api/v1/campaigns/active"): "anonymous",
     ("POST", "/api/v1/campaigns/{campaign_id}/conversions"): "user",

@@ -126,12 +126,10 @@ def request_facts(
 
 def anonymous_id(header: str | None) -> uuid.UUID:
     if header is None:
-        raise InvalidField(
-            ANONYMOUS_HEADER,
+        # Neither a player nor a visitor: nobody a variant could be kept for.
+        raise Unauthorized(
             "send an access token (Authorization: Bearer …) or, for a visitor who has not "
-            "logged in, X-Anonymous-Id: a UUID the client keeps for this visitor",
-            "missing",
-            location="header",
+            "logged in, X-Anonymous-Id: a UUID the client keeps for this visitor"
         )
     try:
         return uuid.UUID(header.strip())

@@ -6,12 +6,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from gameportal.errors import problem_responses
 from gameportal.identity.deps import CurrentUser, MarketerUser
 from gameportal.identity.service import Identity
 from gameportal.kit.routing import answer_directly
+from gameportal.kit.schemas import LANGUAGE_TAG_PATTERN
 from gameportal.liveops import conversions, evaluation
 from gameportal.liveops.player_schemas import (
     ActiveCampaigns,
@@ -37,7 +38,7 @@ payload) and the published content it promotes; ordered by campaign creation.
 
 The caller is a logged-in player (`Authorization: Bearer <accessToken>`) or a visitor
 who has not logged in, named by `X-Anonymous-Id` (a UUID the client makes once and keeps).
-With neither, 422 names the missing header. A visitor's assignments pass to the account
+With neither, 401. A visitor's assignments pass to the account
 when the client logs in or registers with the same `X-Anonymous-Id`.
 
 Matching: the country of the client's address (`X-Forwarded-For` counts only from the
@@ -59,7 +60,19 @@ the caller is only ever in one.
     responses=problem_responses(401, 422, 503),
     summary="The campaigns for this player or visitor, with their variants (anyone)",
     description=_ACTIVE_DESCRIPTION,
-    openapi_extra={"security": [{"AccessToken": []}, {}]},
+    openapi_extra={
+        "security": [{"AccessToken": []}, {}],
+        # Read by the handler itself (see _active); documented here.
+        "parameters": [
+            {
+                "name": "X-Anonymous-Id",
+                "in": "header",
+                "required": False,
+                "description": "A visitor's id, a UUID the client keeps (without an access token)",
+                "schema": {"type": "string", "format": "uuid"},
+            }
+        ],
+    },
 )
 async def active_campaigns(
     request: Request,
@@ -67,13 +80,9 @@ async def active_campaigns(
         str | None,
         Query(
             max_length=35,
-            pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$",
+            pattern=LANGUAGE_TAG_PATTERN,
             description="A BCP 47 language tag (`pt-BR`) instead of Accept-Language",
         ),
-    ] = None,
-    x_anonymous_id: Annotated[
-        uuid.UUID | None,
-        Header(alias="X-Anonymous-Id", description="A visitor's id (without an access token)"),
     ] = None,
 ) -> Response:
     return await _active(request, b"")

@@ -213,11 +213,11 @@ async def test_who_may_ask(app: FastAPI, client: httpx.AsyncClient, db: asyncpg.
     await campaign(db, [await variant(db)])
     await settle(app)
     missing = await client.get("/api/v1/campaigns/active")
-    assert missing.status_code == 422
-    assert missing.json()["errors"][0]["field"] == "X-Anonymous-Id"
-    assert missing.json()["errors"][0]["location"] == "header"
+    assert missing.status_code == 401 and "X-Anonymous-Id" in missing.json()["detail"]
     malformed = await client.get("/api/v1/campaigns/active", headers={"X-Anonymous-Id": "bob"})
     assert malformed.status_code == 422
+    assert malformed.json()["errors"][0]["field"] == "X-Anonymous-Id"
+    assert malformed.json()["errors"][0]["location"] == "header"
     bad_token = await client.get(
         "/api/v1/campaigns/active", headers={"Authorization": "Bearer nonsense"}
     )
