@@ -36,9 +36,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("ticket_hash", name=op.f("pk_stream_tickets")),
     )
-    op.create_index(
-        "ix_stream_tickets_session_id", "stream_tickets", ["session_id", "expires_at"]
-    )
+    op.create_index("ix_stream_tickets_session_id", "stream_tickets", ["session_id", "expires_at"])
 
 
 def downgrade() -> None:

@@ -33,8 +33,7 @@ def upgrade() -> None:
     # A path, never a protocol-relative `//host/...`.
     op.execute(
         sa.text(
-            "UPDATE media_assets SET url = :base || url "
-            "WHERE url LIKE '/%' AND url NOT LIKE '//%'"
+            "UPDATE media_assets SET url = :base || url WHERE url LIKE '/%' AND url NOT LIKE '//%'"
         ).bindparams(base=base)
     )
     op.execute(
