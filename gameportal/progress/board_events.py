@@ -128,7 +128,10 @@ async def announce_recent_scores(
 ) -> int:
     """Send again the notices of the updates of the last `seconds` (see the module's
     docstring); how many players that was."""
-    rows = await pool.fetch(_RECENT_SQL, seconds)
+    try:
+        rows = await pool.fetch(_RECENT_SQL, seconds)
+    except asyncpg.UndefinedTableError:
+        return 0  # a database not migrated yet (/readyz says so): nothing was written
     for row in rows:
         notices.changed(row["game_id"], row["user_id"])
     return len(rows)
