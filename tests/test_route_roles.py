@@ -195,3 +195,109 @@ async def test_each_role_gets_exactly_what_the_table_says(
             else:
                 expected = 401 if role == "anonymous" else 403
                 assert response.status_code == expected, (method, path, role, response.text)
+
+
+# --- the console's pages -------------------------------------------------------------------
+#
+# HTML pages under /console, kept out of the OpenAPI document: their own table. "staff" is
+# any of editor, marketer, admin; "signed-in" any console session. Refusals are pages, not problem+json: anonymous visitors
+# are sent to the sign-in page (303), a signed-in account without the role gets 403.
+
+CONSOLE_ACCESS: dict[tuple[str, str], str] = {
+    ("GET", "/console/login"): "anonymous",
+    ("POST", "/console/login"): "anonymous",
+    ("POST", "/console/logout"): "signed-in",  # any console session, with a role or not
+    ("GET", "/console"): "staff",
+    ("GET", "/console/{rest:path}"): "staff",  # any other address: a 404 page
+    ("GET", "/console/security-events"): "admin",
+    ("GET", "/console/players"): "admin",
+    ("GET", "/console/players/{user_id}"): "admin",
+    ("POST", "/console/players/{user_id}/roles"): "admin",
+    ("POST", "/console/players/{user_id}/block"): "admin",
+    ("POST", "/console/players/{user_id}/unblock"): "admin",
+    ("POST", "/console/players/{user_id}/sessions/end-all"): "admin",
+    ("POST", "/console/players/{user_id}/sessions/{session_id}/end"): "admin",
+}
+_CONSOLE_DESTRUCTIVE = {("POST", "/console/logout")}
+
+
+def _console_routes(app: FastAPI) -> list[tuple[str, str]]:
+    from fastapi.routing import APIRoute
+
+    return [
+        (method, route.path)
+        for route in app.router.routes
+        if isinstance(route, APIRoute) and route.path.startswith("/console")
+        for method in sorted(route.methods or ())
+    ]
+
+
+def _console_allowed(least: str, role: str) -> bool:
+    if least == "anonymous":
+        return True
+    if role == "anonymous":
+        return False
+    if least == "signed-in":
+        return True
+    if role == "user":
+        return False
+    return least == "staff" or role in ("admin", least)
+
+
+async def test_every_console_route_is_in_its_access_table(app: FastAPI) -> None:
+    routes = _console_routes(app)
+    missing = [r for r in routes if r not in CONSOLE_ACCESS]
+    assert not missing, f"add these routes to CONSOLE_ACCESS in {__file__}: {missing}"
+    stale = [r for r in CONSOLE_ACCESS if r not in routes]
+    assert not stale, f"routes in CONSOLE_ACCESS that no longer exist: {stale}"
+
+
+async def test_each_role_gets_exactly_what_the_console_table_says(
+    app: FastAPI, client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    from tests.console.support import ORIGIN, csrf_of, signed_in
+    from tests.factories import grant_roles
+
+    browsers: dict[str, httpx.AsyncClient] = {}
+    tokens: dict[str, str] = {"anonymous": ""}
+    try:
+        for role in ROLES:
+            browsers[role] = httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url=ORIGIN
+            )
+            if role == "anonymous":
+                continue
+            # A player cannot sign in: "user" is a staff member who lost every staff role.
+            auth = await signed_in(browsers[role], client, db, "editor" if role == "user" else role)
+            tokens[role] = csrf_of(await browsers[role].get("/console"))
+            if role == "user":
+                await grant_roles(db, auth["user"]["id"])
+        for method, path in _console_routes(app):
+            if (method, path) not in CONSOLE_ACCESS:
+                continue  # the test above names it
+            least = CONSOLE_ACCESS[(method, path)]
+            url = re.sub(r"\{rest:path\}", "no-such-page", path)
+            url = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), url)
+            for role in ROLES:
+                allowed = _console_allowed(least, role)
+                if (method, path) in _CONSOLE_DESTRUCTIVE and allowed:
+                    continue  # tests/console/test_auth.py
+                if method == "POST":  # a form from the console's own page, with its token
+                    response = await browsers[role].post(
+                        url, data={"csrf_token": tokens[role]}, headers={"Origin": ORIGIN}
+                    )
+                else:
+                    response = await browsers[role].request(method, url)
+                to_sign_in = response.status_code == 303 and response.headers[
+                    "location"
+                ].startswith("/console/login")
+                where = (method, path, role, response.status_code)
+                if allowed:
+                    assert response.status_code != 403 and not to_sign_in, where
+                elif role == "anonymous":
+                    assert to_sign_in, where
+                else:
+                    assert response.status_code == 403, where
+    finally:
+        for browser in browsers.values():
+            await browser.aclose()
