@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import uuid
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, IPvAnyAddress, PlainSerializer
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    WithJsonSchema,
+)
 
 from gameportal.kit.schemas import InputSchema, Schema, UtcDatetime
 
@@ -65,10 +74,40 @@ class ActiveCampaigns(Schema):
     items: list[ActiveCampaign]
 
 
+_VALUE_BOUND = 99_999_999_999_999  # numeric(18, 4)
+
+
+def _value(value: object) -> Decimal:
+    """A JSON number within numeric(18, 4), rounded to 4 decimal places (half to even)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise ValueError("must be a number")
+    number: int | float | Decimal = value
+    if isinstance(number, float) and not math.isfinite(number):
+        raise ValueError("must be a finite number")
+    if not -_VALUE_BOUND <= number <= _VALUE_BOUND:
+        raise ValueError(f"must be between -{_VALUE_BOUND} and {_VALUE_BOUND}")
+    return Decimal(str(number)).quantize(Decimal("0.0001"))
+
+
 ConversionValue = Annotated[
     Decimal,
-    Field(max_digits=18, decimal_places=4, allow_inf_nan=False),
+    PlainValidator(_value),
+    WithJsonSchema({"type": "number", "minimum": -_VALUE_BOUND, "maximum": _VALUE_BOUND}),
     PlainSerializer(float, return_type=float, when_used="json"),
+]
+
+
+def _address(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError("must be an IPv4 or IPv6 address") from None
+
+
+IpAddressText = Annotated[
+    str,
+    AfterValidator(_address),
+    Field(json_schema_extra={"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}),
 ]
 
 
@@ -85,7 +124,7 @@ class ConversionCreate(InputSchema):
         description="What the player did (`purchase`, `signup`…)",
     )
     value: ConversionValue | None = Field(
-        default=None, description="What it was worth (a price), up to 4 decimal places"
+        default=None, description="What it was worth (a price), rounded to 4 decimal places"
     )
 
 
@@ -129,7 +168,7 @@ class PreviewRequest(InputSchema):
         }
     )
 
-    ip: IPvAnyAddress = Field(description="The client address to try (IPv4 or IPv6)")
+    ip: IpAddressText = Field(description="The client address to try (IPv4 or IPv6)")
     user_agent: str = Field(default="", max_length=512, description="A User-Agent header")
     user_id: uuid.UUID | None = Field(
         default=None, description="A player whose progress (segments) and assignment to use"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from typing import Annotated, Any
 
@@ -217,7 +218,7 @@ async def preview_campaign(
     found = await preview(
         state.db.pool,
         campaign_id,
-        ip=body.ip,
+        ip=ipaddress.ip_address(body.ip),
         user_agent=body.user_agent,
         user_id=body.user_id,
         language=body.language,

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -211,7 +212,8 @@ async def test_a_conversion_is_recorded_once(
     (row,) = await log_rows(db, made)
     assert row["conversion_name"] == "purchase"
     assert row["conversion_event"] is not None
-    bad = await client.post(url, json={"value": 1.23456}, headers=headers)
+    assert row["conversion_value"] == Decimal("4.99")
+    bad = await client.post(url, json={"value": "many"}, headers=headers)
     assert bad.status_code == 422
 
 
