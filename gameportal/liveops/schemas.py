@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 import langcodes
 import orjson
 import pycountry
-from pydantic import AfterValidator, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, Field, StrictBool, StringConstraints, field_validator
 from pydantic_core import PydanticCustomError
 
 from gameportal.kit.schemas import (
@@ -168,7 +168,11 @@ def check_payload(value: Any) -> Any:
 
 
 Payload = Annotated[Any, AfterValidator(check_payload)]
-Weight = Annotated[float, Field(ge=0, le=MAX_WEIGHT, allow_inf_nan=False)]
+# Strict: a number, never `true` or `"1"` read as one (pydantic's lax mode would).
+Weight = Annotated[float, Field(ge=0, le=MAX_WEIGHT, allow_inf_nan=False, strict=True)]
+Coverage = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, strict=True)]
+Level = Annotated[int, Field(ge=1, le=MAX_LEVEL, strict=True)]
+Points = Annotated[int, Field(ge=0, le=MAX_COUNTER, strict=True)]
 PAYLOAD_DESCRIPTION = (
     f"Any JSON handed to the client as it is (a price, a banner, a text): at most "
     f"{MAX_PAYLOAD_BYTES} bytes serialized and {MAX_PAYLOAD_DEPTH} levels deep"
@@ -218,7 +222,7 @@ class ABRuleCreate(InputSchema):
     end_at: UtcDatetime | None = Field(
         default=None, description="No new players from this on (null: no end); after startAt"
     )
-    active: bool = Field(default=True, description="An inactive variant gets no new players")
+    active: StrictBool = Field(default=True, description="An inactive variant gets no new players")
     rule: RuleBody
 
 
@@ -232,7 +236,7 @@ class ABRuleUpdate(InputSchema):
     description: Description | None = None
     start_at: UtcDatetime | None = None
     end_at: UtcDatetime | None = None
-    active: bool | None = None
+    active: StrictBool | None = None
     rule: RulePatch | None = None
 
 
@@ -365,9 +369,9 @@ class Segment(InputSchema):
     """Players of a game by their progress; every bound given must hold."""
 
     game_id: uuid.UUID = Field(description="A content item of type GAME")
-    min_level: Annotated[int, Field(ge=1, le=MAX_LEVEL)] | None = None
-    max_level: Annotated[int, Field(ge=1, le=MAX_LEVEL)] | None = None
-    min_points: Annotated[int, Field(ge=0, le=MAX_COUNTER)] | None = None
+    min_level: Level | None = None
+    max_level: Level | None = None
+    min_points: Points | None = None
     has_achievement: Annotated[str, StringConstraints(pattern=KEY_PATTERN)] | None = Field(
         default=None, description="The key of one of the game's achievements"
     )
@@ -455,7 +459,7 @@ class CampaignCreate(InputSchema):
     description: Description = ""
     start_at: UtcDatetime | None = None
     end_at: UtcDatetime | None = Field(default=None, description="After startAt")
-    active: bool = Field(default=False, description="Created inactive unless said otherwise")
+    active: StrictBool = Field(default=False, description="Created inactive unless said otherwise")
     targeting_rules: TargetingRules = Field(default_factory=TargetingRules)
     content_ids: Annotated[list[uuid.UUID], Field(max_length=MAX_CAMPAIGN_CONTENT)] = Field(
         default_factory=list, description="Content items the campaign promotes (must exist)"
@@ -463,9 +467,7 @@ class CampaignCreate(InputSchema):
     ab_variants: Annotated[list[uuid.UUID], Field(min_length=1, max_length=MAX_VARIANTS)] = Field(
         description=VARIANTS_DESCRIPTION
     )
-    coverage: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = Field(
-        default=1, description=COVERAGE_DESCRIPTION
-    )
+    coverage: Coverage = Field(default=1, description=COVERAGE_DESCRIPTION)
     hash_seed: HashSeed | None = Field(default=None, description=SEED_DESCRIPTION)
     exclusion_group: ExclusionGroup | None = Field(default=None, description=GROUP_DESCRIPTION)
 
@@ -485,13 +487,13 @@ class CampaignUpdate(InputSchema):
     description: Description | None = None
     start_at: UtcDatetime | None = None
     end_at: UtcDatetime | None = None
-    active: bool | None = None
+    active: StrictBool | None = None
     targeting_rules: TargetingPatch | None = None
     content_ids: Annotated[list[uuid.UUID], Field(max_length=MAX_CAMPAIGN_CONTENT)] | None = None
     ab_variants: Annotated[list[uuid.UUID], Field(min_length=1, max_length=MAX_VARIANTS)] | None = (
         Field(default=None, description=VARIANTS_DESCRIPTION)
     )
-    coverage: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = None
+    coverage: Coverage | None = None
     hash_seed: HashSeed | None = Field(default=None, description=SEED_DESCRIPTION)
     exclusion_group: ExclusionGroup | None = None
 

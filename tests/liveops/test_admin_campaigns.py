@@ -252,6 +252,12 @@ async def test_references_window_and_weights_are_checked_together(
     for body, field in [
         ({"coverage": 1.5}, "coverage"),
         ({"coverage": -0.1}, "coverage"),
+        ({"coverage": True}, "coverage"),  # not read as 1
+        ({"active": 1}, "active"),  # not read as true
+        (
+            {"targetingRules": {"segment": {"gameId": w.game.id, "minLevel": "2"}}},
+            "targetingRules.segment.minLevel",
+        ),
         ({"exclusionGroup": "no spaces"}, "exclusionGroup"),
         ({"hashSeed": ""}, "hashSeed"),
     ]:

@@ -100,11 +100,18 @@ async def test_a_rule_is_checked_field_by_field(
         ({"weight": 1, "payload": deep}, "rule.payload", "payload_too_deep"),
         ({"weight": 1, "surprise": 1}, "rule.surprise", "extra_forbidden"),
         ({"payload": 1}, "rule.weight", "missing"),
+        ({"weight": True}, "rule.weight", "float_type"),  # not read as 1
+        ({"weight": "1"}, "rule.weight", "float_type"),
     ]
     for rule, field, code in cases:
         response = await client.post(RULES, json={"name": "n", "rule": rule}, headers=who)
         assert response.status_code == 422, (rule, response.text)
         assert errors_by_field(response)[field]["code"] == code, response.text
+
+    response = await client.post(
+        RULES, json={"name": "n", "active": 0, "rule": {"weight": 1}}, headers=who
+    )
+    assert response.status_code == 422 and set(errors_by_field(response)) == {"active"}
 
     missing = str(uuid.uuid4())
     response = await client.post(
