@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from starlette.responses import Response
+from ua_parser import parse as parse_user_agent
 
 from gameportal.console.frame import (
     ROLE_LABELS,
@@ -38,6 +40,21 @@ Admin = Annotated[Principal, Depends(require_console_role("admin"))]
 
 PAGE_SIZE = 50
 STAFF_ROLE_CHOICES = ("editor", "marketer", "admin")
+
+
+@lru_cache(maxsize=1024)
+def browser_label(user_agent: str | None) -> str:
+    """ "Chrome 131 on Windows 10" from a user agent, or the start of it when unknown."""
+    if not user_agent:
+        return "Unknown browser"
+    found = parse_user_agent(user_agent)
+    agent, system = found.user_agent, found.os
+    if agent is None or agent.family == "Other":
+        return user_agent[:60] + ("…" if len(user_agent) > 60 else "")
+    label = " ".join(filter(None, [agent.family, agent.major]))
+    if system is not None and system.family != "Other":
+        label += " on " + " ".join(filter(None, [system.family, system.major]))
+    return label
 
 
 def _day_start() -> datetime:
@@ -107,6 +124,7 @@ async def _player_page(
         event_label=event_label,
         event_tone=event_tone,
         own_session_id=admin.session_id,
+        browser_label=browser_label,
         is_self=user.id == admin.user_id,
     )
 
