@@ -109,13 +109,8 @@ ACCESS: dict[tuple[str, str], str] = {
         "game_server"
     ),
     ("POST", "/api/v1/admin/campaigns/{campaign_id}/preview"): "marketer",
-    # Live operations, player side: anyone with an access token or an X-Anonymous-Id.
-    ("GET", "/api/v1/campaigns/active"): "anonymous",
-    ("POST", "/api/v1/campaigns/{campaign_id}/conversions"): "user",
-    ("POST", "/api/v1/games/{game_id}/players/{user_id}/campaigns/{campaign_id}/conversions"): (
-        "game_server"
-    ),
-    ("POST", "/api/v1/admin/campaigns/{campaign_id}/preview"): "marketer",
+    ("GET", "/api/v1/admin/campaigns/{campaign_id}/results"): "marketer",
+    ("GET", "/api/v1/admin/campaigns/{campaign_id}/results/daily"): "marketer",
     ("POST", "/api/v1/admin/ab-rules"): "marketer",
     ("GET", "/api/v1/admin/ab-rules"): "marketer",
     ("GET", "/api/v1/admin/ab-rules/{rule_id}"): "marketer",
@@ -130,8 +125,6 @@ ACCESS: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/admin/campaigns/{campaign_id}"): "marketer",
     ("POST", "/api/v1/admin/campaigns/{campaign_id}/activate"): "marketer",
     ("POST", "/api/v1/admin/campaigns/{campaign_id}/deactivate"): "marketer",
-    ("GET", "/api/v1/admin/campaigns/{campaign_id}/results"): "marketer",
-    ("GET", "/api/v1/admin/campaigns/{campaign_id}/results/daily"): "marketer",
 }
 
 # Routes whose success would spoil the caller for the next check (logout ends the session),
