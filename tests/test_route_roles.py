@@ -193,8 +193,9 @@ async def test_each_role_gets_exactly_what_the_table_says(
 # --- the console's pages -------------------------------------------------------------------
 #
 # HTML pages under /console, kept out of the OpenAPI document: their own table. "staff" is
-# any of editor, marketer, admin; "signed-in" any console session. Refusals are pages, not problem+json: anonymous visitors
-# are sent to the sign-in page (303), a signed-in account without the role gets 403.
+# any of editor, marketer, admin; "signed-in" any console session. Refusals are pages, not
+# problem+json: anonymous visitors are sent to the sign-in page (303), a signed-in account
+# without the role gets 403.
 
 CONSOLE_ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/console/login"): "anonymous",
