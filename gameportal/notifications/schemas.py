@@ -116,8 +116,9 @@ class MessageCreate(InputSchema):
         examples=[{"subject": "Season 3 is live", "body": "New maps and rewards."}],
     )
     scheduled_at: UtcDatetime | None = Field(default=None, description="Not before this time")
-    priority: Annotated[int, Field(ge=-100, le=100)] = 0
-    max_attempts: Annotated[int, Field(ge=1, le=50)] = 5
+    # Strict: `true` is not a number (it was taken as 1), as the schema says.
+    priority: Annotated[int, Field(ge=-100, le=100, strict=True)] = 0
+    max_attempts: Annotated[int, Field(ge=1, le=50, strict=True)] = 5
     dedupe_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
 
 

@@ -135,3 +135,17 @@ async def test_metrics_show_queue_depth(client: httpx.AsyncClient, db: asyncpg.P
     text = (await client.get("/metrics", headers=METRICS_AUTH)).text
     assert 'gameportal_queue_depth{status="PENDING",type="PUSH"} 2.0' in text
     assert 'gameportal_queue_depth{status="PROCESSING",type="EMAIL"} 0.0' in text
+
+
+async def test_numbers_are_not_booleans(client: httpx.AsyncClient, db: asyncpg.Pool) -> None:
+    # The schema says integer: `"priority": false` is a client's bug, not priority 0 (it was
+    # taken as 0; the conformance run found it once the document had an example body).
+    admin = await user_with_roles(client, db, "admin")
+    for field, value in [("priority", False), ("priority", True), ("maxAttempts", True)]:
+        response = await client.post(
+            URL,
+            headers=bearer(admin),
+            json={"type": "IN_APP", "payload": {"subject": "x"}, field: value},
+        )
+        assert response.status_code == 422, (field, value, response.text)
+        assert [e["field"] for e in response.json()["errors"]] == [field]
