@@ -229,6 +229,15 @@ CONSOLE_ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/console/media/{media_id:uuid}"): "editor",
     ("GET", "/console/media/{media_id:uuid}/status"): "editor",
     ("POST", "/console/media/{media_id:uuid}/delete"): "editor",
+    ("GET", "/console/messages"): "admin",
+    ("POST", "/console/messages"): "admin",
+    ("GET", "/console/messages/new"): "admin",
+    ("POST", "/console/messages/preview"): "admin",
+    ("GET", "/console/messages/stats"): "admin",
+    ("GET", "/console/messages/stats/per-minute"): "admin",
+    ("GET", "/console/messages/{message_id:uuid}"): "admin",
+    ("POST", "/console/messages/{message_id:uuid}/retry"): "admin",
+    ("POST", "/console/messages/{message_id:uuid}/cancel"): "admin",
 }
 _CONSOLE_DESTRUCTIVE = {("POST", "/console/logout")}
 

@@ -445,6 +445,34 @@ async def queue_stats(pool: asyncpg.Pool) -> tuple[list[asyncpg.Record], asyncpg
     return counts, extra
 
 
+# Messages settled per minute over the last $1 minutes (the current one included): SENT by
+# when they were sent, FAILED by when they failed (their last change). Like the counts
+# above it scans the table: for an operator's chart, not for a player's request.
+_PER_MINUTE_SQL = """
+WITH w AS (SELECT date_trunc('minute', now()) - make_interval(mins => $1 - 1) AS since)
+SELECT w.since, m.minute, m.sent, m.failed
+FROM w LEFT JOIN (
+  SELECT date_trunc('minute', CASE WHEN status = 'SENT' THEN sent_at ELSE updated_at END)
+           AS minute,
+         count(*) FILTER (WHERE status = 'SENT') AS sent,
+         count(*) FILTER (WHERE status = 'FAILED') AS failed
+  FROM messages, w
+  WHERE (status = 'SENT' AND sent_at >= w.since) OR (status = 'FAILED' AND updated_at >= w.since)
+  GROUP BY 1
+) AS m ON true
+ORDER BY m.minute
+"""
+
+
+async def settled_per_minute(
+    pool: asyncpg.Pool, minutes: int
+) -> tuple[datetime, list[asyncpg.Record]]:
+    """The window's first minute, and its minutes that settled anything (minute, sent,
+    failed), oldest first."""
+    rows = await pool.fetch(_PER_MINUTE_SQL, minutes)
+    return rows[0]["since"], [r for r in rows if r["minute"] is not None]
+
+
 async def opt_outs_of(session: AsyncSession, user_id: uuid.UUID) -> list[str]:
     found = await session.scalar(
         select(NotificationPreference.opt_outs).where(NotificationPreference.user_id == user_id)

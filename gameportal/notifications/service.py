@@ -7,7 +7,7 @@ import gc
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -305,6 +305,28 @@ async def stats(pool: asyncpg.Pool) -> QueueStats:
         sent_last_minute=extra["sent_last_minute"],
         failed_last_minute=extra["failed_last_minute"],
     )
+
+
+@dataclass(frozen=True)
+class MinuteCount:
+    minute: datetime  # its start, UTC
+    sent: int
+    failed: int
+
+    @property
+    def processed(self) -> int:
+        return self.sent + self.failed
+
+
+async def settled_per_minute(pool: asyncpg.Pool, minutes: int = 60) -> list[MinuteCount]:
+    """Messages sent and failed in each of the last `minutes` minutes (the current one
+    last, still filling), every minute present: what the console's queue chart shows."""
+    since, rows = await repo.settled_per_minute(pool, minutes)
+    found = {r["minute"]: (r["sent"], r["failed"]) for r in rows}
+    return [
+        MinuteCount(minute, *found.get(minute, (0, 0)))
+        for minute in (since + timedelta(minutes=i) for i in range(minutes))
+    ]
 
 
 # --- the player's inbox ----------------------------------------------------------------------

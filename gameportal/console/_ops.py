@@ -1,0 +1,165 @@
+"""What the messages, games and live-operations pages share: turning a form into what a
+domain's schema takes, and the schema's or the service's field problems back into
+messages beside the form's fields; times as a datetime-local field holds them (UTC);
+finding a player by email or id.
+
+Reads only; every write goes through the domain's service, as the API's do."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from markupsafe import Markup
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gameportal.errors import PortalError
+from gameportal.models import Content, User, normalize_email
+
+# The form's own problems that belong to no one field: shown above the form.
+FORM = "form"
+
+_INDEX = re.compile(r"\[\d+\]")
+
+
+def _sentence(message: str) -> str:
+    message = message.removeprefix("Value error, ").strip()
+    if not message:
+        return "Is not valid."
+    message = message[:1].upper() + message[1:]
+    return message if message.endswith((".", "?", "!")) else message + "."
+
+
+def _field_for(path: Iterable[str], fields: Mapping[str, str]) -> str:
+    """The form field a schema path (`targetingRules.countries`) belongs to: the longest
+    prefix of it that `fields` names, else the form as a whole."""
+    parts = [p for p in path if p]
+    while parts:
+        found = fields.get(".".join(parts))
+        if found is not None:
+            return found
+        parts.pop()
+    return FORM
+
+
+def _add(errors: dict[str, str], field: str, message: str) -> None:
+    errors.setdefault(field, _sentence(message))
+
+
+def validation_errors(exc: ValidationError, fields: Mapping[str, str]) -> dict[str, str]:
+    """A schema's refusal as {form field: message} (the first problem of each field)."""
+    errors: dict[str, str] = {}
+    for problem in exc.errors():
+        path = [str(p) for p in problem["loc"] if not isinstance(p, int)]
+        _add(errors, _field_for(path, fields), problem["msg"])
+    return errors
+
+
+def service_errors(exc: PortalError, fields: Mapping[str, str]) -> dict[str, str]:
+    """A service's refusal as {form field: message}; one without field problems (a
+    conflict) is the form's."""
+    errors: dict[str, str] = {}
+    for problem in exc.errors or []:
+        path = _INDEX.sub("", problem.field).split(".")
+        _add(errors, _field_for(path, fields), problem.message)
+    if not errors:
+        _add(errors, FORM, exc.detail or exc.title)
+    return errors
+
+
+# --- values as forms hold them -------------------------------------------------------------
+
+
+def parse_utc(text: str) -> datetime:
+    """A datetime-local field's value (`2030-03-01T09:30`), read as UTC; ValueError with a
+    message for the form otherwise."""
+    text = text.strip()
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("must be a date and time, e.g. 2030-03-01T09:30 (UTC)") from None
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def local_value(value: datetime | None) -> str:
+    """What a datetime-local field shows for `value` (UTC, to the minute)."""
+    if value is None:
+        return ""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+
+
+def number(text: str, kind: type[int] | type[float]) -> int | float | str:
+    """A form's number, or the text itself when it is not one (so that the schema's own
+    check refuses it with its message)."""
+    text = text.strip()
+    try:
+        return kind(text)
+    except ValueError:
+        return text
+
+
+def words(text: str) -> list[str]:
+    """A list typed into one field, separated by commas, spaces or lines."""
+    return [w for w in re.split(r"[\s,;]+", text) if w]
+
+
+def lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def data_json(value: Any) -> str:
+    """JSON for a data-* attribute (autoescaped by the template): a chart's data."""
+    return orjson.dumps(value).decode()
+
+
+def percent(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "—"
+    return f"{value * 100:.{digits}f}%"
+
+
+def checked(flag: bool) -> Markup:
+    return Markup(" checked") if flag else Markup("")
+
+
+# --- lookups -------------------------------------------------------------------------------
+
+
+async def find_user(session: AsyncSession, text: str) -> User | None:
+    """The account an operator typed: its email address (any case) or its id."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        user_id = uuid.UUID(text)
+    except ValueError:
+        found: User | None = await session.scalar(
+            select(User).where(User.email == normalize_email(text))
+        )
+        return found
+    return await session.get(User, user_id)
+
+
+async def content_choices(session: AsyncSession, limit: int = 500) -> list[Content]:
+    """Content items a campaign or variant may name, newest first (every status: a
+    campaign is often prepared before what it promotes is published)."""
+    rows = await session.scalars(
+        select(Content).where(Content.status != "ARCHIVED").order_by(Content.id.desc()).limit(limit)
+    )
+    return list(rows)
+
+
+async def games(session: AsyncSession) -> list[Content]:
+    """Every game (content of type GAME) but archived ones, by title."""
+    rows = await session.scalars(
+        select(Content)
+        .where(Content.type == "GAME", Content.status != "ARCHIVED")
+        .order_by(Content.title, Content.id)
+    )
+    return list(rows)
