@@ -1,5 +1,5 @@
-"""The web pages' part of the app: static files under /static, the account pages, and the
-API documentation pages."""
+"""The web pages' part of the app: static files under /static, the account pages, the
+API documentation pages, and the player demo under /play/."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from gameportal.web.account import account_pages_router
 from gameportal.web.assets import STATIC_PREFIX, Assets, StaticAssets
 from gameportal.web.docs import docs_router
 from gameportal.web.pages import Pages
+from gameportal.web.play import play_routes
 
 
 def install_web(app: FastAPI, settings: Settings) -> None:
@@ -27,3 +28,4 @@ def install_web(app: FastAPI, settings: Settings) -> None:
     # Routes added flat, as app.py does for the API's routers (see _add_routes there).
     app.router.routes.extend([*account_pages_router.routes, *docs_router.routes])
     app.router.routes.append(Mount(STATIC_PREFIX, app=StaticAssets(assets), name="static"))
+    app.router.routes.extend(play_routes(settings, base_path))  # the player demo, /play/
