@@ -23,7 +23,7 @@ from gameportal.content.cache import (
 from gameportal.content.locales import candidate_locales
 from gameportal.content.media.storage import media_route_base
 from gameportal.content.public import digest_etag, public_item, read_item, to_json
-from gameportal.content.rendering import MAX_SLUG, SLUG_PATTERN, search_config
+from gameportal.content.rendering import search_config
 from gameportal.content.schemas import (
     ContentCreate,
     ContentRead,
@@ -297,7 +297,7 @@ async def read_published(
             json_schema_extra={"enum": ["game", "news", "announcement", "faq"]},
         ),
     ],
-    slug: Annotated[str, Path(max_length=MAX_SLUG, pattern=SLUG_PATTERN)],
+    slug: str,
     locale: Annotated[
         str | None,
         Query(pattern=LANGUAGE_TAG_PATTERN, description=LANGUAGE_TAG_DESCRIPTION),
