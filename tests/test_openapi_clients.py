@@ -101,7 +101,7 @@ def test_every_route_names_its_operation_by_the_rule() -> None:
     offenders = []
     seen: dict[str, str] = {}
     for route in _routes():
-        for method in sorted(route.methods):
+        for method in sorted(route.methods or ()):
             where = f"{method} {route.path} ({route.endpoint.__module__}.{route.name})"
             hint = suggested_operation_id(method, route.path)
             if not route.operation_id:
