@@ -238,6 +238,17 @@ CONSOLE_ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/console/messages/{message_id:uuid}"): "admin",
     ("POST", "/console/messages/{message_id:uuid}/retry"): "admin",
     ("POST", "/console/messages/{message_id:uuid}/cancel"): "admin",
+    ("GET", "/console/games"): "editor",
+    ("GET", "/console/games/{game_id:uuid}"): "editor",
+    ("GET", "/console/games/{game_id:uuid}/achievements/new"): "editor",
+    ("POST", "/console/games/{game_id:uuid}/achievements"): "editor",
+    ("GET", "/console/games/{game_id:uuid}/achievements/{achievement_id:uuid}"): "editor",
+    ("POST", "/console/games/{game_id:uuid}/achievements/{achievement_id:uuid}"): "editor",
+    ("POST", "/console/games/{game_id:uuid}/achievements/{achievement_id:uuid}/delete"): "editor",
+    ("GET", "/console/games/{game_id:uuid}/leaderboard"): "editor",
+    ("GET", "/console/games/{game_id:uuid}/api-keys"): "admin",
+    ("POST", "/console/games/{game_id:uuid}/api-keys"): "admin",
+    ("POST", "/console/games/{game_id:uuid}/api-keys/{key_id:uuid}/revoke"): "admin",
 }
 _CONSOLE_DESTRUCTIVE = {("POST", "/console/logout")}
 
