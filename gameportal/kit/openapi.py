@@ -111,14 +111,13 @@ def install_openapi(app: FastAPI) -> None:
     documented as `application/problem+json` only (the type they are sent with; FastAPI
     adds `application/json` for every `model=`), and the headers any route may send."""
     build: Callable[[], dict[str, Any]] = app.openapi
-    finished = False
+    finished: list[dict[str, Any]] = []  # the document finished last
 
     def openapi() -> dict[str, Any]:
-        nonlocal finished
         document = build()  # FastAPI builds it once and keeps it in app.openapi_schema
-        if not finished:
+        if not finished or finished[0] is not document:
             _finish(document)
-            finished = True
+            finished[:] = [document]
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
