@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gameportal.errors import Conflict, NotFound
 from gameportal.liveops import evaluation_repository as repo
+from gameportal.liveops.evaluation import SHARED_UUIDS
 from gameportal.progress.service.errors import GameNotFound, InvalidApiKey, PlayerNotFound
 
 log = structlog.get_logger(__name__)
@@ -100,14 +101,15 @@ async def convert_for_game(
 
 
 def visitor_from(header: str | None) -> uuid.UUID | None:
-    """The visitor an X-Anonymous-Id header names; None for none or a malformed one (a
-    login does not fail over it)."""
+    """The visitor an X-Anonymous-Id header names; None for none, a malformed one or one
+    every unset client shares (a login does not fail over it)."""
     if not header:
         return None
     try:
-        return uuid.UUID(header.strip())
+        visitor = uuid.UUID(header.strip())
     except ValueError:
         return None
+    return None if visitor in SHARED_UUIDS else visitor
 
 
 def _account_id(user: Any) -> uuid.UUID:

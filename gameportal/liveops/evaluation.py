@@ -124,6 +124,12 @@ def request_facts(
     )
 
 
+# The nil and max UUIDs are what a client sends whose id was never set (C#'s
+# `default(Guid)`, a zeroed buffer): every such client would be one visitor, sharing one
+# variant, one log row per campaign and, at the first login, its assignments.
+SHARED_UUIDS = frozenset({uuid.UUID(int=0), uuid.UUID(int=(1 << 128) - 1)})
+
+
 def anonymous_id(header: str | None) -> uuid.UUID:
     if header is None:
         # Neither a player nor a visitor: nobody a variant could be kept for.
@@ -132,11 +138,20 @@ def anonymous_id(header: str | None) -> uuid.UUID:
             "logged in, X-Anonymous-Id: a UUID the client keeps for this visitor"
         )
     try:
-        return uuid.UUID(header.strip())
+        visitor = uuid.UUID(header.strip())
     except ValueError:
         raise InvalidField(
             ANONYMOUS_HEADER, "must be a UUID", "uuid_parsing", location="header"
         ) from None
+    if visitor in SHARED_UUIDS:
+        raise InvalidField(
+            ANONYMOUS_HEADER,
+            f"{visitor} is the id of every client whose id was never set: make a random "
+            "UUID (v4) once for this visitor and keep it",
+            "uuid_reserved",
+            location="header",
+        )
+    return visitor
 
 
 def access_claims(tokens: AccessTokens, authorization: str) -> AccessClaims:

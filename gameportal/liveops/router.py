@@ -69,7 +69,8 @@ the caller is only ever in one.
                 "name": "X-Anonymous-Id",
                 "in": "header",
                 "required": False,
-                "description": "A visitor's id, a UUID the client keeps (without an access token)",
+                "description": "A visitor's id, a random UUID the client makes once and "
+                "keeps (without an access token); not the nil or max UUID",
                 "schema": {"type": "string", "format": "uuid"},
             }
         ],
