@@ -7,6 +7,7 @@ judged by their bytes, images queued for processing, nothing half-written."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Annotated
 from urllib.parse import urlencode
@@ -121,6 +122,9 @@ async def upload(request: Request, editor: Editor, session: DbSession) -> Respon
     back = safe_next(form_text(form, "next") or "/console/media")
     if not isinstance(file, UploadFile) or not file.filename:
         return _upload_refused(request, back, "Choose a file to upload.", 422)
+    related: uuid.UUID | None = None
+    with contextlib.suppress(ValueError):  # an item's editor uploads for that item
+        related = uuid.UUID(form_text(form, "related_content_id"))
     try:
         item = await media_service.upload(
             session,
@@ -130,7 +134,7 @@ async def upload(request: Request, editor: Editor, session: DbSession) -> Respon
             file_name=file.filename,
             declared_type=file.content_type,
             read=file.read,
-            related_content_id=None,
+            related_content_id=related,
         )
     except (InvalidField, PayloadTooLarge, media_service.StorageUnavailable,
             media_service.StorageFull) as exc:  # fmt: skip

@@ -311,6 +311,24 @@ async def test_the_library_filters_and_the_editor_picks_media(
     stored = await client.get(f"/api/v1/content/{item.json()['id']}", headers=bearer(editor))
     assert stored.json()["media"] == [image_id, pdf_id]
 
+    # A file uploaded from an item's editor is uploaded for that item.
+    hidden = {
+        i.attrs["name"]: i.attrs["value"]
+        for i in parse(edit).find("input")
+        if i.attrs.get("type") == "hidden" and i.attrs.get("name") in ("view", "related_content_id")
+    }
+    assert hidden == {"view": "tile", "related_content_id": item.json()["id"]}
+    tile = await upload(browser, token, PDF, "annex.pdf", "application/pdf", script=True, **hidden)
+    annex_id = parse(tile).elements[0].attrs["id"].removeprefix("media-tile-")
+    annex = await client.get(f"/api/v1/media/{annex_id}", headers=bearer(editor))
+    assert annex.json()["relatedContentId"] == item.json()["id"]
+    assert "uploaded for it" in text_of(await browser.get(f"/console/media/{annex_id}"))
+    gone = await upload(
+        browser, token, PDF, "x.pdf", "application/pdf", script=True,
+        related_content_id=str(uuid.uuid4()),
+    )  # fmt: skip
+    assert gone.status_code == 422 and "no content has this id" in gone.text
+
 
 async def test_the_picker_shows_more_on_request(
     browser: httpx.AsyncClient, client: httpx.AsyncClient, db: asyncpg.Pool
