@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,29 +49,48 @@ def _field_for(path: Iterable[str], fields: Mapping[str, str]) -> str:
     return FORM
 
 
-def _add(errors: dict[str, str], field: str, message: str) -> None:
-    errors.setdefault(field, _sentence(message))
+def _joined(problems: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """{form field: its first problems, at most three}: a list field may have several
+    (each bad entry is named)."""
+    found: dict[str, list[str]] = {}
+    for field, message in problems:
+        sentences = found.setdefault(field, [])
+        sentence = _sentence(message)
+        if sentence not in sentences and len(sentences) < 3:
+            sentences.append(sentence)
+    return {field: " ".join(sentences) for field, sentences in found.items()}
+
+
+def _about_entry(problem: Any) -> str:
+    """A problem's message; for an entry of a list (a country, a network), naming it."""
+    message: str = problem["msg"]
+    value = problem.get("input")
+    if problem["loc"] and isinstance(problem["loc"][-1], int) and isinstance(value, str):
+        quoted = f"'{value}'"
+        if quoted not in message:
+            return f"{quoted}: {message[:1].lower()}{message[1:]}"
+    return message
 
 
 def validation_errors(exc: ValidationError, fields: Mapping[str, str]) -> dict[str, str]:
-    """A schema's refusal as {form field: message} (the first problem of each field)."""
-    errors: dict[str, str] = {}
-    for problem in exc.errors():
-        path = [str(p) for p in problem["loc"] if not isinstance(p, int)]
-        _add(errors, _field_for(path, fields), problem["msg"])
-    return errors
+    """A schema's refusal as {form field: message}."""
+    return _joined(
+        (
+            _field_for([str(p) for p in problem["loc"] if not isinstance(p, int)], fields),
+            _about_entry(problem),
+        )
+        for problem in exc.errors()
+    )
 
 
 def service_errors(exc: PortalError, fields: Mapping[str, str]) -> dict[str, str]:
     """A service's refusal as {form field: message}; one without field problems (a
     conflict) is the form's."""
-    errors: dict[str, str] = {}
-    for problem in exc.errors or []:
-        path = _INDEX.sub("", problem.field).split(".")
-        _add(errors, _field_for(path, fields), problem.message)
-    if not errors:
-        _add(errors, FORM, exc.detail or exc.title)
-    return errors
+    errors = _joined(
+        (_field_for(_INDEX.sub("", problem.field).split("."), fields), problem.message)
+        for problem in exc.errors or []
+    )
+    return errors or {FORM: _sentence(exc.detail or exc.title)}
 
 
 # --- values as forms hold them -------------------------------------------------------------
@@ -124,6 +144,20 @@ def percent(value: float | None, digits: int = 1) -> str:
     return f"{value * 100:.{digits}f}%"
 
 
+def signed_percent(value: float | None, digits: int = 1) -> str:
+    """A relative change: +12.3%, or a decrease with a real minus sign (U+2212)."""
+    if value is None:
+        return "—"
+    text = f"{abs(value) * 100:.{digits}f}%"
+    return f"+{text}" if value > 0 else (f"−{text}" if value < 0 else text)
+
+
+def p_value(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
 def checked(flag: bool) -> Markup:
     return Markup(" checked") if flag else Markup("")
 
@@ -146,20 +180,36 @@ async def find_user(session: AsyncSession, text: str) -> User | None:
     return await session.get(User, user_id)
 
 
-async def content_choices(session: AsyncSession, limit: int = 500) -> list[Content]:
-    """Content items a campaign or variant may name, newest first (every status: a
-    campaign is often prepared before what it promotes is published)."""
-    rows = await session.scalars(
-        select(Content).where(Content.status != "ARCHIVED").order_by(Content.id.desc()).limit(limit)
+@dataclass(frozen=True)
+class ContentChoice:
+    id: uuid.UUID
+    title: str
+    type: str
+    status: str
+    locale: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.title} ({self.type.lower()}, {self.locale}, {self.status.lower()})"
+
+
+async def content_choices(session: AsyncSession, limit: int = 500) -> list[ContentChoice]:
+    """Content items a campaign or variant may name, newest first (any status but
+    archived: a campaign is often prepared before what it promotes is published)."""
+    rows = await session.execute(
+        select(Content.id, Content.title, Content.type, Content.status, Content.locale)
+        .where(Content.status != "ARCHIVED")
+        .order_by(Content.id.desc())
+        .limit(limit)
     )
-    return list(rows)
+    return [ContentChoice(*row) for row in rows]
 
 
-async def games(session: AsyncSession) -> list[Content]:
-    """Every game (content of type GAME) but archived ones, by title."""
-    rows = await session.scalars(
-        select(Content)
+async def game_choices(session: AsyncSession) -> list[tuple[uuid.UUID, str]]:
+    """Every game (content of type GAME) but archived ones, by title: (id, title)."""
+    rows = await session.execute(
+        select(Content.id, Content.title)
         .where(Content.type == "GAME", Content.status != "ARCHIVED")
         .order_by(Content.title, Content.id)
     )
-    return list(rows)
+    return [(row.id, row.title) for row in rows]

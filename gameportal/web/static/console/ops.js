@@ -2,7 +2,8 @@
 // inline script). The pages work without it; it only
 // - shows the parts of a form that apply: inside <form data-show-if-form>, an element with
 //   data-show-if="name=value" is shown while the form's field `name` has `value`
-//   (without scripts every part is shown, each labelled for what it is);
+//   (data-show-if-not: while it has not), without scripts every part is shown, each
+//   labelled for what it is;
 // - draws charts with uPlot (vendored): <div data-chart="{x: [unix seconds], series:
 //   [{label, values, tone?}], format?}">; with data-chart-src and data-chart-refresh
 //   (seconds) the data is fetched again from that address on that schedule.
@@ -20,8 +21,11 @@ function valueOf(form, name) {
 function applyShowIf(form) {
   for (const part of form.querySelectorAll("[data-show-if]")) {
     const [name, wanted] = part.dataset.showIf.split("=");
-    const shown = wanted.split("|").includes(valueOf(form, name));
-    part.hidden = !shown;
+    part.hidden = !wanted.split("|").includes(valueOf(form, name));
+  }
+  for (const part of form.querySelectorAll("[data-show-if-not]")) {
+    const [name, unwanted] = part.dataset.showIfNot.split("=");
+    part.hidden = unwanted.split("|").includes(valueOf(form, name));
   }
 }
 
