@@ -12,11 +12,21 @@ from __future__ import annotations
 import logging
 import re
 from typing import Final
+from urllib.parse import unquote_plus
 
 # `ticket=` and `token=` as query parameters (after `?` or `&`), in any case, percent-
-# encoded names included (`%74icket` is unlikely, but a lower-cased `TICKET` is not).
-SECRET_QUERY: Final = re.compile(r"([?&](?:ticket|token)=)[^&#\s\"']*", re.IGNORECASE)
+# encoded names included: the app reads `?%74icket=` as `ticket` (names are decoded like
+# values), so the log must not show it either. Names are matched as written, then decoded.
+SECRET_NAMES: Final = frozenset({"ticket", "token"})
+QUERY_PARAMETER: Final = re.compile(r"([?&])([^=&#\s\"']*)(=)[^&#\s\"']*")
 REDACTED: Final = "[redacted]"
+
+
+def _blank_secret(match: re.Match[str]) -> str:
+    if unquote_plus(match.group(2)).strip().lower() not in SECRET_NAMES:
+        return match.group(0)
+    return match.group(1) + match.group(2) + match.group(3) + REDACTED
+
 
 # The loggers that may write a request's URL: uvicorn's access log, and its error log
 # (a message about a malformed request may quote the line).
@@ -26,7 +36,7 @@ URL_LOGGERS: Final = ("uvicorn.access", "uvicorn.error")
 def redact_query_secrets(text: str) -> str:
     if "=" not in text:
         return text
-    return SECRET_QUERY.sub(r"\1" + REDACTED, text)
+    return QUERY_PARAMETER.sub(_blank_secret, text)
 
 
 def _scrubbed(value: object) -> object:

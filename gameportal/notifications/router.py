@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
 
@@ -90,15 +91,54 @@ _ACCESS_TOKEN = HTTPBearer(
 )
 
 
+async def _resume_after(
+    last_event_id: Annotated[str | None, Header(max_length=64)] = None,
+    last_event_id_query: Annotated[
+        str | None,
+        Query(
+            alias="lastEventId",
+            max_length=64,
+            description="As the `Last-Event-ID` header (which wins when both are sent), for "
+            "a new EventSource, which cannot set that header",
+        ),
+    ] = None,
+) -> uuid.UUID | None:
+    """The event a reconnecting stream resumes after, if it says one."""
+    if last_event_id:
+        field, location, value = "Last-Event-ID", "header", last_event_id
+    elif last_event_id_query:
+        field, location, value = "lastEventId", "query", last_event_id_query
+    else:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise InvalidField(
+            field, "must be an event id this stream sent", "uuid_parsing", location=location
+        ) from None
+
+
+ResumeAfter = Annotated[uuid.UUID | None, Depends(_resume_after)]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStart:
+    principal: Principal
+    after: uuid.UUID | None  # the last event the client saw, if it says
+
+
 async def _stream_caller(
     request: Request,
+    after: ResumeAfter,
     ticket: Annotated[str | None, Depends(_TICKET)],
     _: Annotated[HTTPAuthorizationCredentials | None, Depends(_ACCESS_TOKEN)],
-) -> Principal:
+) -> StreamStart:
     """The caller by stream ticket when the URL has one (spending it), else by access
-    token as on every other route."""
+    token as on every other route. The resume point is checked first: a request refused
+    for it must leave the ticket unspent for the client's next try (FastAPI does not call
+    a dependency whose own dependencies failed)."""
     if ticket is None:
-        return await get_principal(request)
+        return StreamStart(await get_principal(request), after)
     identity = request.app.state.identity
     principal = await stream_tickets.redeem(
         request.app.state.db.pool, ticket, identity.idle_timeout
@@ -108,10 +148,10 @@ async def _stream_caller(
             "the stream ticket is unknown, already used or expired, or its session has "
             "ended; ask for a new one (POST /api/v1/me/notifications/stream-ticket)"
         )
-    return principal
+    return StreamStart(principal, after)
 
 
-StreamCaller = Annotated[Principal, Depends(_stream_caller)]
+StreamCaller = Annotated[StreamStart, Depends(_stream_caller)]
 
 
 @me_notifications_router.post(
@@ -170,35 +210,16 @@ async def stream_ticket(
 async def stream_notifications(
     hub: LiveHub,
     request: Request,
-    principal: StreamCaller,
+    start: StreamCaller,
     identity: IdentityDep,
-    last_event_id: Annotated[str | None, Header(max_length=64)] = None,
-    last_event_id_query: Annotated[
-        str | None,
-        Query(
-            alias="lastEventId",
-            max_length=64,
-            description="As the `Last-Event-ID` header (which wins when both are sent), for "
-            "a new EventSource, which cannot set that header",
-        ),
-    ] = None,
 ) -> StreamingResponse:
-    after = None
-    if last_event_id or last_event_id_query:
-        field = "Last-Event-ID" if last_event_id else "lastEventId"
-        try:
-            after = uuid.UUID(last_event_id or last_event_id_query)
-        except ValueError:
-            raise InvalidField(
-                field, "must be an event id this stream sent", "uuid_parsing"
-            ) from None
     events = live.inbox_events(
         hub,
         request.app.state.db.pool,
-        user_id=principal.user_id,
-        session_id=principal.session_id,
+        user_id=start.principal.user_id,
+        session_id=start.principal.session_id,
         idle=identity.idle_timeout,
-        after=after,
+        after=start.after,
     )
 
     async def sse() -> AsyncIterator[bytes]:
