@@ -19,6 +19,7 @@ from markupsafe import Markup
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import FormData
 
 from gameportal.errors import PortalError
 from gameportal.models import Content, User, normalize_email
@@ -61,10 +62,19 @@ def _joined(problems: Iterable[tuple[str, str]]) -> dict[str, str]:
     return {field: " ".join(sentences) for field, sentences in found.items()}
 
 
+_EMPTY_MEANS_REQUIRED = {"missing", "string_too_short", "int_parsing", "float_parsing"}
+
+
 def _about_entry(problem: Any) -> str:
-    """A problem's message; for an entry of a list (a country, a network), naming it."""
+    """A problem's message in a form's words: an empty field is required, a pattern is
+    the form its hint describes, an entry of a list (a country, a network) is named."""
     message: str = problem["msg"]
     value = problem.get("input")
+    if problem["type"] in _EMPTY_MEANS_REQUIRED and value in ("", None):
+        return "Required"
+    if problem["type"] == "string_pattern_mismatch":
+        pattern = (problem.get("ctx") or {}).get("pattern", "")
+        message = f"Not in the form the hint describes (the pattern {pattern})"
     if problem["loc"] and isinstance(problem["loc"][-1], int) and isinstance(value, str):
         quoted = f"'{value}'"
         if quoted not in message:
@@ -94,6 +104,15 @@ def service_errors(exc: PortalError, fields: Mapping[str, str]) -> dict[str, str
 
 
 # --- values as forms hold them -------------------------------------------------------------
+
+
+def field_text(form: FormData, name: str) -> str:
+    """A field's text with the line breaks a program expects: browsers send a textarea's
+    as CR LF (the HTML form encoding), which would be stored and sent on as they came."""
+    value = form.get(name)
+    if not isinstance(value, str):
+        return ""
+    return value.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def parse_utc(text: str) -> datetime:
@@ -153,9 +172,10 @@ def signed_percent(value: float | None, digits: int = 1) -> str:
 
 
 def p_value(value: float | None) -> str:
+    """`p = 0.042`, `p < 0.001`."""
     if value is None:
-        return "—"
-    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+        return "p: —"
+    return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
 
 
 def checked(flag: bool) -> Markup:

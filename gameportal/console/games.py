@@ -24,6 +24,7 @@ from starlette.responses import Response
 
 from gameportal.console._ops import (
     FORM,
+    field_text,
     find_user,
     number,
     service_errors,
@@ -223,8 +224,8 @@ class AchievementDraft:
 
     @classmethod
     def of(cls, form: FormData) -> AchievementDraft:
-        values = {name: form_text(form, name).strip() for name in cls.FIELDS}
-        values["description"] = form_text(form, "description")
+        values = {name: field_text(form, name).strip() for name in cls.FIELDS}
+        values["description"] = field_text(form, "description")
         values["hidden"] = "1" if form_text(form, "hidden") else ""
         return cls(values)
 

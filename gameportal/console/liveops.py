@@ -30,6 +30,7 @@ from gameportal.console._ops import (
     ContentChoice,
     content_choices,
     data_json,
+    field_text,
     find_user,
     game_choices,
     lines,
@@ -236,8 +237,8 @@ class CampaignDraft:
         def strings(name: str) -> list[str]:
             return [v for v in form.getlist(name) if isinstance(v, str) and v]
 
-        values = {name: form_text(form, name).strip() for name in cls.TEXT}
-        values["description"] = form_text(form, "description")
+        values = {name: field_text(form, name).strip() for name in cls.TEXT}
+        values["description"] = field_text(form, "description")
         return cls(values, strings("device_types"), strings("content_ids"), strings("variants"))
 
     @classmethod
@@ -318,6 +319,14 @@ class CampaignDraft:
         return body, errors
 
 
+def _variant_errors(found: dict[str, str], form_errors: dict[str, str]) -> dict[str, str]:
+    """Without a control the list of variants is empty: the form says which is missing,
+    the schema's "at least 1 item" would only repeat it."""
+    if "control" in form_errors:
+        found.pop("variants", None)
+    return found
+
+
 def _text(value: int | None) -> str:
     return "" if value is None else str(value)
 
@@ -336,8 +345,8 @@ class RuleDraft:
 
     @classmethod
     def of(cls, form: FormData) -> RuleDraft:
-        values = {name: form_text(form, name).strip() for name in cls.TEXT}
-        values["description"] = form_text(form, "description")
+        values = {name: field_text(form, name).strip() for name in cls.TEXT}
+        values["description"] = field_text(form, "description")
         content = [v for v in form.getlist("content_ids") if isinstance(v, str) and v]
         return cls(values, content)
 
@@ -507,7 +516,7 @@ async def create_campaign(request: Request, marketer: Marketer, session: DbSessi
     try:
         parsed = CampaignCreate.model_validate(body)
     except ValidationError as exc:
-        errors = {**validation_errors(exc, CAMPAIGN_FIELDS), **errors}
+        errors = {**_variant_errors(validation_errors(exc, CAMPAIGN_FIELDS), errors), **errors}
     else:
         if not errors:
             try:
@@ -543,7 +552,7 @@ async def update_campaign(
     try:
         parsed = CampaignUpdate.model_validate(body)
     except ValidationError as exc:
-        errors = {**validation_errors(exc, CAMPAIGN_FIELDS), **errors}
+        errors = {**_variant_errors(validation_errors(exc, CAMPAIGN_FIELDS), errors), **errors}
     else:
         if not errors:
             try:
@@ -581,7 +590,7 @@ class PreviewDraft:
     @classmethod
     def of(cls, form: FormData) -> PreviewDraft:
         names = ("ip", "user_agent", "custom_agent", "language", "player")
-        return cls({n: form_text(form, n).strip() for n in names})
+        return cls({n: field_text(form, n).strip() for n in names})
 
     def get(self, name: str) -> str:
         return self.values.get(name, "")

@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 from gameportal.console._ops import (
     FORM,
     data_json,
+    field_text,
     find_user,
     local_value,
     number,
@@ -154,7 +155,7 @@ class Compose:
 
     @classmethod
     def of(cls, form: FormData) -> Compose:
-        return cls({name: form_text(form, name).strip() for name in _TEXT_FIELDS})
+        return cls({name: field_text(form, name).strip() for name in _TEXT_FIELDS})
 
     def get(self, name: str) -> str:
         return self.values.get(name, "")

@@ -76,7 +76,7 @@ async def test_an_editor_makes_changes_and_deletes_an_achievement(
         {
             "title": "Ten wins",
             "key": "ten-wins",
-            "description": "Win ten matches.",
+            "description": "Win ten matches.\r\nAny mode.",
             "points": "50",
             "hidden": "1",
             "criteria_type": "stat",
@@ -96,6 +96,7 @@ async def test_an_editor_makes_changes_and_deletes_an_achievement(
     [item] = stored["items"]
     assert item["criteria"] == {"type": "stat", "stat": "wins", "min": 10}
     assert item["hidden"] is True and item["points"] == 50
+    assert item["description"] == "Win ten matches.\nAny mode."  # not the form's CR LF
 
     edit = f"/console/games/{game.id}/achievements/{item['id']}"
     form = parse(await browser.get(edit))

@@ -319,9 +319,9 @@ async def test_results_per_variant_with_the_sample_ratio_warning_and_a_daily_cha
         " ".join(r.text.split()).split(" ")[0]: " ".join(r.text.split())
         for r in parse(page).find("tr")
     }
-    assert "2,000 200 10.00%" in rows["Control"]
+    assert "2,000 expected 50.0% 200 10.00%" in rows["Control"]
     discount = rows["Discount"]
-    assert "3,000 600 20.00%" in discount and "+100.0%" in discount
+    assert "3,000 expected 50.0% 600 20.00%" in discount and "+100.0% p < 0.001" in discount
     assert "100.0%" in discount.split("+100.0%")[1]  # the chance to beat the control
     chart = next(e for e in parse(page).elements if "data-chart" in e.attrs)
     data = json.loads(chart.attrs["data-chart"])

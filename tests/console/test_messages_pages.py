@@ -26,7 +26,7 @@ def in_app_broadcast(**fields: str) -> dict[str, str]:
         "type": "IN_APP",
         "audience": "all",
         "in_app_subject": "Season 3 is live",
-        "in_app_body": "New maps.\nNew rewards.",
+        "in_app_body": "New maps.\r\nNew rewards.",  # as browsers send a textarea
         "in_app_category": "marketing",
         "when": "now",
         "priority": "0",

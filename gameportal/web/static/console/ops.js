@@ -62,6 +62,7 @@ function drawChart(element) {
   const format = formatter(spec.format);
   const height = Number(element.dataset.chartHeight || 260);
   const utc = (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC");
+  const tickFormat = uPlot.fmtDate(spec.days ? "{MMM} {D}" : "{HH}:{mm}");
   const options = {
     width: Math.max(element.clientWidth, 280),
     height,
@@ -69,7 +70,13 @@ function drawChart(element) {
     cursor: { drag: { x: false, y: false } },
     scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(max, spec.format === "percent" ? 0.01 : 1)] } },
     axes: [
-      { stroke: "#44505e", grid: { stroke: "#e6e9ee" } },
+      {
+        stroke: "#44505e",
+        grid: { stroke: "#e6e9ee" },
+        // Days for a daily chart (no hours between them), else 24-hour times; UTC.
+        ...(spec.days ? { incrs: [86400, 2 * 86400, 7 * 86400, 14 * 86400, 28 * 86400] } : {}),
+        values: (u, ticks) => ticks.map((ts) => tickFormat(utc(ts))),
+      },
       { stroke: "#44505e", grid: { stroke: "#e6e9ee" }, size: 60, values: (u, ticks) => ticks.map(format) },
     ],
     series: [
