@@ -158,7 +158,8 @@ def test_every_operation_documents_its_answer_and_its_errors() -> None:
         where = f"{method} {path} ({operation['operationId']})"
         responses = operation["responses"]
         successes = [s for s in responses if s.startswith(("2", "3"))]
-        if not any(s.startswith("2") for s in successes):
+        # A redirect is the whole success of some operations (a link opened in a browser).
+        if not successes:
             offenders.append(f"{where}: no success answer documented")
         for status in successes:
             content = responses[status].get("content")

@@ -40,6 +40,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/me/notifications/stream-ticket"): "user",
     ("GET", "/api/v1/me/notification-preferences"): "user",
     ("PUT", "/api/v1/me/notification-preferences"): "user",
+    ("GET", "/api/v1/unsubscribe"): "anonymous",
     ("POST", "/api/v1/unsubscribe"): "anonymous",
     ("GET", "/api/v1/push/vapid-public-key"): "anonymous",
     ("GET", "/api/v1/content"): "anonymous",

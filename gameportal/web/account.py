@@ -15,10 +15,11 @@ from fastapi.responses import RedirectResponse
 from starlette.datastructures import FormData
 
 from gameportal.db import Database, DbPool, DbReadSession
-from gameportal.errors import InvalidField
+from gameportal.errors import InvalidField, problem_responses
 from gameportal.identity import service as identity_service
 from gameportal.identity.deps import IdentityDep
 from gameportal.identity.service import InvalidResetToken, InvalidVerificationToken
+from gameportal.kit.openapi import headers
 from gameportal.notifications import service as notification_service
 from gameportal.notifications.service import InvalidUnsubscribeLink
 from gameportal.web import links
@@ -227,7 +228,27 @@ async def unsubscribe_submit(request: Request, db: DbPool, identity: IdentityDep
     )
 
 
-@account_pages_router.get("/api/v1/unsubscribe")
+# In the API's document, unlike the pages: see below.
+unsubscribe_redirect_router = APIRouter()
+
+
+@unsubscribe_redirect_router.get(
+    "/api/v1/unsubscribe",
+    # In the API's document, beside the one-click POST on the same URL: a method a
+    # resource answers is one its `Allow` header names, so it is documented too.
+    operation_id="unsubscribe_link_open",
+    tags=["notifications"],
+    summary="The List-Unsubscribe link opened in a browser: on to the unsubscribe page",
+    status_code=status.HTTP_303_SEE_OTHER,
+    response_class=RedirectResponse,
+    responses={
+        303: {
+            "description": "The unsubscribe page, which asks for the click",
+            "headers": headers("Location"),
+        },
+        **problem_responses(422, 500),
+    },
+)
 async def unsubscribe_link_opened(request: Request, token: Token = "") -> Response:
     """The `List-Unsubscribe` URL opened in a browser (a mail program that does not POST
     it itself): on to the page that asks for the click."""

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from starlette.routing import Mount
 
 from gameportal.config import Settings
-from gameportal.web.account import account_pages_router
+from gameportal.web.account import account_pages_router, unsubscribe_redirect_router
 from gameportal.web.assets import STATIC_PREFIX, Assets, StaticAssets
 from gameportal.web.docs import docs_router
 from gameportal.web.pages import Pages
@@ -26,6 +26,8 @@ def install_web(app: FastAPI, settings: Settings) -> None:
     app.state.pages = Pages(assets)
     app.state.docs_openapi_url = base_path + (app.openapi_url or "")
     # Routes added flat, as app.py does for the API's routers (see _add_routes there).
-    app.router.routes.extend([*account_pages_router.routes, *docs_router.routes])
+    app.router.routes.extend(
+        [*account_pages_router.routes, *unsubscribe_redirect_router.routes, *docs_router.routes]
+    )
     app.router.routes.append(Mount(STATIC_PREFIX, app=StaticAssets(assets), name="static"))
     app.router.routes.extend(play_routes(settings, base_path))  # the player demo, /play/
