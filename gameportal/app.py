@@ -74,8 +74,8 @@ from gameportal.progress.leaderboard_boards import Leaderboards
 from gameportal.progress.leaderboard_fastpath import LeaderboardFastPath
 from gameportal.progress.leaderboard_router import leaderboard_router
 from gameportal.progress.router import game_server_router, games_router, me_progress_router
-from gameportal.web.mount import install_web
 from gameportal.progress.service.runtime import runtime as progress_runtime
+from gameportal.web.mount import install_web
 
 DESCRIPTION = """
 The backend a game publisher self-hosts for its player portal and live operations.
@@ -127,11 +127,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await listener.start()
         # Ready means listening (/readyz): the database just answered, so this is quick.
         await listener.wait_connected(within=5)
-        await app.state.liveops.start()
         # Leaderboard notices a crashed process may not have sent (board_events).
         await announce_recent_scores(
             app.state.db.pool, progress_runtime(app.state).notices(app.state.db.pool)
         )
+        await app.state.liveops.start()
         # uvicorn waits for open responses before the shutdown below runs: live streams
         # must hear of SIGTERM from the signal itself, or they hold the process.
         restore_signals = on_exit_signal(app.state.inbox_hub.shut_down)
