@@ -46,6 +46,7 @@ async def test_swagger_ui_loads_only_its_own_files(client: httpx.AsyncClient) ->
     assert names == {
         "/static/vendor/swagger-ui/swagger-ui-bundle.js",
         "/static/vendor/swagger-ui/swagger-ui.css",
+        "/static/docs/swagger.css",
         "/static/docs/swagger-init.js",
         "/static/favicon.svg",
     }
@@ -54,7 +55,7 @@ async def test_swagger_ui_loads_only_its_own_files(client: httpx.AsyncClient) ->
     policy = csp(page)
     assert policy["script-src"] == ["'self'"]
     assert policy["connect-src"] == ["'self'"]
-    assert parse(page).one("main", id="swagger-ui").attrs["data-openapi-url"] == "/openapi.json"
+    assert parse(page).one("div", id="swagger-ui").attrs["data-openapi-url"] == "/openapi.json"
     init = await client.get(next(url for url in urls if "swagger-init" in url))
     assert "SwaggerUIBundle(" in init.text
 
@@ -143,7 +144,9 @@ async def test_behind_a_path_prefix_pages_link_their_files_under_it(database_url
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             # The proxy strips /portal: the app answers on its own paths.
             docs = parse(await client.get("/docs"))
-            assert docs.one("main").attrs["data-openapi-url"] == "/portal/openapi.json"
+            assert (
+                docs.one("div", id="swagger-ui").attrs["data-openapi-url"] == "/portal/openapi.json"
+            )
             for script in docs.find("script"):
                 assert script.attrs["src"].startswith("/portal/static/")
                 served = await client.get(script.attrs["src"].removeprefix("/portal"))

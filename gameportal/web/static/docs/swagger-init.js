@@ -7,7 +7,9 @@
     url: root.dataset.openapiUrl,
     dom_id: "#swagger-ui",
     layout: "BaseLayout",
-    deepLinking: true,
+    // No deep links: Swagger UI draws each one as a link inside the operation's button, a
+    // focusable element inside another (axe-core's nested-interactive, serious).
+    deepLinking: false,
     showExtensions: true,
     showCommonExtensions: true,
     // The online validator's badge would load from another site.
