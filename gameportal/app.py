@@ -110,7 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.db = await Database.connect(settings)
+        app.state.db = await Database.connect_when_reachable(settings)
         listener = PgListener(plain_url(settings.database_url or ""))
         app.state.inbox_hub = InboxHub(listener)
         app.state.content_cache.attach(listener)

@@ -194,6 +194,9 @@ class Settings(BaseSettings):
     # Queue worker: on SIGTERM, how long running deliveries may take to finish; then they
     # are cancelled, their messages given back for a later try, and the worker exits.
     worker_shutdown_grace_seconds: float = Field(default=10, gt=0, le=3600)
+    # An API process that starts while the database cannot be reached (an outage, a server
+    # still starting) waits this long for it before giving up.
+    startup_database_wait_seconds: float = Field(default=60, ge=0, le=3600)
 
     # Public content reads: cached in-process (dropped on any change, via NOTIFY), and
     # cacheable by browsers and CDNs for this long (then revalidated with the ETag).

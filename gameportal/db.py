@@ -15,6 +15,7 @@ from typing import Annotated, Any, NewType
 
 import asyncpg
 import orjson
+import structlog
 from fastapi import Depends, Request
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -25,6 +26,9 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from gameportal.config import Settings
+from gameportal.kit.db_outage import database_unavailable
+
+log = structlog.get_logger(__name__)
 
 # Two names for one type, so a route's signature shows whether it writes; the read one can
 # later point at a replica.
@@ -111,6 +115,36 @@ class Database:
     # Hot paths (the per-request session check) skip the ORM: measured 2.5x cheaper.
     # Every user of this pool gets its connections in the order it asked (FairPool).
     pool: asyncpg.Pool
+
+    @classmethod
+    async def connect_when_reachable(cls, settings: Settings) -> Database:
+        """`connect`, waiting up to `startup_database_wait_seconds` for a database that
+        cannot be reached yet: an API process that starts during an outage (or beside a
+        server still starting) waits for it, as the queue worker does, instead of exiting;
+        under `serve` an exiting API process stops the worker too."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.startup_database_wait_seconds
+        delay = 0.25
+        waiting = False
+        while True:
+            try:
+                database = await cls.connect(settings)
+            except Exception as exc:
+                if not database_unavailable(exc) or loop.time() + delay > deadline:
+                    raise
+                if not waiting:
+                    waiting = True
+                    log.warning(
+                        "database_unavailable_at_start",
+                        error=repr(exc),
+                        waiting_seconds=settings.startup_database_wait_seconds,
+                    )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            if waiting:
+                log.info("database_reachable")
+            return database
 
     @classmethod
     async def connect(cls, settings: Settings) -> Database:

@@ -209,3 +209,48 @@ async def test_connection_level_errors_are_told_from_the_requests_own(
     assert isinstance(elsewhere, ConnectionRefusedError)
     assert not database_unavailable(elsewhere)
     assert not database_unavailable(TimeoutError())
+
+
+async def test_an_api_process_started_during_an_outage_waits_for_the_database(
+    stoppable_pg: StoppablePostgres,
+    stoppable_database_url: str,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    # It exited at once ("Application startup failed"), and under `serve` an API process
+    # that exits stops the queue worker too: a database restart while `serve` started
+    # stopped the whole portal (seen in CI when the API took longer to start than the
+    # worker).
+    app = create_app(make_settings(stoppable_database_url, startup_database_wait_seconds=30))
+    stoppable_pg.stop()
+    capfd.readouterr()
+    try:
+        lifespan = app.router.lifespan_context(app)
+        starting = asyncio.create_task(lifespan.__aenter__())
+        await asyncio.sleep(1.5)
+        assert not starting.done()
+    finally:
+        stoppable_pg.start()
+    await asyncio.wait_for(starting, 30)
+    try:
+        transport = httpx.ASGITransport(app=app, client=(PLAYER_IP, 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            assert (await client.get("/readyz")).status_code == 200
+    finally:
+        await lifespan.__aexit__(None, None, None)
+    events = [line.get("event") for line in _lines(capfd.readouterr().err)]
+    assert events.count("database_unavailable_at_start") == 1
+
+
+async def test_an_api_process_gives_up_on_the_database_after_its_wait(
+    stoppable_pg: StoppablePostgres, stoppable_database_url: str
+) -> None:
+    app = create_app(make_settings(stoppable_database_url, startup_database_wait_seconds=1))
+    stoppable_pg.stop()
+    try:
+        started = time.monotonic()
+        with pytest.raises(OSError):
+            async with app.router.lifespan_context(app):
+                pass
+        assert time.monotonic() - started < 10
+    finally:
+        stoppable_pg.start()

@@ -14,7 +14,14 @@ from typing import Annotated, Any, Literal
 import langcodes
 import orjson
 import pycountry
-from pydantic import AfterValidator, Field, StrictBool, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    StrictBool,
+    StringConstraints,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from gameportal.kit.schemas import (
@@ -171,8 +178,24 @@ Payload = Annotated[Any, AfterValidator(check_payload)]
 # Strict: a number, never `true` or `"1"` read as one (pydantic's lax mode would).
 Weight = Annotated[float, Field(ge=0, le=MAX_WEIGHT, allow_inf_nan=False, strict=True)]
 Coverage = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, strict=True)]
-Level = Annotated[int, Field(ge=1, le=MAX_LEVEL, strict=True)]
-Points = Annotated[int, Field(ge=0, le=MAX_COUNTER, strict=True)]
+
+
+def _whole_number(value: object) -> object:
+    # A JSON number without a fraction, as JSON Schema's `integer` reads it (2467.0 is
+    # 2467); never `true` or `"1"`, which pydantic's lax mode would take.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise PydanticCustomError(
+                "int_from_float", "Input should be a valid integer, got a number with a fraction"
+            )
+        return int(value)
+    return value
+
+
+Level = Annotated[int, BeforeValidator(_whole_number), Field(ge=1, le=MAX_LEVEL)]
+Points = Annotated[int, BeforeValidator(_whole_number), Field(ge=0, le=MAX_COUNTER)]
 PAYLOAD_DESCRIPTION = (
     f"Any JSON handed to the client as it is (a price, a banner, a text): at most "
     f"{MAX_PAYLOAD_BYTES} bytes serialized and {MAX_PAYLOAD_DEPTH} levels deep"

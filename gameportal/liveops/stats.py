@@ -44,8 +44,19 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
+from types import ModuleType
 
-from scipy import stats
+
+@cache
+def _scipy_stats() -> ModuleType:
+    # Imported when results are first asked for: scipy takes 0.7 s to import, which every
+    # API process (and every test app) would otherwise pay at start.
+    from scipy import stats
+
+    module: ModuleType = stats
+    return module
+
 
 ALPHA = 0.05
 # GrowthBook's default: the sequential interval is tightest at about this many players.
@@ -96,8 +107,10 @@ def rate_interval(arm: Arm, alpha: float = ALPHA) -> Interval | None:
     """The Wilson score interval of a conversion rate; None without players."""
     if arm.assigned <= 0:
         return None
-    ci = stats.binomtest(arm.conversions, arm.assigned).proportion_ci(
-        confidence_level=1 - alpha, method="wilson"
+    ci = (
+        _scipy_stats()
+        .binomtest(arm.conversions, arm.assigned)
+        .proportion_ci(confidence_level=1 - alpha, method="wilson")
     )
     return Interval(float(ci.low), float(ci.high))
 
@@ -140,9 +153,9 @@ def compare(
         var_b**2 / (n_b**2 * (n_b - 1)) + var_a**2 / (n_a**2 * (n_a - 1))
     )
     # sf rather than gbstats' 1 - cdf: the same figure, without cancellation when tiny.
-    p_value = float(min(1.0, 2 * stats.t.sf(abs(uplift) / se, dof)))
-    half = float(stats.t.ppf(1 - alpha / 2, dof)) * se
-    chance = float(stats.norm.sf(0, loc=uplift, scale=se))
+    p_value = float(min(1.0, 2 * _scipy_stats().t.sf(abs(uplift) / se, dof)))
+    half = float(_scipy_stats().t.ppf(1 - alpha / 2, dof)) * se
+    chance = float(_scipy_stats().norm.sf(0, loc=uplift, scale=se))
     seq_interval, seq_p = _sequential(uplift, variance, n_a + n_b, alpha, tuning)
     return Comparison(
         uplift=uplift,
@@ -190,4 +203,4 @@ def srm_p_value(assigned: Sequence[int], weights: Sequence[float]) -> float | No
             continue
         expected = weight / total_weight * total
         chi2 += (observed - expected) ** 2 / expected
-    return float(stats.chi2.sf(chi2, len(assigned) - 1))
+    return float(_scipy_stats().chi2.sf(chi2, len(assigned) - 1))

@@ -258,12 +258,34 @@ async def test_references_window_and_weights_are_checked_together(
             {"targetingRules": {"segment": {"gameId": w.game.id, "minLevel": "2"}}},
             "targetingRules.segment.minLevel",
         ),
+        (
+            {"targetingRules": {"segment": {"gameId": w.game.id, "minLevel": True}}},
+            "targetingRules.segment.minLevel",
+        ),
+        (
+            {"targetingRules": {"segment": {"gameId": w.game.id, "minPoints": 2.5}}},
+            "targetingRules.segment.minPoints",
+        ),
         ({"exclusionGroup": "no spaces"}, "exclusionGroup"),
         ({"hashSeed": ""}, "hashSeed"),
     ]:
         found = await _refused(client, who, {"name": "c", "abVariants": [heavy["id"]], **body})
         assert set(found) == {field}, body
     assert await db.fetchval("SELECT count(*) FROM campaigns") == 0
+
+    # A whole number written with a fraction is the number, as JSON Schema's `integer`
+    # reads it (schemathesis sent `"minLevel": 2467.0` and got a 422).
+    whole = await client.post(
+        "/api/v1/admin/campaigns",
+        json={
+            "name": "c",
+            "abVariants": [heavy["id"]],
+            "targetingRules": {"segment": {"gameId": w.game.id, "minLevel": 3.0}},
+        },
+        headers=who,
+    )
+    assert whole.status_code == 201, whole.text
+    assert whole.json()["targetingRules"]["segment"]["minLevel"] == 3
 
 
 async def test_a_patch_merges_targeting_and_keeps_ip_rows_in_step(
