@@ -194,8 +194,8 @@ def _whole_number(value: object) -> object:
     return value
 
 
-Level = Annotated[int, BeforeValidator(_whole_number), Field(ge=1, le=MAX_LEVEL)]
-Points = Annotated[int, BeforeValidator(_whole_number), Field(ge=0, le=MAX_COUNTER)]
+Level = Annotated[int, Field(ge=1, le=MAX_LEVEL), BeforeValidator(_whole_number)]
+Points = Annotated[int, Field(ge=0, le=MAX_COUNTER), BeforeValidator(_whole_number)]
 PAYLOAD_DESCRIPTION = (
     f"Any JSON handed to the client as it is (a price, a banner, a text): at most "
     f"{MAX_PAYLOAD_BYTES} bytes serialized and {MAX_PAYLOAD_DEPTH} levels deep"
