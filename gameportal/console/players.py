@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import Depends, Query, Request
 from starlette.responses import Response
@@ -94,7 +95,7 @@ async def players(
         "console/players/list.html",
         users=users[:PAGE_SIZE],
         filters=filters,
-        query_without_cursor="&".join(f"{k}={v}" for k, v in filters.items() if v),
+        query_without_cursor=urlencode({k: v for k, v in filters.items() if v}),
         next_after=next_after,
         roles=ROLES,
         role_labels=ROLE_LABELS,

@@ -89,6 +89,23 @@ async def test_the_list_pages_by_cursor(
     assert not set(emails_listed(first)) & set(emails_listed(second))
 
 
+async def test_paging_keeps_a_filter_with_reserved_characters(
+    browser: httpx.AsyncClient, client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    # The filter went into the page links unencoded: `q=team+a` came back as "team a".
+    await signed_in(browser, client, db, "admin")
+    await db.execute(
+        "INSERT INTO users (id, email, name, password_hash, roles, preferences) "
+        "SELECT gen_random_uuid(), 'team+a' || i || '@example.com', 'Bulk', 'x', '{user}', '{}' "
+        "FROM generate_series(1, 55) i"
+    )
+    first = await browser.get("/console/players", params={"q": "team+a"})
+    assert len(emails_listed(first)) == 50
+    [next_link] = [a for a in parse(first).find("a") if a.text == "Next page"]
+    second = await browser.get(next_link.attrs["href"])
+    assert len(emails_listed(second)) == 5
+
+
 async def test_a_players_page_shows_profile_roles_sessions_and_events(
     browser: httpx.AsyncClient, client: httpx.AsyncClient, db: asyncpg.Pool
 ) -> None:
