@@ -60,6 +60,7 @@ from gameportal.errors import PortalError
 from gameportal.identity.service import Principal
 from gameportal.liveops import admin_repository, admin_service, results
 from gameportal.liveops.admin_repository import ListFilter, Row
+from gameportal.liveops.errors import CampaignNotFound
 from gameportal.liveops.player_schemas import PreviewRead, PreviewRequest
 from gameportal.liveops.preview import preview as preview_campaign
 from gameportal.liveops.results_schemas import CampaignDaily, CampaignResults
@@ -407,7 +408,7 @@ async def _rule_names(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.U
 async def _campaign(session: AsyncSession, campaign_id: uuid.UUID) -> CampaignRead:
     try:
         row = await admin_service.get_campaign(session, campaign_id)
-    except admin_service.CampaignNotFound:
+    except CampaignNotFound:
         raise not_found("campaign") from None
     return CampaignRead.model_validate(row)
 
@@ -719,7 +720,7 @@ async def _set_active(
         row = await admin_service.set_active(
             session, model, row_id, active, etag_of(row_id, version)
         )
-    except (admin_service.CampaignNotFound, admin_service.ABRuleNotFound):
+    except (CampaignNotFound, admin_service.ABRuleNotFound):
         raise not_found(kind) from None
     except VersionMismatch:
         await session.rollback()

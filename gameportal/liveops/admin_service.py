@@ -30,6 +30,7 @@ from gameportal.liveops.admin_checks import (
     not_null,
     weight_of,
 )
+from gameportal.liveops.errors import CampaignNotFound
 from gameportal.liveops.schemas import (
     ABRuleCreate,
     ABRuleUpdate,
@@ -47,11 +48,6 @@ NAMED_IN_ERRORS = 5
 class ABRuleNotFound(NotFound):
     slug = "ab-rule-not-found"
     title = "A/B rule not found"
-
-
-class CampaignNotFound(NotFound):
-    slug = "campaign-not-found"
-    title = "Campaign not found"
 
 
 class ABRuleInUse(Conflict):

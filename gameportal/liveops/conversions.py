@@ -11,17 +11,13 @@ import asyncpg
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gameportal.errors import Conflict, NotFound
+from gameportal.errors import Conflict
 from gameportal.liveops import evaluation_repository as repo
+from gameportal.liveops.errors import CampaignNotFound
 from gameportal.liveops.evaluation import SHARED_UUIDS
 from gameportal.progress.service.errors import GameNotFound, InvalidApiKey, PlayerNotFound
 
 log = structlog.get_logger(__name__)
-
-
-class CampaignNotFound(NotFound):  # the problem type the admin routes use too
-    slug = "campaign-not-found"
-    title = "Campaign not found"
 
 
 class NotInCampaign(Conflict):

@@ -14,7 +14,7 @@ import asyncpg
 from gameportal.identity.devices import device_type
 from gameportal.liveops import evaluation_repository as repo
 from gameportal.liveops.assignment import new_assignment
-from gameportal.liveops.conversions import CampaignNotFound
+from gameportal.liveops.errors import CampaignNotFound
 from gameportal.liveops.evaluation import address_facts, player_state
 from gameportal.liveops.targeting import (
     Facts,

@@ -18,9 +18,9 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gameportal.errors import NotFound
 from gameportal.kit.time import utcnow
 from gameportal.liveops import stats
+from gameportal.liveops.errors import CampaignNotFound
 from gameportal.liveops.results_schemas import (
     CampaignDaily,
     CampaignResults,
@@ -34,11 +34,6 @@ from gameportal.liveops.results_schemas import (
 )
 from gameportal.models import ABRule, MarketingCampaign
 from gameportal.models.liveops import ABExperimentCount
-
-
-class CampaignNotFound(NotFound):
-    slug = "campaign-not-found"
-    title = "Campaign not found"
 
 
 @dataclass(frozen=True, slots=True)
