@@ -37,7 +37,7 @@ from gameportal.kit.db_outage import DatabaseOutage
 from gameportal.kit.listener import PgListener
 from gameportal.kit.net import parse_networks
 from gameportal.kit.openapi import install_openapi
-from gameportal.kit.routing import install_route_index
+from gameportal.kit.routing import DirectRoutes, install_route_index
 from gameportal.kit.schemas import Schema, example
 from gameportal.kit.signals import on_exit_signal
 from gameportal.liveops.admin_router import liveops_admin_router
@@ -190,6 +190,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     register_error_handlers(app)
+    # Inside the request context: the hottest routes, straight from it to the route.
+    app.add_middleware(DirectRoutes)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_json_body_bytes,

@@ -14,3 +14,14 @@ def first_id_at(unix_seconds: float) -> uuid.UUID:
     (the first 48 bits are the time in milliseconds, then the version and variant)."""
     millis = int(unix_seconds * 1000)
     return uuid.UUID(int=(millis << 80) | (0x7 << 76) | (0b10 << 62))
+
+
+def plain_uuid(text: str) -> uuid.UUID | None:
+    """A path segment in the canonical 36-character form, as a UUID; None for anything
+    else (the declared route then parses it, and refuses what it must, as ever)."""
+    if len(text) != 36:
+        return None
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None

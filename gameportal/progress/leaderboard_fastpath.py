@@ -11,6 +11,7 @@ import time
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gameportal.content.cache import app_path, etag_matches
+from gameportal.kit.ids import plain_uuid
 from gameportal.kit.pagination import InvalidCursor
 from gameportal.observability import (
     REQUEST_ID_HEADER,
@@ -20,7 +21,7 @@ from gameportal.observability import (
 )
 from gameportal.progress.leaderboard import period_start
 from gameportal.progress.leaderboard_boards import CachedPage, Leaderboards
-from gameportal.progress.leaderboard_router import PlainQuery, plain_game_id
+from gameportal.progress.leaderboard_router import PlainQuery
 from gameportal.progress.leaderboard_service import CACHE_CONTROL, decode_cursor
 
 _PREFIX = "/api/v1/games/"
@@ -50,7 +51,7 @@ class LeaderboardFastPath:
     @staticmethod
     def _held_page(scope: Scope, path: str) -> CachedPage | None:
         boards: Leaderboards | None = getattr(scope["app"].state, "leaderboards", None)
-        game_id = plain_game_id(path[len(_PREFIX) : -len(_SUFFIX)])
+        game_id = plain_uuid(path[len(_PREFIX) : -len(_SUFFIX)])
         if boards is None or game_id is None:
             return None
         query = PlainQuery.parse(scope["query_string"], _PARAMS)

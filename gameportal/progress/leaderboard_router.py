@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Request, Response
 from gameportal.content.cache import etag_matches
 from gameportal.errors import problem_responses
 from gameportal.identity.deps import CurrentUser, get_principal
+from gameportal.kit.ids import plain_uuid
 from gameportal.kit.openapi import headers
 from gameportal.kit.routing import answer_directly
 from gameportal.progress.leaderboard import PERIODS, Period
@@ -179,19 +180,10 @@ class PlainQuery:
 _ME_PARAMS = frozenset({"period", "around", "at"})
 
 
-def plain_game_id(text: str) -> uuid.UUID | None:
-    if len(text) != 36:
-        return None
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        return None
-
-
 async def _my_rank_directly(request: Request, _: bytes) -> Response | None:
     # The caller's rank is GET /me plus a lookup in memory: answered without FastAPI's
     # dependency solving, as /me is (tests compare the two routes' answers).
-    game_id = plain_game_id(request.scope["path_params"].get("game_id", ""))
+    game_id = plain_uuid(request.scope["path_params"].get("game_id", ""))
     query = PlainQuery.parse(request.scope["query_string"], _ME_PARAMS)
     if game_id is None or query is None:
         return None
