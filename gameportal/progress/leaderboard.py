@@ -156,21 +156,33 @@ class RankBoard:
             return None, []
         # Found as SortedList.bisect_left finds it (its layout: sorted sublists of about a
         # thousand keys and their maxima; `_loc` turns a place in a sublist into a
-        # position). The neighbours are then nearly always in the same sublist, and a
-        # slice of it costs a fraction of a positional slice of the whole list, which
-        # walks the index twice: a third of the caller's rank request, measured. A test
-        # checks this against `page` at every position of a board of many sublists.
+        # position), the neighbours then taken from that sublist and, at its ends, from
+        # the next ones out: a positional slice of the whole list walks the index twice,
+        # a third of the caller's rank request, measured. A test checks this against
+        # `page` at every position of a board of many sublists.
         sorted_keys = self._sorted
+        lists = sorted_keys._lists
         place = bisect_left(sorted_keys._maxes, key)
-        sublist = sorted_keys._lists[place]
-        index = bisect_left(sublist, key)
+        index = bisect_left(lists[place], key)
         position: int = sorted_keys._loc(place, index)
-        if count <= index and index + count < len(sublist):
-            return position + 1, [
-                (rank, k & _USER_MASK, _POINTS_MAX - (k >> _POINTS_SHIFT))
-                for rank, k in enumerate(
-                    sublist[index - count : index + count + 1], position - count + 1
-                )
-            ]
-        first = max(position - count, 0)
-        return position + 1, self.page(first, position + count + 1 - first)
+        keys: list[int] = []
+        wanted, here, at = min(count, position), place, index  # those above
+        while wanted:
+            if at == 0:
+                here -= 1
+                at = len(lists[here])
+            taken = min(wanted, at)
+            keys[:0] = lists[here][at - taken : at]
+            at -= taken
+            wanted -= taken
+        wanted, here, at = count + 1, place, index  # the player and those below
+        while wanted and here < len(lists):
+            taken_keys = lists[here][at : at + wanted]
+            keys += taken_keys
+            wanted -= len(taken_keys)
+            here, at = here + 1, 0
+        first = position - min(count, position) + 1
+        return position + 1, [
+            (rank, k & _USER_MASK, _POINTS_MAX - (k >> _POINTS_SHIFT))
+            for rank, k in enumerate(keys, first)
+        ]

@@ -119,3 +119,18 @@ def test_around_agrees_with_the_list_across_the_inner_sublists() -> None:
         for count in (0, 5):
             first = max(rank - 1 - count, 0)
             assert board.around(user, count) == (rank, everyone[first : rank + count])
+
+
+def test_around_takes_neighbours_from_several_sublists() -> None:
+    """Neighbours across the ends of a sublist, and of several (sublists of 2 to 8 keys
+    here, as SortedList keeps them for a load of 4): still the slice of the list."""
+    rng = random.Random(4)
+    board = RankBoard(
+        entry_key(rng.randint(0, 30), rng.randint(0, 9), uuid.uuid4().int) for _ in range(300)
+    )
+    board._sorted._reset(4)
+    everyone = board.page(0, len(board))
+    for rank, user, _ in everyone:
+        for count in (0, 1, 5, 17, 400):
+            first = max(rank - 1 - count, 0)
+            assert board.around(user, count) == (rank, everyone[first : rank + count])
