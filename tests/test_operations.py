@@ -229,3 +229,29 @@ print(asyncio.run(metrics_endpoint(Request())).body.decode())
     assert _value(scrape, 'gameportal_queue_depth{status="PENDING",type="PUSH"}') == 4
     assert _value(scrape, 'gameportal_queue_depth{status="PENDING",type="EMAIL"}') == 9
     assert "gameportal_http_requests_total" in scrape
+
+
+_FORKER = """
+import os
+from prometheus_client import values
+from gameportal.observability import record_request
+assert values.ValueClass._cached_process_id  # the process id is not asked per increment
+record_request("GET", "/healthz", 200, 0.003)
+child = os.fork()
+if child == 0:
+    record_request("GET", "/healthz", 200, 0.003)
+    record_request("GET", "/healthz", 200, 0.003)
+    os._exit(0)
+os.waitpid(child, 0)
+record_request("GET", "/healthz", 200, 0.003)
+"""
+
+
+def test_a_forked_process_keeps_its_metrics_apart(tmp_path: Path) -> None:
+    # The process id is cached: a child must still see that it forked and write files
+    # of its own, or it and its parent overwrite each other's counts.
+    _in_process(_FORKER, tmp_path)
+    assert len(list(tmp_path.glob("counter_*.db"))) == 2
+    scrape = _in_process(_SCRAPER, tmp_path)
+    requests = 'gameportal_http_requests_total{method="GET",route="/healthz",status="200"}'
+    assert _value(scrape, requests) == 4

@@ -58,6 +58,10 @@ def board_key(
 
 
 async def open_board(boards: Leaderboards, key: BoardKey) -> Board:
+    held = boards.held(key)  # the usual case, answered without a coroutine
+    if held is not None:
+        boards.touch(held)
+        return held
     if not await boards.game_is_open(key[0]):
         raise UnknownGame(f"no published game {key[0]}")
     return await boards.board(key)
