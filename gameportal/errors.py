@@ -140,6 +140,10 @@ class InvalidField(PortalError):
         return error
 
 
+# The most field problems one answer lists.
+MAX_LISTED_PROBLEMS = 100
+
+
 def problem_response(
     status: int,
     slug: str,
@@ -150,13 +154,19 @@ def problem_response(
     errors: Sequence[FieldProblem] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
+    listed = list(errors) if errors else None
+    if listed is not None and len(listed) > MAX_LISTED_PROBLEMS:
+        # Ten thousand bad CIDRs made a 2.1 MB answer: the client learns what is wrong
+        # from the first ones (fixing those, it is told of the next).
+        listed = listed[:MAX_LISTED_PROBLEMS]
+        detail = f"{detail or title}; the first {MAX_LISTED_PROBLEMS} are listed"
     body = Problem(
         type=PROBLEM_TYPE_PREFIX + slug,
         title=title,
         status=status,
         detail=detail,
         instance=instance,
-        errors=list(errors) if errors else None,
+        errors=listed,
     )
     return JSONResponse(
         body.model_dump(exclude_none=True),

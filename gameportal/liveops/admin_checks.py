@@ -47,7 +47,7 @@ async def check_content(
     found = await repo.content_types(session, ids)
     for index, content_id in enumerate(ids):
         if content_id not in found:
-            problems.add(f"{field}[{index}]", f"no content item has id {content_id}", "not_found")
+            problems.add(f"{field}.{index}", f"no content item has id {content_id}", "not_found")
 
 
 async def check_segment(session: AsyncSession, problems: Problems, segment: Segment) -> None:
@@ -90,12 +90,12 @@ async def check_variants(
     for index, rule_id in enumerate(ids):
         if rule_id in first:
             problems.add(
-                f"abVariants[{index}]",
-                f"repeats abVariants[{first[rule_id]}]: each variant appears once",
+                f"abVariants.{index}",
+                f"repeats abVariants.{first[rule_id]}: each variant appears once",
                 "repeated",
             )
         elif rule_id not in found:
-            problems.add(f"abVariants[{index}]", f"no A/B rule has id {rule_id}", "not_found")
+            problems.add(f"abVariants.{index}", f"no A/B rule has id {rule_id}", "not_found")
         first.setdefault(rule_id, index)
     if found.keys() >= set(ids) and sum(weight_of(found[i]) for i in set(ids)) <= 0:
         problems.add(

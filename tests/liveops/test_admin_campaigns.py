@@ -210,14 +210,14 @@ async def test_references_window_and_weights_are_checked_together(
     )
     assert set(found) == {
         "endAt",
-        "abVariants[1]",
-        "abVariants[2]",
-        "contentIds[1]",
+        "abVariants.1",
+        "abVariants.2",
+        "contentIds.1",
         "targetingRules.segment.gameId",
         "targetingRules.segment.maxLevel",
     }
-    assert found["abVariants[1]"]["code"] == "not_found"
-    assert found["abVariants[2]"]["code"] == "repeated"
+    assert found["abVariants.1"]["code"] == "not_found"
+    assert found["abVariants.2"]["code"] == "repeated"
     assert "NEWS" in found["targetingRules.segment.gameId"]["message"]
 
     found = await _refused(client, who, {"name": "c", "abVariants": [light["id"]]})

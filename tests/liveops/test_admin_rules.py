@@ -126,9 +126,9 @@ async def test_a_rule_is_checked_field_by_field(
     )
     assert response.status_code == 422
     fields = errors_by_field(response)
-    assert set(fields) == {"endAt", "rule.contentIds[0]"}  # all at once
+    assert set(fields) == {"endAt", "rule.contentIds.0"}  # all at once
     assert "after startAt" in fields["endAt"]["message"]
-    assert missing in fields["rule.contentIds[0]"]["message"]
+    assert missing in fields["rule.contentIds.0"]["message"]
     assert await db.fetchval("SELECT count(*) FROM ab_rules") == 0
 
 

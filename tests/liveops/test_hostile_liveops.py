@@ -124,6 +124,27 @@ async def test_odd_cidrs_are_refused_by_name(
     assert await db.fetchval("SELECT count(*) FROM campaigns") == 0
 
 
+async def test_ten_thousand_bad_ranges_get_an_answer_of_a_readable_size(
+    client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    # Each bad CIDR was named: 10,000 of them made a 2.1 MB problem document.
+    who = await marketer(client, db)
+    rule = await new_rule(client, who)
+    bad = [f"10.{i // 256}.{i % 256}.1/24" for i in range(10_000)]
+    response = await client.post(
+        CAMPAIGNS,
+        json={"name": "c", "abVariants": [rule["id"]], "targetingRules": {"ipRanges": bad}},
+        headers=who,
+    )
+    problem = _problem(response, 422)
+    assert len(response.content) < 64 * 1024
+    assert len(problem["errors"]) == 100
+    assert problem["errors"][0]["field"] == "targetingRules.ipRanges.0"
+    assert problem["errors"][0]["code"] == "cidr_not_canonical"
+    assert "the first 100 are listed" in problem["detail"]
+    assert await db.fetchval("SELECT count(*) FROM campaigns") == 0
+
+
 async def test_whole_address_spaces_are_ranges_like_any_other(
     client: httpx.AsyncClient, db: asyncpg.Pool
 ) -> None:

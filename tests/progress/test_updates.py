@@ -259,3 +259,47 @@ async def test_what_vanished_between_check_and_write_is_named(db: asyncpg.Pool) 
                 else:
                     await repo.insert_unlocks(conn, user, game, [achievement])
             assert isinstance(_vanished(caught.value, user), expected)
+
+
+# --- answered directly (kit.routing.answer_directly) and by the declared route alike -------
+
+DECLARED = "application/json; charset=utf-8"  # a content type only the declared route takes
+
+
+async def _post(
+    client: httpx.AsyncClient, url: str, headers: dict[str, str], body: bytes, content_type: str
+) -> httpx.Response:
+    return await client.post(url, content=body, headers={**headers, "Content-Type": content_type})
+
+
+async def test_the_direct_answer_is_the_declared_routes(
+    client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    w = await world(client, db)
+    user_id, _ = await player(client)
+    url = w.game.url(user_id)
+    body = b'{"pointsDelta":3,"experienceDelta":2,"stats":{"kills":1},"idempotencyKey":"d-1"}'
+    direct = await _post(client, url, w.game.server, body, "application/json")
+    declared = await _post(client, url, w.game.server, body, DECLARED)  # the retry
+    assert direct.status_code == declared.status_code == 200
+    assert direct.content == declared.content
+    assert direct.headers["content-type"] == declared.headers["content-type"]
+    other = b'{"pointsDelta":1,"idempotencyKey":"d-2"}'
+    declared = await _post(client, url, w.game.server, other, DECLARED)
+    direct = await _post(client, url, w.game.server, other, "application/json")  # the retry
+    assert direct.content == declared.content
+    assert await db.fetchval("SELECT points FROM user_progress") == 4
+    # Errors: the same problem documents, whichever way the request went.
+    nobody = w.game.url(str(uuid.uuid4()))
+    for url_, payload in ((nobody, other), (url, b'{"pointsDelta":1,"idempotencyKey":"d-1"}')):
+        a = await _post(client, url_, w.game.server, payload, "application/json")
+        b = await _post(client, url_, w.game.server, payload, DECLARED)
+        assert a.status_code == b.status_code and a.status_code in (404, 409)
+        assert a.json() == b.json()
+    bad = await _post(
+        client, url, w.game.server, b'{"pointsDelta":-1,"idempotencyKey":"x"}', "application/json"
+    )
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "pointsDelta"
+    # A player's token is refused before the body is read, as on the declared route.
+    refused = await _post(client, url, {"Authorization": "Bearer a.b.c"}, body, "application/json")
+    assert refused.status_code == 403
