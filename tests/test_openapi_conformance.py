@@ -216,9 +216,9 @@ BEYOND_THE_SCHEMA: dict[tuple[str, str], list[tuple[int, str]]] = {
     ("GET", "/api/v1/content/{content_type}/{slug}"): [(422, _LANGUAGE)],
     # Content in format JSON must parse as JSON; attributes must be plain JSON (no integer
     # past 64 bits, at most 6 levels, 16 KiB), which a schema for any JSON cannot bound.
-    ("POST", "/api/v1/content"): [(422, _LANGUAGE + r"|media\[\d+\]|content|attributes")],
+    ("POST", "/api/v1/content"): [(422, _LANGUAGE + r"|media\.\d+|content|attributes")],
     ("PATCH", "/api/v1/content/{content_id}"): [
-        (422, _LANGUAGE + r"|media\[\d+\]|content|attributes"),
+        (422, _LANGUAGE + r"|media\.\d+|content|attributes"),
         (412, "precondition-failed"),
     ],
     ("DELETE", "/api/v1/content/{content_id}"): [(412, "precondition-failed")],
@@ -232,15 +232,15 @@ BEYOND_THE_SCHEMA: dict[tuple[str, str], list[tuple[int, str]]] = {
     # `at` goes only with period=week or month: parameters that depend on each other.
     ("GET", "/api/v1/games/{game_id}/leaderboard"): [(422, "at")],
     # An existing game and media; level thresholds strictly increasing.
-    ("POST", "/api/v1/admin/achievements"): [(422, r"gameId|media\[\d+\]")],
+    ("POST", "/api/v1/admin/achievements"): [(422, r"gameId|media\.\d+")],
     ("PUT", "/api/v1/admin/games/{game_id}/levels"): [(422, "thresholds")],
     # Live operations: ids that exist, a window that is not empty, payload bounds (size,
     # depth), canonical CIDRs, registered languages, a segment's game and achievement.
-    ("POST", "/api/v1/admin/ab-rules"): [(422, r"endAt|rule\.contentIds\[\d+\]|rule\.payload")],
+    ("POST", "/api/v1/admin/ab-rules"): [(422, r"endAt|rule\.contentIds\.\d+|rule\.payload")],
     ("POST", "/api/v1/admin/campaigns"): [
         (
             422,
-            r"endAt|abVariants(\[\d+\])?|contentIds\[\d+\]|targetingRules\.(ipRanges|languages)"
+            r"endAt|abVariants(\.\d+)?|contentIds\.\d+|targetingRules\.(ipRanges|languages)"
             r"\.\d+|targetingRules\.segment\.(gameId|maxLevel|hasAchievement)",
         )
     ],

@@ -85,7 +85,7 @@ async def _check_media(session: AsyncSession, media: list[uuid.UUID]) -> None:
         raise InvalidField.many(
             [
                 FieldProblem(
-                    field=f"media[{media.index(m)}]",
+                    field=f"media.{media.index(m)}",
                     location="body",
                     message=f"no media asset has id {m}",
                     code="not_found",

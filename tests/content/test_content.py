@@ -136,7 +136,7 @@ async def test_bad_content_is_refused_naming_the_field_and_writes_nothing(
     client: httpx.AsyncClient, editor: dict[str, str], db: asyncpg.Pool
 ) -> None:
     cases: list[tuple[dict[str, Any], str]] = [
-        ({"media": [str(uuid.uuid4())]}, "media[0]"),
+        ({"media": [str(uuid.uuid4())]}, "media.0"),
         ({"format": "JSON", "content": "{not json"}, "content"),
         ({"slug": "Not A Slug"}, "slug"),
         ({"locale": "not a locale!"}, "locale"),

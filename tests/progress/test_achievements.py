@@ -110,7 +110,7 @@ async def test_admin_lists_page_by_cursor(client: httpx.AsyncClient, db: asyncpg
         ({"points": -1}, "points"),
         ({"key": "with space"}, "key"),
         ({"title": ""}, "title"),
-        ({"media": [str(uuid.UUID(int=1))]}, "media[0]"),
+        ({"media": [str(uuid.UUID(int=1))]}, "media.0"),
         ({"gameId": str(uuid.UUID(int=2))}, "gameId"),
     ],
 )

@@ -86,7 +86,7 @@ async def _media(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID,
         raise InvalidField.many(
             [
                 FieldProblem(
-                    field=f"media[{ids.index(m)}]",
+                    field=f"media.{ids.index(m)}",
                     location="body",
                     message=f"no media asset has id {m}",
                     code="not_found",
