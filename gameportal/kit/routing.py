@@ -125,6 +125,11 @@ class _Node:
         # None -> every route that may match the path at all (for 405 and redirects).
         self.by_method: dict[str | None, tuple[BaseRoute, ...]] = {}
 
+    def candidates(self, method: str) -> tuple[BaseRoute, ...]:
+        """The routes that may FULL-match a request with this method, in order."""
+        found = self.by_method.get(method)
+        return self.by_method[_ANY_METHOD] if found is None else found
+
 
 class RouteIndex:
     """The tree for one version of a router's route list; None from `build` when some
@@ -181,9 +186,7 @@ class RouteIndex:
         return node
 
     def candidates(self, route_path: str, method: str) -> tuple[BaseRoute, ...]:
-        by_method = self.node_for(route_path).by_method
-        found = by_method.get(method)
-        return by_method[_ANY_METHOD] if found is None else found
+        return self.node_for(route_path).candidates(method)
 
 
 def _placement(route: BaseRoute) -> tuple[list[str], frozenset[str] | None] | bool | None:
@@ -253,18 +256,14 @@ class IndexedRouter:
             return None
         if _may_be_unreadable(scope):
             return None  # parameters that may need refusing: the router does that
-        node = index.node_for(get_route_path(scope))
-        full = node.by_method.get(scope["method"])
-        for route in node.by_method[_ANY_METHOD] if full is None else full:
-            match, child_scope = route.matches(scope)
-            if match is Match.FULL:
-                if not getattr(route, _DIRECT, False):
-                    return None
-                scope.update(child_scope)
-                scope["route"] = route
-                scope.setdefault("router", self.router)
-                return route
-        return None
+        found = _first_full_match(index.node_for(get_route_path(scope)), scope)
+        if found is None or not getattr(found[0], _DIRECT, False):
+            return None
+        route, child_scope = found
+        scope.update(child_scope)
+        scope["route"] = route
+        scope.setdefault("router", self.router)
+        return route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         index = self.index() if self._plain(scope) else None
@@ -276,20 +275,18 @@ class IndexedRouter:
             scope["router"] = router
         route_path = get_route_path(scope)
         node = index.node_for(route_path)
-        method = scope["method"]
-        full = node.by_method.get(method)
-        for route in node.by_method[_ANY_METHOD] if full is None else full:
-            match, child_scope = route.matches(scope)
-            if match is Match.FULL:
-                scope.update(child_scope)
-                scope["route"] = route
-                if _may_be_unreadable(scope):
-                    refused = unreadable_parameters(scope)
-                    if refused:
-                        await _refuse(refused, scope, receive, send)
-                        return
-                await route.handle(scope, receive, send)
-                return
+        found = _first_full_match(node, scope)
+        if found is not None:
+            route, child_scope = found
+            scope.update(child_scope)
+            scope["route"] = route
+            if _may_be_unreadable(scope):
+                refused = unreadable_parameters(scope)
+                if refused:
+                    await _refuse(refused, scope, receive, send)
+                    return
+            await route.handle(scope, receive, send)
+            return
 
         partial: tuple[BaseRoute, Scope] | None = None
         allowed: set[str] | None = set()
@@ -344,6 +341,16 @@ def _relative_location(scope: Scope) -> str:
     location = "/" + path.lstrip("/")
     query: bytes = scope.get("query_string", b"")
     return location + "?" + query.decode("latin-1") if query else location
+
+
+def _first_full_match(node: _Node, scope: Scope) -> tuple[BaseRoute, Scope] | None:
+    """The first of the node's routes for the request's method that matches it fully,
+    with the scope its match gives."""
+    for route in node.candidates(scope["method"]):
+        match, child_scope = route.matches(scope)
+        if match is Match.FULL:
+            return route, child_scope
+    return None
 
 
 def _may_be_unreadable(scope: Scope) -> bool:

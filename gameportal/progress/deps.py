@@ -10,6 +10,8 @@ from fastapi.security import APIKeyHeader
 from gameportal.errors import Forbidden, Unauthorized
 from gameportal.progress.keys import PREFIX, key_hash, looks_like_key
 
+_CHECKED = "gameportal.game_key_hash"
+
 
 class GameKeyAuth(APIKeyHeader):
     """The SHA-256 of the game API key the request carries, as `X-API-Key: <key>` or
@@ -18,6 +20,16 @@ class GameKeyAuth(APIKeyHeader):
     refused by the very next request). Also the OpenAPI security scheme."""
 
     async def __call__(self, request: Request) -> bytes:  # type: ignore[override]
+        # Asked twice per request on the routes with a body: before the body is read
+        # (identity.deps.authenticate_before_body), then by the route itself.
+        checked: bytes | None = request.scope.get(_CHECKED)
+        if checked is not None:
+            return checked
+        request.scope[_CHECKED] = hashed = self._check(request)
+        return hashed
+
+    @staticmethod
+    def _check(request: Request) -> bytes:
         key = request.headers.get("x-api-key")
         if key is None:
             scheme, _, token = (request.headers.get("authorization") or "").partition(" ")

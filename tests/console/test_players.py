@@ -72,15 +72,21 @@ async def test_search_by_email_prefix_role_status_and_joined_today(
         assert page.one("label", for_=field)
 
 
+async def _many_players(db: asyncpg.Pool, email_prefix: str) -> None:
+    """55 players, more than a page, with addresses `<prefix><n>@example.com`."""
+    await db.execute(
+        "INSERT INTO users (id, email, name, password_hash, roles, preferences) "
+        "SELECT gen_random_uuid(), $1 || i || '@example.com', 'Bulk', 'x', '{user}', '{}' "
+        "FROM generate_series(1, 55) i",
+        email_prefix,
+    )
+
+
 async def test_the_list_pages_by_cursor(
     browser: httpx.AsyncClient, client: httpx.AsyncClient, db: asyncpg.Pool
 ) -> None:
     await signed_in(browser, client, db, "admin")
-    await db.execute(
-        "INSERT INTO users (id, email, name, password_hash, roles, preferences) "
-        "SELECT gen_random_uuid(), 'bulk' || i || '@example.com', 'Bulk', 'x', '{user}', '{}' "
-        "FROM generate_series(1, 55) i"
-    )
+    await _many_players(db, "bulk")
     first = await browser.get("/console/players?q=bulk")
     assert len(emails_listed(first)) == 50
     [next_link] = [a for a in parse(first).find("a") if a.text == "Next page"]
@@ -94,11 +100,7 @@ async def test_paging_keeps_a_filter_with_reserved_characters(
 ) -> None:
     # The filter went into the page links unencoded: `q=team+a` came back as "team a".
     await signed_in(browser, client, db, "admin")
-    await db.execute(
-        "INSERT INTO users (id, email, name, password_hash, roles, preferences) "
-        "SELECT gen_random_uuid(), 'team+a' || i || '@example.com', 'Bulk', 'x', '{user}', '{}' "
-        "FROM generate_series(1, 55) i"
-    )
+    await _many_players(db, "team+a")
     first = await browser.get("/console/players", params={"q": "team+a"})
     assert len(emails_listed(first)) == 50
     [next_link] = [a for a in parse(first).find("a") if a.text == "Next page"]
