@@ -332,12 +332,40 @@ class Worker:
                 self._finished = done + self._finished
                 raise
             except DATABASE_ERRORS as exc:
-                self._finished = [m for m in done if self._keep(m, exc)] + self._finished
+                if len(done) == 1:
+                    self._finished = [m for m in done if self._keep(m, exc)] + self._finished
+                else:
+                    await self._complete_each(done)
                 return
             except BaseException:
                 self._finished = done + self._finished
                 raise
             self._settled(done, sent)
+
+    async def _complete_each(self, done: list[ClaimedMessage]) -> None:
+        """After the statement marking `done` SENT was refused: each on its own, so that
+        the one the database refuses does not hold back the rest (kept with it, they would
+        run out their leases and be delivered again)."""
+        written: list[ClaimedMessage] = []
+        sent: set[uuid.UUID] = set()
+        n = 0
+        try:
+            for n, message in enumerate(done):
+                try:
+                    sent |= await repo.complete_many(self.pool, ids=[message.id], owner=self.owner)
+                except CONNECTION_ERRORS:
+                    raise
+                except DATABASE_ERRORS as exc:
+                    if self._keep(message, exc):
+                        self._finished.append(message)
+                    continue
+                written.append(message)
+        except BaseException:
+            self._finished = done[n:] + self._finished
+            raise
+        finally:
+            if written:
+                self._settled(written, sent)
 
     def _keep(self, message: ClaimedMessage, exc: BaseException) -> bool:
         """Whether to try writing the outcome of `message` again after `exc`: yes while

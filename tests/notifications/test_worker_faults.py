@@ -178,8 +178,12 @@ async def test_a_worker_started_while_the_database_is_down_waits_for_it(
     _no_tracebacks(log)
 
 
+# One slot: if the unrecorded message kept it, nothing else would be delivered. Eight: the
+# outcomes are written together, and the one refused must not take the others with it
+# (they would run out their leases and be delivered twice).
+@pytest.mark.parametrize("slots", ["1", "8"])
 async def test_an_outcome_the_database_refuses_frees_the_slot_and_lets_the_lease_run_out(
-    stoppable_database_url: str, smtp: tuple[CountingSmtp, int], tmp_path: Path
+    stoppable_database_url: str, smtp: tuple[CountingSmtp, int], tmp_path: Path, slots: str
 ) -> None:
     url, (server, port) = stoppable_database_url, smtp
     ids = await queue_mail(url, 8)
@@ -196,9 +200,8 @@ async def test_an_outcome_the_database_refuses_frees_the_slot_and_lets_the_lease
         """
     )
     log = tmp_path / "worker.log"
-    # One slot: if the unrecorded message kept it, nothing else would be delivered.
     proc = start_worker(
-        url, log, "--types", "EMAIL", "--concurrency", "1", "--batch", "1",
+        url, log, "--types", "EMAIL", "--concurrency", slots, "--batch", slots,
         "--lease-seconds", "2", smtp_port=port,
     )  # fmt: skip
     try:
