@@ -348,9 +348,10 @@ class Worker:
         run out their leases and be delivered again)."""
         written: list[ClaimedMessage] = []
         sent: set[uuid.UUID] = set()
-        n = 0
+        left = collections.deque(done)
         try:
-            for n, message in enumerate(done):
+            while left:
+                message = left[0]
                 try:
                     sent |= await repo.complete_many(self.pool, ids=[message.id], owner=self.owner)
                 except CONNECTION_ERRORS:
@@ -358,10 +359,11 @@ class Worker:
                 except DATABASE_ERRORS as exc:
                     if self._keep(message, exc):
                         self._finished.append(message)
-                    continue
-                written.append(message)
+                else:
+                    written.append(message)
+                left.popleft()
         except BaseException:
-            self._finished = done[n:] + self._finished
+            self._finished = [*left, *self._finished]
             raise
         finally:
             if written:
