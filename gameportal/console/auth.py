@@ -177,7 +177,7 @@ def _field(row: object, name: str) -> Any:
 async def _end_session(
     request: Request, user_id: uuid.UUID, session_id: uuid.UUID, roles: tuple[str, ...]
 ) -> None:
-    principal = Principal(user_id=user_id, session_id=session_id, roles=roles, user={})
+    principal = Principal(user_id=user_id, session_id=session_id, roles=roles)
     async with request.app.state.db.sessionmaker() as session:
         await identity_service.logout(session, principal)
         await session.commit()

@@ -88,30 +88,48 @@ class AccessTokenAuth(HTTPBearer):
         known: Principal | None = request.scope.get(_PRINCIPAL)
         if known is not None:  # checked before the body was read (authenticate_before_body)
             return known
-        scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise Unauthorized("send an access token as `Authorization: Bearer <token>`")
-        identity: Identity = request.app.state.identity
-        try:
-            claims = identity.tokens.decode(token.strip())
-        except InvalidAccessToken as exc:
-            raise Unauthorized(str(exc)) from None
+        return await _check_access_token(request, profile=False)
+
+
+async def _check_access_token(request: Request, *, profile: bool) -> Principal:
+    """The session check; with `profile` the user's profile is read by the same query."""
+    scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("send an access token as `Authorization: Bearer <token>`")
+    identity: Identity = request.app.state.identity
+    try:
+        claims = identity.tokens.decode(token.strip())
+    except InvalidAccessToken as exc:
+        raise Unauthorized(str(exc)) from None
+    pool = request.app.state.db.pool
+    user: dict[str, Any] | None = None
+    if profile:
         row = await repo.live_session_user(
-            request.app.state.db.pool,
-            session_id=claims.session_id,
-            user_id=claims.user_id,
-            idle=identity.idle_timeout,
+            pool, session_id=claims.session_id, user_id=claims.user_id, idle=identity.idle_timeout
         )
-        if row is None:
+        roles = None if row is None else row["roles"]
+        user = None if row is None else dict(row)
+    else:
+        roles = await repo.live_session_roles(
+            pool, session_id=claims.session_id, user_id=claims.user_id, idle=identity.idle_timeout
+        )
+    if roles is None:
+        raise Unauthorized("the session has ended; log in again")
+    return Principal(
+        user_id=claims.user_id,
+        session_id=claims.session_id,
+        # The database's roles, not the token's: role changes apply at once.
+        roles=tuple(roles),
+        user=user,
+    )
+
+
+class _AccessTokenProfile(AccessTokenAuth):
+    async def __call__(self, request: Request) -> dict[str, Any]:  # type: ignore[override]
+        principal = await _check_access_token(request, profile=True)
+        if principal.user is None:  # pragma: no cover (profile=True reads it)
             raise Unauthorized("the session has ended; log in again")
-        user = dict(row)
-        return Principal(
-            user_id=claims.user_id,
-            session_id=claims.session_id,
-            # The database's roles, not the token's: role changes apply at once.
-            roles=tuple(user["roles"]),
-            user=user,
-        )
+        return principal.user
 
 
 get_principal = AccessTokenAuth(
@@ -119,6 +137,14 @@ get_principal = AccessTokenAuth(
     description="The `accessToken` from login, register or refresh: `Authorization: Bearer …`",
 )
 CurrentUser = Annotated[Principal, Depends(get_principal)]
+
+# The caller's own profile (UserRead's fields), read by the session check itself: for the
+# routes that answer with it, the same security scheme.
+get_user_profile = _AccessTokenProfile(
+    scheme_name="AccessToken",
+    description="The `accessToken` from login, register or refresh: `Authorization: Bearer …`",
+)
+CurrentUserProfile = Annotated[dict[str, Any], Depends(get_user_profile)]
 
 
 class _AccessTokenIfSent(AccessTokenAuth):

@@ -24,10 +24,11 @@ from gameportal.identity.deps import (
     BearerIfSent,
     Client,
     CurrentUser,
+    CurrentUserProfile,
     IdentityDep,
     get_auth_call,
     get_client_info,
-    get_principal,
+    get_user_profile,
 )
 from gameportal.identity.schemas import (
     AccountDelete,
@@ -371,16 +372,16 @@ async def logout(principal: BearerIfSent, session: DbSession, request: Request) 
 
 
 @me_router.get("", operation_id="me_get", response_model=UserRead, responses=problem_responses(401))
-async def get_me(principal: CurrentUser) -> UserRead:
+async def get_me(user: CurrentUserProfile) -> UserRead:
     # The session check already read the user: no second query.
-    return UserRead.model_validate(principal.user)
+    return UserRead.model_validate(user)
 
 
 async def _get_me_directly(request: Request, _: bytes) -> Response:
     # get_me without FastAPI's dependency solving and response validation (about a third
     # of the request's time in the app), as tests/identity/test_hot_paths.py checks.
-    principal = await get_principal(request)
-    return Response(user_read_json(principal.user), media_type="application/json")
+    user = await get_user_profile(request)
+    return Response(user_read_json(user), media_type="application/json")
 
 
 answer_directly(me_router, get_me, _get_me_directly)

@@ -269,7 +269,7 @@ async def inbox_events(
                 heartbeat = loop.time() >= next_check
                 if subscription.recheck or heartbeat:
                     subscription.recheck = False
-                    live = await identity_repo.live_session_user(
+                    live = await identity_repo.live_session_roles(
                         pool, session_id=session_id, user_id=user_id, idle=idle
                     )
                     if live is None:

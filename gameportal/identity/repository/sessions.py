@@ -21,15 +21,20 @@ SESSIONS_ENDED_CHANNEL = "gameportal_sessions_ended"
 
 # --- hot paths (asyncpg) -------------------------------------------------------------------
 
-_PRINCIPAL_SQL = """
-SELECT u.id, u.email, u.name, u.created_at, u.last_login_at, u.is_blocked, u.country,
-       u.roles, u.preferences, u.email_verified_at
+_LIVE_SESSION = """
 FROM sessions s JOIN users u ON u.id = s.user_id
 WHERE s.id = $1 AND s.user_id = $2
   AND s.revoked_at IS NULL AND s.expires_at > now()
   AND s.last_used_at > now() - $3::interval
   AND NOT u.is_blocked
 """
+_PRINCIPAL_SQL = (
+    """
+SELECT u.id, u.email, u.name, u.created_at, u.last_login_at, u.is_blocked, u.country,
+       u.roles, u.preferences, u.email_verified_at"""
+    + _LIVE_SESSION
+)
+_ROLES_SQL = "SELECT u.roles" + _LIVE_SESSION
 
 
 async def live_session_user(
@@ -39,6 +44,16 @@ async def live_session_user(
     blocked. Run on every authenticated request, so revocation takes effect at once."""
     row: asyncpg.Record | None = await pool.fetchrow(_PRINCIPAL_SQL, session_id, user_id, idle)
     return row
+
+
+async def live_session_roles(
+    pool: asyncpg.Pool, *, session_id: uuid.UUID, user_id: uuid.UUID, idle: timedelta
+) -> list[str] | None:
+    """live_session_user's check for a caller whose profile is not needed: the user's
+    roles, or None. Most authenticated requests; the profile's columns (the preferences'
+    JSON above all) cost more to send and decode than the check itself."""
+    roles: list[str] | None = await pool.fetchval(_ROLES_SQL, session_id, user_id, idle)
+    return roles
 
 
 _ROTATE_SQL = """

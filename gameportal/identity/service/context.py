@@ -72,7 +72,9 @@ class Principal:
     user_id: uuid.UUID
     session_id: uuid.UUID
     roles: tuple[str, ...]
-    user: dict[str, Any]
+    # The user's profile (UserRead's fields), where the route asked for it: None when
+    # only who is calling, and with which roles, was checked.
+    user: dict[str, Any] | None = None
 
     def has_role(self, role: str) -> bool:
         return role in self.roles or "admin" in self.roles
