@@ -108,7 +108,7 @@ async def ip_in_ranges(pool: asyncpg.Pool, campaign_id: uuid.UUID, ip: str) -> b
 # --- evaluation: the one read ----------------------------------------------------------------
 
 # What a player's evaluation needs besides the snapshot, in one round trip with the
-# session check GET /me makes (identity's _PRINCIPAL_SQL, the same conditions): the
+# session check GET /me makes (identity's _LIVE_SESSION, the same conditions): the
 # player's assignments, progress (with the offers stored on it) and, of the achievements
 # some segment asks for, those the player holds. No row: the session has ended.
 _PLAYER_SQL = """

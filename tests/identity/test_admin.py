@@ -89,6 +89,7 @@ async def test_blocking_ends_every_session_at_once(
     assert response.status_code == 200
     assert response.json()["isBlocked"] is True
     assert (await client.get("/api/v1/me", headers=bearer(player))).status_code == 401
+    assert (await client.get("/api/v1/me/progress", headers=bearer(player))).status_code == 401
     refresh = await client.post(
         "/api/v1/auth/refresh", json={"refreshToken": player["refreshToken"]}
     )

@@ -155,5 +155,7 @@ async def test_logout_ends_the_session_at_once(client: httpx.AsyncClient) -> Non
     data = await register(client)
     response = await client.post("/api/v1/auth/logout", headers=bearer(data))
     assert response.status_code == 204
+    # Both session checks: the one that reads the profile (/me), the one that reads roles.
     assert (await client.get("/api/v1/me", headers=bearer(data))).status_code == 401
+    assert (await client.get("/api/v1/me/sessions", headers=bearer(data))).status_code == 401
     assert (await _refresh(client, data["refreshToken"])).status_code == 401
