@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gameportal.content import repository as repo
+from gameportal.content.media.service import unknown_media
 from gameportal.content.rendering import InvalidJson, render, search_config, slug_from
 from gameportal.content.schemas import ContentCreate, ContentUpdate
 from gameportal.errors import Conflict, FieldProblem, InvalidField, NotFound, PortalError
@@ -82,17 +83,7 @@ async def _render(fmt: str, source: str, media_base: str) -> str | None:
 async def _check_media(session: AsyncSession, media: list[uuid.UUID]) -> None:
     missing = await repo.missing_media(session, media)
     if missing:
-        raise InvalidField.many(
-            [
-                FieldProblem(
-                    field=f"media.{media.index(m)}",
-                    location="body",
-                    message=f"no media asset has id {m}",
-                    code="not_found",
-                )
-                for m in missing
-            ]
-        )
+        raise unknown_media(media, missing)
 
 
 def _slug_taken(type: str, locale: str, slug: str) -> SlugTaken:

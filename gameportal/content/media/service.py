@@ -20,6 +20,7 @@ from gameportal.content.media.schemas import UploadRequest
 from gameportal.content.media.storage import CHUNK, Storage, StorageError, media_key
 from gameportal.errors import (
     Conflict,
+    FieldProblem,
     InvalidField,
     NotFound,
     PayloadTooLarge,
@@ -71,6 +72,22 @@ def _storage_errors() -> Iterator[None]:
         raise StorageUnavailable(
             str(exc), headers={"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)}
         ) from None
+
+
+def unknown_media(ids: list[uuid.UUID], missing: list[uuid.UUID]) -> InvalidField:
+    """The error for a request's `media` list (`ids`) naming assets that do not exist:
+    one problem per missing id, at its place in the list."""
+    return InvalidField.many(
+        [
+            FieldProblem(
+                field=f"media.{ids.index(m)}",
+                location="body",
+                message=f"no media asset has id {m}",
+                code="not_found",
+            )
+            for m in missing
+        ]
+    )
 
 
 def allowed_types(settings: Settings) -> set[str]:

@@ -11,7 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gameportal.content.media.schemas import MediaRead
-from gameportal.errors import FieldProblem, InvalidField
+from gameportal.content.media.service import unknown_media
+from gameportal.errors import InvalidField
 from gameportal.kit.ids import new_id
 from gameportal.kit.time import utcnow
 from gameportal.models import Achievement, GameApiKey, GameLevels, MediaAsset
@@ -83,17 +84,7 @@ async def _media(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID,
     found = await repo.media_assets(session, ids, lock=True)
     missing = [i for i in ids if i not in found]
     if missing:
-        raise InvalidField.many(
-            [
-                FieldProblem(
-                    field=f"media.{ids.index(m)}",
-                    location="body",
-                    message=f"no media asset has id {m}",
-                    code="not_found",
-                )
-                for m in missing
-            ]
-        )
+        raise unknown_media(ids, missing)
     return found
 
 
