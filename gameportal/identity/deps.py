@@ -18,7 +18,7 @@ from gameportal.errors import Forbidden, PortalError, Unauthorized
 from gameportal.identity import repository as repo
 from gameportal.identity.devices import MAX_FINGERPRINT, MAX_USER_AGENT, device_type
 from gameportal.identity.service import ClientInfo, Identity, Principal
-from gameportal.identity.tokens import InvalidAccessToken
+from gameportal.identity.tokens import AccessClaims, InvalidAccessToken
 from gameportal.kit.net import client_ip
 
 
@@ -74,6 +74,8 @@ async def get_auth_call(request: Request) -> AuthCall:
 AuthCallDep = Annotated[AuthCall, Depends(get_auth_call)]
 
 
+_SESSION_ENDED = "the session has ended; log in again"
+
 # Where authenticate_before_body (below) leaves the caller it checked, for the route's own
 # dependency to take.
 _PRINCIPAL = "gameportal.principal"
@@ -88,61 +90,68 @@ class AccessTokenAuth(HTTPBearer):
         known: Principal | None = request.scope.get(_PRINCIPAL)
         if known is not None:  # checked before the body was read (authenticate_before_body)
             return known
-        return await _check_access_token(request, profile=False)
+        claims = _access_claims(request)
+        identity: Identity = request.app.state.identity
+        roles = await repo.live_session_roles(
+            request.app.state.db.pool,
+            session_id=claims.session_id,
+            user_id=claims.user_id,
+            idle=identity.idle_timeout,
+        )
+        if roles is None:
+            raise Unauthorized(_SESSION_ENDED)
+        return Principal(
+            user_id=claims.user_id,
+            session_id=claims.session_id,
+            # The database's roles, not the token's: role changes apply at once.
+            roles=tuple(roles),
+        )
 
 
-async def _check_access_token(request: Request, *, profile: bool) -> Principal:
-    """The session check; with `profile` the user's profile is read by the same query."""
+class _AccessTokenProfile(AccessTokenAuth):
+    """The same check, reading the caller's profile (UserRead's fields) in its query."""
+
+    async def __call__(self, request: Request) -> dict[str, Any]:  # type: ignore[override]
+        claims = _access_claims(request)
+        identity: Identity = request.app.state.identity
+        row = await repo.live_session_user(
+            request.app.state.db.pool,
+            session_id=claims.session_id,
+            user_id=claims.user_id,
+            idle=identity.idle_timeout,
+        )
+        if row is None:
+            raise Unauthorized(_SESSION_ENDED)
+        return dict(row)
+
+
+def _access_claims(request: Request) -> AccessClaims:
+    """The claims of the request's access token, before the database is asked."""
     scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("send an access token as `Authorization: Bearer <token>`")
     identity: Identity = request.app.state.identity
     try:
-        claims = identity.tokens.decode(token.strip())
+        return identity.tokens.decode(token.strip())
     except InvalidAccessToken as exc:
         raise Unauthorized(str(exc)) from None
-    pool = request.app.state.db.pool
-    user: dict[str, Any] | None = None
-    if profile:
-        row = await repo.live_session_user(
-            pool, session_id=claims.session_id, user_id=claims.user_id, idle=identity.idle_timeout
-        )
-        roles = None if row is None else row["roles"]
-        user = None if row is None else dict(row)
-    else:
-        roles = await repo.live_session_roles(
-            pool, session_id=claims.session_id, user_id=claims.user_id, idle=identity.idle_timeout
-        )
-    if roles is None:
-        raise Unauthorized("the session has ended; log in again")
-    return Principal(
-        user_id=claims.user_id,
-        session_id=claims.session_id,
-        # The database's roles, not the token's: role changes apply at once.
-        roles=tuple(roles),
-        user=user,
-    )
 
 
-class _AccessTokenProfile(AccessTokenAuth):
-    async def __call__(self, request: Request) -> dict[str, Any]:  # type: ignore[override]
-        principal = await _check_access_token(request, profile=True)
-        if principal.user is None:  # pragma: no cover (profile=True reads it)
-            raise Unauthorized("the session has ended; log in again")
-        return principal.user
-
+# One security scheme in OpenAPI, whichever of the dependencies below a route takes.
+_ACCESS_TOKEN_SCHEME: dict[str, Any] = {
+    "scheme_name": "AccessToken",
+    "description": "The `accessToken` from login, register or refresh: `Authorization: Bearer …`",
+}
 
 get_principal = AccessTokenAuth(
-    scheme_name="AccessToken",
-    description="The `accessToken` from login, register or refresh: `Authorization: Bearer …`",
+    **_ACCESS_TOKEN_SCHEME,
 )
 CurrentUser = Annotated[Principal, Depends(get_principal)]
 
 # The caller's own profile (UserRead's fields), read by the session check itself: for the
 # routes that answer with it, the same security scheme.
 get_user_profile = _AccessTokenProfile(
-    scheme_name="AccessToken",
-    description="The `accessToken` from login, register or refresh: `Authorization: Bearer …`",
+    **_ACCESS_TOKEN_SCHEME,
 )
 CurrentUserProfile = Annotated[dict[str, Any], Depends(get_user_profile)]
 
@@ -158,8 +167,7 @@ class _AccessTokenIfSent(AccessTokenAuth):
 # None; documented as the same security scheme. For routes a cookie may authenticate
 # instead (logout in browser session mode).
 get_principal_if_sent = _AccessTokenIfSent(
-    scheme_name="AccessToken",
-    description="The `accessToken` from login, register or refresh: `Authorization: Bearer …`",
+    **_ACCESS_TOKEN_SCHEME,
 )
 BearerIfSent = Annotated[Principal | None, Depends(get_principal_if_sent)]
 
