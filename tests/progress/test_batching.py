@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from gameportal.progress.repository import updates as repo
 from gameportal.progress.schemas import ProgressChange
+from gameportal.progress.service.batching import UpdateBatcher
 from gameportal.progress.service.runtime import runtime
 from gameportal.progress.service.updates import request_hash
 from tests.progress.support import player, report, world
@@ -146,3 +147,52 @@ async def test_the_batcher_alone(app: FastAPI, client: httpx.AsyncClient, db: as
         )
     )
     assert [r["points"] for r in rows] == [2, 2, 3]
+
+
+def _update(n: int, player: uuid.UUID | None = None) -> repo.FastUpdate:
+    return repo.FastUpdate(
+        key_hash=b"k" * 32,
+        game_id=uuid.UUID(int=1),
+        user_id=player or uuid.uuid4(),
+        idempotency_key=f"policy-{n}",
+        request_hash=b"x" * 32,
+        points=1,
+        experience=0,
+        level=None,
+        stats={},
+        new_id=uuid.uuid4(),
+    )
+
+
+async def test_the_next_batch_forms_behind_the_running_one() -> None:
+    """Free slots are not spent on single updates: while a batch is written, arrivals
+    wait and go together when it is done; a second batch runs beside it only once a full
+    batch waits. (Starting one per arrival made most batches a single update.)"""
+    batcher = UpdateBatcher(max_batch=4, in_flight=3)
+    started: list[int] = []
+    release = [asyncio.Event() for _ in range(3)]
+
+    async def execute(updates: Sequence[repo.FastUpdate]) -> list[dict[str, object]]:
+        started.append(len(updates))
+        await release[len(started) - 1].wait()
+        return [{"n": u.idempotency_key} for u in updates]
+
+    first = asyncio.create_task(batcher.submit(execute, _update(0)))
+    await asyncio.sleep(0.01)
+    assert started == [1]  # nothing was being written: at once, alone
+    waiting = [asyncio.create_task(batcher.submit(execute, _update(n))) for n in range(1, 4)]
+    await asyncio.sleep(0.01)
+    assert started == [1]  # three wait behind the running batch, slots free or not
+    more = [asyncio.create_task(batcher.submit(execute, _update(n))) for n in range(4, 6)]
+    await asyncio.sleep(0.01)
+    assert started == [1, 4]  # a full batch waited: it runs beside the first
+    release[0].set()
+    assert (await first)["n"] == "policy-0"
+    await asyncio.sleep(0.01)
+    assert started == [1, 4]  # the one left waits for the batch still being written
+    release[1].set()
+    await asyncio.sleep(0.01)
+    assert started == [1, 4, 1]
+    release[2].set()
+    answers = await asyncio.gather(*waiting, *more)
+    assert sorted(a["n"] for a in answers) == sorted(f"policy-{n}" for n in range(1, 6))
