@@ -92,11 +92,10 @@ def _quiet(old_level: str) -> str:
 # and the caller takes the careful path. The rows are locked in (game, player) order, so that
 # concurrent batches cannot deadlock. One row per update comes back, in their order,
 # saying what happened to it.
-FAST_UPDATES_SQL = f"""
+_FAST_UPDATES = f"""
 WITH
 q AS (
-    SELECT * FROM unnest($1::bytea[], $2::uuid[], $3::uuid[], $4::text[], $5::bytea[],
-                         $6::bigint[], $7::bigint[], $8::int[], $9::jsonb[], $10::uuid[])
+    SELECT * FROM unnest({{arrays}})
         WITH ORDINALITY
         AS q (key_hash, game_id, user_id, idem, req_hash, dp, dx, lvl, stats, new_id, ord)
 ),
@@ -165,10 +164,41 @@ SELECT c.ord, c.key_id, c.key_game, c.game_live, c.blocked, c.basis IS NOT NULL 
 FROM chk c LEFT JOIN done d ON d.ord = c.ord
 ORDER BY c.ord
 """  # noqa: S608 - only module constants are interpolated
+_TYPES = ("bytea", "uuid", "uuid", "text", "bytea", "bigint", "bigint", "int", "jsonb", "uuid")
+FAST_UPDATES_SQL = _FAST_UPDATES.replace(
+    "{arrays}", ", ".join(f"${n}::{t}[]" for n, t in enumerate(_TYPES, 1))
+)
+# The same for one update, its fields as plain parameters. PostgreSQL plans a statement
+# afresh on every run while its custom plans look cheaper than the generic one; fed arrays
+# of one, it saw their length in each custom plan (one row) but not in the generic plan
+# (a hundred), and so planned every run: about 1.1 ms each, against 0.4 ms of work, on a
+# game with 10,000 players. A quiet game's updates come one at a time. An ARRAY[$n] has
+# one element in every plan, so after its first five runs it keeps the generic plan.
+FAST_UPDATE_ONE_SQL = _FAST_UPDATES.replace(
+    "{arrays}", ", ".join(f"ARRAY[${n}::{t}]" for n, t in enumerate(_TYPES, 1))
+)
 
 
-async def fast_updates(pool: asyncpg.Pool, updates: Sequence[FastUpdate]) -> list[asyncpg.Record]:
+async def fast_updates(
+    pool: asyncpg.Pool | asyncpg.Connection, updates: Sequence[FastUpdate]
+) -> list[asyncpg.Record]:
     """What became of each update, in their order: applied (`level` is set), or why not."""
+    if len(updates) == 1:
+        u = updates[0]
+        one: list[asyncpg.Record] = await pool.fetch(
+            FAST_UPDATE_ONE_SQL,
+            u.key_hash,
+            u.game_id,
+            u.user_id,
+            u.idempotency_key,
+            u.request_hash,
+            u.points,
+            u.experience,
+            u.level,
+            u.stats,
+            u.new_id,
+        )
+        return one
     rows: list[asyncpg.Record] = await pool.fetch(
         FAST_UPDATES_SQL,
         [u.key_hash for u in updates],
