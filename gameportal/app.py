@@ -34,6 +34,7 @@ from gameportal.identity.deps import authenticate_before_body
 from gameportal.identity.router import auth_router, me_router
 from gameportal.identity.service import Identity
 from gameportal.kit.db_outage import DatabaseOutage
+from gameportal.kit.headers import StrictTransportSecurity
 from gameportal.kit.listener import PgListener
 from gameportal.kit.net import parse_networks
 from gameportal.kit.openapi import install_openapi
@@ -228,6 +229,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["X-Request-ID", "Retry-After", "ETag", "Location"],
             max_age=600,
         )
+    if settings.public_base_url.lower().startswith("https://") and settings.hsts_seconds:
+        app.add_middleware(StrictTransportSecurity, max_age=settings.hsts_seconds)
 
     routers = (
         auth_router,

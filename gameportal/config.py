@@ -147,6 +147,10 @@ class Settings(BaseSettings):
     # here. Never taken from a request's Host (answers are cached). `gameportal serve`
     # without it: where it listens.
     public_base_url: str = "http://127.0.0.1:8000"
+    # With an https public_base_url, every answer tells browsers to use only HTTPS for
+    # this host for this long (Strict-Transport-Security); 0 sends no such header (a
+    # TLS proxy in front that sets its own, say).
+    hsts_seconds: int = Field(default=31_536_000, ge=0)
     # The links in account mail, `{token}` standing for the link's token, so that a
     # publisher's own site can take them (it then calls the API with the token). Unset:
     # gameportal's own pages on public_base_url (/verify-email, /reset-password,

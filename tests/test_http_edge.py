@@ -378,3 +378,36 @@ async def test_waiting_for_a_disconnect_after_the_body_is_not_limited(app: FastA
     app.add_route("/test-watch", watch)
     status, _, body, _ = await _call(app, "GET", "/test-watch", [(0, b"")])
     assert (status, body) == (200, b"still connected")
+
+
+@pytest.mark.parametrize("settings_overrides", [{"public_base_url": "https://api.example.com"}])
+async def test_an_https_portal_tells_browsers_to_keep_to_https(
+    client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    editor = bearer(await user_with_roles(client, db, "editor"))
+    created = await client.post(
+        "/api/v1/content", json={"type": "NEWS", "title": "Pinned", "content": "x"}, headers=editor
+    )
+    await client.post(f"/api/v1/content/{created.json()['id']}/publish", headers=editor)
+    answers = [
+        await client.get("/healthz"),
+        await client.get("/api/v1/me"),  # 401
+        await client.get("/api/v1/no-such-thing"),  # 404
+        await client.get("/api/v1/content/NEWS/pinned"),  # through the app
+        await client.get("/api/v1/content/NEWS/pinned"),  # from the process's cache
+    ]
+    for answer in answers:
+        assert answer.headers.get_list("strict-transport-security") == ["max-age=31536000"], (
+            answer.request.url.path
+        )
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [
+        {"public_base_url": "http://127.0.0.1:8000"},
+        {"public_base_url": "https://a.example", "hsts_seconds": 0},
+    ],
+)
+async def test_no_hsts_over_plain_http_or_when_turned_off(client: httpx.AsyncClient) -> None:
+    assert "strict-transport-security" not in (await client.get("/healthz")).headers

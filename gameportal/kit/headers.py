@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 API_CSP = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
 # Every response, whatever it sets.
@@ -37,3 +39,32 @@ def with_security_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[
     elif len(present) < len(_DEFAULT_NAMES):
         out.extend(item for item in DEFAULT_HEADERS if item[0] not in present)
     return out
+
+
+_HSTS = b"strict-transport-security"
+
+
+class StrictTransportSecurity:
+    """Strict-Transport-Security on every answer (the fast paths' and the request
+    middleware's own included: it is the outermost middleware), unless a route set its
+    own. Installed only when the public URL is https (gameportal.app): browsers ignore the
+    header over plain HTTP, and a developer's http://localhost must stay reachable."""
+
+    def __init__(self, app: ASGIApp, *, max_age: int) -> None:
+        self.app = app
+        self.header = (_HSTS, b"max-age=%d" % max_age)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_hsts(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                if not any(name.lower() == _HSTS for name, _ in headers):
+                    headers.append(self.header)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_hsts)
