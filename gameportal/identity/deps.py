@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import asyncpg
 from fastapi import Depends, Request
@@ -75,6 +75,7 @@ AuthCallDep = Annotated[AuthCall, Depends(get_auth_call)]
 
 
 _SESSION_ENDED = "the session has ended; log in again"
+_Found = TypeVar("_Found")
 
 # Where authenticate_before_body (below) leaves the caller it checked, for the route's own
 # dependency to take.
@@ -90,16 +91,7 @@ class AccessTokenAuth(HTTPBearer):
         known: Principal | None = request.scope.get(_PRINCIPAL)
         if known is not None:  # checked before the body was read (authenticate_before_body)
             return known
-        claims = _access_claims(request)
-        identity: Identity = request.app.state.identity
-        roles = await repo.live_session_roles(
-            request.app.state.db.pool,
-            session_id=claims.session_id,
-            user_id=claims.user_id,
-            idle=identity.idle_timeout,
-        )
-        if roles is None:
-            raise Unauthorized(_SESSION_ENDED)
+        claims, roles = await _live_session(request, repo.live_session_roles)
         return Principal(
             user_id=claims.user_id,
             session_id=claims.session_id,
@@ -112,17 +104,26 @@ class _AccessTokenProfile(AccessTokenAuth):
     """The same check, reading the caller's profile (UserRead's fields) in its query."""
 
     async def __call__(self, request: Request) -> dict[str, Any]:  # type: ignore[override]
-        claims = _access_claims(request)
-        identity: Identity = request.app.state.identity
-        row = await repo.live_session_user(
-            request.app.state.db.pool,
-            session_id=claims.session_id,
-            user_id=claims.user_id,
-            idle=identity.idle_timeout,
-        )
-        if row is None:
-            raise Unauthorized(_SESSION_ENDED)
+        _, row = await _live_session(request, repo.live_session_user)
         return dict(row)
+
+
+async def _live_session(
+    request: Request, lookup: Callable[..., Awaitable[_Found | None]]
+) -> tuple[AccessClaims, _Found]:
+    """The request's token claims and what `lookup` (one of the repository's live-session
+    queries) reads for them; 401 when the session has ended or the user is blocked."""
+    claims = _access_claims(request)
+    identity: Identity = request.app.state.identity
+    found = await lookup(
+        request.app.state.db.pool,
+        session_id=claims.session_id,
+        user_id=claims.user_id,
+        idle=identity.idle_timeout,
+    )
+    if found is None:
+        raise Unauthorized(_SESSION_ENDED)
+    return claims, found
 
 
 def _access_claims(request: Request) -> AccessClaims:
