@@ -131,17 +131,12 @@ async def test_the_batcher_alone(app: FastAPI, client: httpx.AsyncClient, db: as
         *(
             batcher.submit(
                 execute,
-                repo.FastUpdate(
+                dataclasses.replace(
+                    _update(n, p),
                     key_hash=bytes(key_row["key_hash"]),
                     game_id=uuid.UUID(w.game.id),
-                    user_id=p,
                     idempotency_key=f"direct-{n}",
-                    request_hash=b"x" * 32,
                     points=n + 1,
-                    experience=0,
-                    level=None,
-                    stats={},
-                    new_id=uuid.uuid4(),
                 ),
             )
             for n, p in enumerate(players)

@@ -185,35 +185,27 @@ async def fast_updates(
 ) -> list[asyncpg.Record]:
     """What became of each update, in their order: applied (`level` is set), or why not."""
     if len(updates) == 1:
-        u = updates[0]
-        one: list[asyncpg.Record] = await pool.fetch(
-            FAST_UPDATE_ONE_SQL,
-            u.key_hash,
-            u.game_id,
-            u.user_id,
-            u.idempotency_key,
-            u.request_hash,
-            u.points,
-            u.experience,
-            u.level,
-            u.stats,
-            u.new_id,
-        )
+        one: list[asyncpg.Record] = await pool.fetch(FAST_UPDATE_ONE_SQL, *_params(updates[0]))
         return one
-    rows: list[asyncpg.Record] = await pool.fetch(
-        FAST_UPDATES_SQL,
-        [u.key_hash for u in updates],
-        [u.game_id for u in updates],
-        [u.user_id for u in updates],
-        [u.idempotency_key for u in updates],
-        [u.request_hash for u in updates],
-        [u.points for u in updates],
-        [u.experience for u in updates],
-        [u.level for u in updates],
-        [u.stats for u in updates],
-        [u.new_id for u in updates],
-    )
+    columns = zip(*(_params(u) for u in updates), strict=True)
+    rows: list[asyncpg.Record] = await pool.fetch(FAST_UPDATES_SQL, *(list(c) for c in columns))
     return rows
+
+
+def _params(u: FastUpdate) -> tuple[object, ...]:
+    """An update's fields in the statements' parameter order (_TYPES)."""
+    return (
+        u.key_hash,
+        u.game_id,
+        u.user_id,
+        u.idempotency_key,
+        u.request_hash,
+        u.points,
+        u.experience,
+        u.level,
+        u.stats,
+        u.new_id,
+    )
 
 
 # --- access ----------------------------------------------------------------------------------
