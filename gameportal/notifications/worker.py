@@ -102,6 +102,9 @@ class Worker:
         # outcome cannot be written is taken back by a reaper when its lease ends.
         self._finished: list[ClaimedMessage] = []
         self._failed: dict[uuid.UUID, _Failure] = {}
+        # Set when a handler leaves an outcome: the flush loop sleeps on it while there is
+        # nothing to write, instead of waking every flush_interval (100 times a second).
+        self._outcome_left = asyncio.Event()
         self._settle_again_at = 0.0
         self._stopping = False
         self._wake = asyncio.Event()
@@ -258,6 +261,7 @@ class Worker:
             self._failed[message.id] = self._failure(message, exc, permanent=False)
         else:
             self._finished.append(message)  # marked SENT by the next claim or flush
+        self._outcome_left.set()
         self._release_slot(message.id, outcome=True)
 
     def _release_slot(self, message_id: uuid.UUID, *, outcome: bool) -> None:
@@ -286,6 +290,13 @@ class Worker:
 
     async def _flush_loop(self) -> None:
         while not self._stopping:
+            if not (self._finished or self._failed):
+                # Outcomes put back after a failed write set nothing: a look each
+                # poll_interval finds them.
+                self._outcome_left.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._outcome_left.wait(), self.config.poll_interval)
+                continue
             await asyncio.sleep(self.config.flush_interval)
             if self._outage.down or time.monotonic() < self._settle_again_at:
                 continue  # the main loop writes them first thing when the database is back
@@ -581,6 +592,7 @@ class Worker:
         reserve = min(1.0, grace / 4)
         self._stopping = True
         self._has_ready.set()  # idle runners see that they are to stop
+        self._outcome_left.set()  # and so does an idle flush loop
         if runners:
             await asyncio.wait(runners, timeout=max(0.0, end - reserve - loop.time()))
         late = [t for t in runners if not t.done()]

@@ -34,7 +34,7 @@ from gameportal.notifications.registry import (
 from gameportal.notifications.service import InvalidPayload, enqueue
 from gameportal.notifications.worker import Worker, WorkerConfig
 from tests.factories import register
-from tests.notifications.support import running_workers, wait_for
+from tests.notifications.support import running_workers, settled, wait_for
 
 ROOT = Path(__file__).parent.parent.parent
 
@@ -594,3 +594,32 @@ async def test_enqueue_many_stores_every_column_whether_shared_or_not(
     assert [r["payload"]["subject"] for r in rows[:3]] == ["s0", "s1", "s2"]
     assert rows[4]["payload"]["title"] == "b"
     assert {(r["dedupe_key"], r["status"]) for r in rows} == {(None, "PENDING")}
+
+
+async def test_an_idle_worker_does_not_wake_to_flush_nothing(
+    app: FastAPI, database_url: str, db: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The flush loop used to sleep flush_interval (10 ms) and look again, forever: an idle
+    # worker woke 100 times a second. It now waits for an outcome to write.
+    flush_interval = 0.0123  # told apart from every other sleep by its value
+    flush_sleeps = 0
+    sleep = asyncio.sleep
+
+    async def counting_sleep(delay: float) -> None:
+        nonlocal flush_sleeps
+        flush_sleeps += delay == flush_interval
+        await sleep(delay)
+
+    monkeypatch.setattr(asyncio, "sleep", counting_sleep)
+
+    async def handle(message: ClaimedMessage, _: Delivery) -> None:
+        pass
+
+    async with _handler(handle), running_workers(app, database_url, flush_interval=flush_interval):
+        await sleep(0.5)
+        assert flush_sleeps == 0
+        await _enqueue(app)
+        await settled(db, "SENT")
+        idle_from = flush_sleeps
+        await sleep(0.5)
+        assert flush_sleeps - idle_from <= 1
