@@ -120,10 +120,12 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(default=2, ge=1)
     argon2_parallelism: int = Field(default=1, ge=1)
     # Niceness of the hashing threads: higher keeps other requests fast during a login
-    # storm, lower gives logins more of the CPU on a busy machine (benchmarks/identity.py;
-    # on a quiet one logins made 0.76-0.84x raw argon2 at any of 0-19, /healthz's p99
-    # 2.6-3.6x idle at 10-19, 3.1-3.7x at 5, 4.0-4.2x at 0).
-    hash_thread_nice: int = Field(default=10, ge=0, le=19)
+    # storm, lower gives logins more of the CPU on a busy machine. Measured (Linux 6.18,
+    # 2 cores, benchmarks/identity.py's login run): /healthz's p99 during logins was
+    # 3.2-3.7x idle at 10 and 2.2-2.6x at 19, logins 0.83-0.86x raw argon2 at both; with
+    # GET /me saturating the event loop beside them, logins made 37-38/s at 10 and
+    # 35-39/s at 19 (49/s at 0, /me's p99 then 21-22 ms instead of 14-20).
+    hash_thread_nice: int = Field(default=19, ge=0, le=19)
     password_min_length: int = Field(default=8, ge=8)
     password_max_length: int = Field(default=128, ge=64, le=1024)
     password_min_score: int = Field(default=3, ge=0, le=4)
