@@ -135,6 +135,13 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
 
+        # HEAD is GET without the body (RFC 9110 9.3.2): FastAPI's routes take GET only, and
+        # a load balancer probing /healthz with HEAD would otherwise see a 405. The app
+        # gets a GET; the log and the metrics keep the HEAD; the body is not sent.
+        inner = scope
+        if scope["method"] == "HEAD":
+            inner = {**scope, "method": "GET"}
+            send = _without_body(send)
         request_id = request_id_of(scope)
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
@@ -191,13 +198,15 @@ class RequestContextMiddleware:
                 headers.append((b"x-request-id", request_id.encode()))
                 if 300 <= status < 400:
                     _location_on_this_server(scope, headers)
+                elif status == 405:
+                    _head_where_get(headers)
                 message = {**message, "headers": headers}
             await send(message)
 
         try:
             if not refused:
                 try:
-                    await self.app(scope, limited_receive, send_with_id)
+                    await self.app(inner, limited_receive, send_with_id)
                 except Exception as exc:
                     if refused:
                         pass
@@ -221,14 +230,35 @@ class RequestContextMiddleware:
                 status = refused
                 await _answer(send, request_id, _refusal(refused, limit, self.body_timeout))
         finally:
-            self._record(scope, status, started)
+            self._record(scope["method"], inner, status, started)
             structlog.contextvars.unbind_contextvars("request_id")
 
     @staticmethod
-    def _record(scope: Scope, status: int, started: float) -> None:
+    def _record(method: str, scope: Scope, status: int, started: float) -> None:
         route = scope.get("route")
         template = getattr(route, "path", None) or "<unmatched>"
-        record_request(scope["method"], template, status, time.perf_counter() - started)
+        record_request(method, template, status, time.perf_counter() - started)
+
+
+def _head_where_get(headers: list[tuple[bytes, bytes]]) -> None:
+    """A 405's Allow names HEAD wherever it names GET: this middleware answers it."""
+    for i, (name, value) in enumerate(headers):
+        if name.lower() == b"allow":
+            methods = [m.strip() for m in value.split(b",")]
+            if b"GET" in methods and b"HEAD" not in methods:
+                headers[i] = (name, b", ".join(sorted([*methods, b"HEAD"])))
+
+
+def _without_body(send: Send) -> Send:
+    """`send` for a HEAD request: the headers (Content-Length included) as for GET, no
+    body bytes (uvicorn would drop them anyway; other servers and test clients may not)."""
+
+    async def send_headers_only(message: Message) -> None:
+        if message["type"] == "http.response.body" and message.get("body"):
+            message = {**message, "body": b""}
+        await send(message)
+
+    return send_headers_only
 
 
 def _location_on_this_server(scope: Scope, headers: list[tuple[bytes, bytes]]) -> None:

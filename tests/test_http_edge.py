@@ -175,6 +175,37 @@ async def test_without_a_token_there_are_no_metrics(client: httpx.AsyncClient) -
         assert "GAMEPORTAL_METRICS_TOKEN" in response.json()["detail"]
 
 
+# --- HEAD ----------------------------------------------------------------------------------
+
+
+async def test_head_is_answered_as_get_without_the_body(client: httpx.AsyncClient) -> None:
+    # FastAPI's routes take GET only: HEAD /healthz, a load balancer's probe, was a 405.
+    got = await client.get("/healthz")
+    head = await client.head("/healthz")
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == str(len(got.content))
+    assert head.headers["content-type"] == got.headers["content-type"]
+    _secured(head)
+
+    player = await register(client)
+    me = await client.head("/api/v1/me", headers=bearer(player))
+    assert me.status_code == 200 and me.content == b""
+    refused = await client.head("/api/v1/me")
+    assert refused.status_code == 401 and refused.content == b""
+    assert refused.headers["www-authenticate"].startswith("Bearer")
+
+    # Where GET is not taken, neither is HEAD; where it is, Allow names both.
+    login = await client.head("/api/v1/auth/login")
+    assert login.status_code == 405 and login.headers["allow"] == "POST"
+    post = await client.post("/healthz")
+    assert post.status_code == 405 and post.headers["allow"] == "GET, HEAD"
+
+    # Counted as what it was.
+    metrics = (await client.get("/metrics", headers=METRICS_AUTH)).text
+    assert 'gameportal_http_requests_total{method="HEAD",route="/healthz",status="200"}' in metrics
+
+
 # --- redirects -----------------------------------------------------------------------------
 
 
