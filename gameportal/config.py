@@ -123,9 +123,9 @@ class Settings(BaseSettings):
     # storm, lower gives logins more of the CPU on a busy machine. Measured (Linux 6.18,
     # 2 cores, benchmarks/identity.py's login run, 6 rounds each): /healthz's p99 during
     # logins was 2.0-3.7x idle at 10 (over 3x in 5 rounds) and 2.0-2.6x at 19, logins
-    # 0.81-0.86x raw argon2 at both; with
-    # GET /me saturating the event loop beside them, logins made 37-38/s at 10 and
-    # 35-39/s at 19 (49/s at 0, /me's p99 then 21-22 ms instead of 14-20).
+    # 0.81-0.86x raw argon2 at both; with GET /me saturating the event loop beside them,
+    # logins made 37-38/s at 10 and 35-39/s at 19 (44-49/s at 0, /me's p99 then 21-22 ms
+    # instead of 14-20).
     hash_thread_nice: int = Field(default=19, ge=0, le=19)
     password_min_length: int = Field(default=8, ge=8)
     password_max_length: int = Field(default=128, ge=64, le=1024)
