@@ -118,6 +118,15 @@ def _watch(page: Any) -> None:
     page.on("pageerror", lambda exc: errors.append(f"uncaught: {exc}"))
 
 
+async def scripts_ran(page: Any) -> None:
+    """Waits until the current page's scripts have run and put their handlers in place.
+
+    A heading is visible as soon as the HTML is parsed; deferred and module scripts run
+    after that, so an event a test sends in between is lost (a person is never that fast).
+    """
+    await page.wait_for_load_state("load")
+
+
 NewContext = Callable[..., Awaitable[Any]]
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from tests.browser.conftest import LiveServer, NewContext, Screenshot, page_errors
+from tests.browser.conftest import LiveServer, NewContext, Screenshot, page_errors, scripts_ran
 from tests.factories import STRONG_PASSWORD, grant_roles, register
 
 VIEWPORT = {"width": 1280, "height": 900}
@@ -61,6 +61,7 @@ async def sign_in(context: Any, server: LiveServer, email: str) -> Any:
 
 async def drop_file(page: Any, selector: str, name: str, data: bytes, mime: str) -> None:
     """Drags a file from the desktop onto `selector`, as a person would."""
+    await scripts_ran(page)  # the drop handler is the module script's
     await page.evaluate(
         """([selector, name, b64, mime]) => {
             const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
@@ -122,6 +123,8 @@ async def test_an_editor_publishes_a_news_item_with_an_uploaded_image(
 
     await nav(page, "Content").click()
     await page.get_by_role("link", name="New item").click()
+    await page.wait_for_url(f"{live_server.url}/console/content/new")
+    await scripts_ran(page)  # the live preview is htmx's
     await page.get_by_label("Title").fill("Season 3 is live")
     await page.get_by_label("Type").select_option("NEWS")
     text = page.get_by_label("Text", exact=True)

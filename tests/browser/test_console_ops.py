@@ -15,7 +15,13 @@ from typing import Any
 import asyncpg
 import httpx
 
-from tests.browser.conftest import LiveServer, NewContext, Screenshot, page_errors
+from tests.browser.conftest import (
+    LiveServer,
+    NewContext,
+    Screenshot,
+    page_errors,
+    scripts_ran,
+)
 from tests.factories import STRONG_PASSWORD, bearer, grant_roles, login, register
 from tests.liveops.admin_support import new_campaign, new_rule
 from tests.liveops.results_support import players
@@ -60,6 +66,7 @@ async def test_an_admin_broadcasts_an_in_app_message_and_a_player_reads_it(
     await page.get_by_role("heading", name="Messages", level=1).wait_for()
     await page.get_by_role("link", name="Compose a message").click()
     await page.get_by_role("heading", name="Compose a message").wait_for()
+    await scripts_ran(page)
     # Only the in-app fields show for an in-app message (scripts on).
     assert await page.get_by_label("Title").is_hidden()
     await page.get_by_label("Every player (broadcast)").check()
