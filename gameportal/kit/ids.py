@@ -17,6 +17,13 @@ def first_id_at(unix_seconds: float) -> uuid.UUID:
     return uuid.UUID(int=(millis << 80) | (0x7 << 76) | (0b10 << 62))
 
 
+def id_time(value: uuid.UUID) -> float | None:
+    """When a UUIDv7 was made (Unix seconds, to the millisecond); None for other ids."""
+    if value.version != 7:
+        return None
+    return (value.int >> 80) / 1000
+
+
 # Bounded: ids from clients. The same few ids (a game's) come in request after request,
 # and parsing one costs about 1.5 µs, a lookup here a tenth of that.
 @functools.lru_cache(maxsize=4096)

@@ -52,9 +52,18 @@ class Message(IdMixin, CreatedAtMixin, Base):
             "id",
             postgresql_where=text("recipient_user_id IS NOT NULL"),
         ),
-        # In-app broadcasts, which every inbox shows.
+        # In-app broadcasts, which every inbox shows; and in order of delivery, which a
+        # live stream's replay follows.
         Index(
             "ix_messages_inbox_broadcast",
+            "id",
+            postgresql_where=text(
+                "type = 'IN_APP' AND recipient_user_id IS NULL AND status = 'SENT'"
+            ),
+        ),
+        Index(
+            "ix_messages_inbox_broadcast_delivered",
+            "sent_at",
             "id",
             postgresql_where=text(
                 "type = 'IN_APP' AND recipient_user_id IS NULL AND status = 'SENT'"

@@ -4,6 +4,7 @@ delivered, with read state per user."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 import asyncpg
 from sqlalchemy import text
@@ -67,34 +68,50 @@ async def list_inbox(
 
 # --- live streams (asyncpg: a stream outlives pooled ORM connections across an outage) -----
 #
+# A stream's replay goes in order of delivery (sent_at, then id), not creation: a message
+# scheduled for later, or retried, is delivered after messages created after it, and a
+# client resuming after one of those must still get it.
+#
 # A stream hears of a message while its worker is still marking it SENT (the announcement
 # is part of delivering it), so PROCESSING counts as delivered here: a replay run just
-# after an announcement it missed must still find that message. One that is PROCESSING
-# and not yet announced will be announced; the stream skips what it has sent.
+# after an announcement it missed must still find that message. Those have no sent_at
+# yet and come after every SENT one; the stream skips what it has sent.
 _STREAM_COLUMNS = "m.id, m.payload, m.created_at, m.sent_at"
 
-_STREAM_SINCE_SQL = f"""
+_STREAM_DELIVERED_SQL = f"""
 WITH found AS (
     (SELECT {_STREAM_COLUMNS}, false AS broadcast FROM messages m
-     WHERE m.recipient_user_id = $1 AND m.id > $2
-       AND m.type = 'IN_APP' AND m.status IN ('SENT', 'PROCESSING')
-     ORDER BY m.id LIMIT $3)
+     WHERE m.recipient_user_id = $1 AND m.type = 'IN_APP' AND m.status = 'SENT'
+       AND (m.sent_at, m.id) > ($2, $3)
+     ORDER BY m.sent_at, m.id LIMIT $4)
     UNION ALL
     (SELECT {_STREAM_COLUMNS}, true FROM messages m
      WHERE m.type = 'IN_APP' AND m.recipient_user_id IS NULL AND m.status = 'SENT'
-       AND m.id > $2
-     ORDER BY m.id LIMIT $3)
-    UNION ALL
-    (SELECT {_STREAM_COLUMNS}, true FROM messages m
-     WHERE m.status = 'PROCESSING' AND m.type = 'IN_APP' AND m.recipient_user_id IS NULL
-       AND m.id > $2
-     ORDER BY m.id LIMIT $3)
+       AND (m.sent_at, m.id) > ($2, $3)
+     ORDER BY m.sent_at, m.id LIMIT $4)
 )
 SELECT f.*, r.read_at FROM found f
 LEFT JOIN notification_reads r ON r.message_id = f.id AND r.user_id = $1
-ORDER BY f.id
-LIMIT $3
+ORDER BY f.sent_at, f.id
+LIMIT $4
 """  # noqa: S608 - only module constants are interpolated
+
+_STREAM_IN_DELIVERY_SQL = f"""
+SELECT {_STREAM_COLUMNS}, m.recipient_user_id IS NULL AS broadcast, r.read_at
+FROM messages m
+LEFT JOIN notification_reads r ON r.message_id = m.id AND r.user_id = $1
+WHERE m.status = 'PROCESSING' AND m.type = 'IN_APP'
+  AND (m.recipient_user_id = $1 OR m.recipient_user_id IS NULL)
+ORDER BY m.id
+LIMIT $2
+"""  # noqa: S608 - only module constants are interpolated
+
+# When a message of this user's inbox was delivered; now() for one being delivered.
+_DELIVERED_AT_SQL = """
+SELECT COALESCE(m.sent_at, now()) FROM messages m
+WHERE m.id = $2 AND m.type = 'IN_APP' AND m.status IN ('SENT', 'PROCESSING')
+  AND (m.recipient_user_id = $1 OR m.recipient_user_id IS NULL)
+"""
 
 _STREAM_IDS_SQL = f"""
 SELECT {_STREAM_COLUMNS}, m.recipient_user_id IS NULL AS broadcast, r.read_at
@@ -106,12 +123,35 @@ ORDER BY m.id
 """  # noqa: S608 - only module constants are interpolated
 
 
-async def stream_since(
-    pool: asyncpg.Pool, user_id: uuid.UUID, *, after: uuid.UUID, limit: int
+async def stream_delivered(
+    pool: asyncpg.Pool,
+    user_id: uuid.UUID,
+    *,
+    after: tuple[datetime, uuid.UUID],
+    limit: int,
 ) -> list[asyncpg.Record]:
-    """Oldest first: the inbox messages created after `after` (an id)."""
-    rows: list[asyncpg.Record] = await pool.fetch(_STREAM_SINCE_SQL, user_id, after, limit)
+    """In order of delivery: the inbox messages delivered after `after` (sent_at, id)."""
+    rows: list[asyncpg.Record] = await pool.fetch(
+        _STREAM_DELIVERED_SQL, user_id, after[0], after[1], limit
+    )
     return rows
+
+
+async def stream_in_delivery(
+    pool: asyncpg.Pool, user_id: uuid.UUID, *, limit: int
+) -> list[asyncpg.Record]:
+    """Oldest first: the inbox messages being delivered at this moment (PROCESSING)."""
+    rows: list[asyncpg.Record] = await pool.fetch(_STREAM_IN_DELIVERY_SQL, user_id, limit)
+    return rows
+
+
+async def delivered_at(
+    pool: asyncpg.Pool, user_id: uuid.UUID, message_id: uuid.UUID
+) -> datetime | None:
+    """When a message of this user's inbox was delivered (now, while it is being
+    delivered); None when it is not in their inbox."""
+    at: datetime | None = await pool.fetchval(_DELIVERED_AT_SQL, user_id, message_id)
+    return at
 
 
 async def stream_ids(

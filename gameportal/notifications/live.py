@@ -5,7 +5,9 @@ reaches a player connected to any API instance.
 A NOTIFY reaches only the processes listening at that moment, so the table stays the
 truth: a stream replays from it what it has not sent whenever it may have missed an
 announcement (LISTEN was down, or the stream fell too far behind), and a client that
-reconnects with `Last-Event-ID` gets everything created after that event. Ending a
+reconnects with `Last-Event-ID` gets everything delivered after that event. Both replays go
+in order of delivery, not creation: a scheduled or retried message is delivered after
+messages created after it. Ending a
 session is announced the same way (SESSIONS_ENDED_CHANNEL), so its streams end
 at once in every process."""
 
@@ -20,7 +22,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import asyncpg
@@ -32,7 +34,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from gameportal.errors import PortalError
 from gameportal.identity import repository as identity_repo
 from gameportal.identity.repository.sessions import SESSIONS_ENDED_CHANNEL
-from gameportal.kit.ids import first_id_at
+from gameportal.kit.ids import id_time
 from gameportal.kit.listener import PgListener
 from gameportal.notifications import service
 from gameportal.notifications.channels.in_app import INBOX_CHANNEL
@@ -44,6 +46,13 @@ log = structlog.get_logger(__name__)
 QUEUE_LIMIT = 1000
 HEARTBEAT_SECONDS = 15.0  # a keep-alive, and the session checked again (expiry, idling)
 REPLAY_PAGE = 500
+# How far before its floor a replay starts. A message's sent_at is written when its worker
+# records the delivery, a moment after the announcement the stream acted on, and those
+# writes do not land in the order of the announcements: a client that saw message A may
+# not have seen B, delivered after A yet recorded first. The API's clock (a fresh stream's
+# floor) may also run behind the database's. So a replay may repeat a message delivered
+# in the seconds before the one a client names; its `id` tells them apart.
+REPLAY_MARGIN = timedelta(seconds=5)
 # A new stream's answer while this process cannot promise it every message.
 RETRY_AFTER_SECONDS = 2
 
@@ -209,25 +218,43 @@ class InboxHub:
 
 
 class _Sent:
-    """The ids a stream sent above its replay floor: a replay skips them. Bounded: past
-    SEEN_LIMIT the oldest are forgotten and the floor rises over them."""
+    """What a stream sent, by id, with when each was delivered; and the floor: a replay
+    looks at what was delivered after it. Bounded: past SEEN_LIMIT the earliest delivered
+    are forgotten and the floor rises over them."""
 
     SEEN_LIMIT = 2 * QUEUE_LIMIT
+    _NIL = uuid.UUID(int=0)
 
-    def __init__(self, floor: uuid.UUID) -> None:
+    def __init__(self, floor: datetime) -> None:
         self.floor = floor
-        self._ids: set[uuid.UUID] = set()
+        self._delivered: dict[uuid.UUID, datetime] = {}
 
     def __contains__(self, message_id: uuid.UUID) -> bool:
-        return message_id in self._ids
+        return message_id in self._delivered
 
-    def add(self, message_id: uuid.UUID) -> None:
-        self._ids.add(message_id)
-        if len(self._ids) > self.SEEN_LIMIT:
-            ordered = sorted(self._ids)
-            keep = ordered[-QUEUE_LIMIT:]
-            self.floor = max(self.floor, ordered[-QUEUE_LIMIT - 1])
-            self._ids = set(keep)
+    @property
+    def replay_from(self) -> tuple[datetime, uuid.UUID]:
+        return self.floor - REPLAY_MARGIN, self._NIL
+
+    def add(self, message_id: uuid.UUID, delivered: datetime | None) -> None:
+        # One still being delivered has no sent_at yet: it is being delivered now.
+        self._delivered[message_id] = delivered or datetime.now(UTC)
+        if len(self._delivered) > self.SEEN_LIMIT:
+            ordered = sorted(self._delivered.items(), key=lambda entry: entry[1])
+            self.floor = max(self.floor, ordered[-QUEUE_LIMIT - 1][1])
+            self._delivered = dict(ordered[-QUEUE_LIMIT:])
+
+
+async def _resume_floor(pool: asyncpg.Pool, user_id: uuid.UUID, after: uuid.UUID) -> datetime:
+    """Where a reconnecting client's replay starts: when the event it names was delivered.
+    For an id not (or no longer) in its inbox, when that id was made, if it says (a
+    message is delivered after it is made); else now."""
+    delivered = await service.delivered_at(pool, user_id, after)
+    if delivered is not None:
+        return delivered
+    now = time.time()
+    made = id_time(after)
+    return datetime.fromtimestamp(min(made, now) if made is not None else now, UTC)
 
 
 async def inbox_events(
@@ -244,13 +271,15 @@ async def inbox_events(
     an Ending when the server ends it (its session ended, the database went away, the
     server is stopping). A client that goes away just stops iterating."""
     subscription = hub.subscribe(user_id, session_id)  # before the replay: nothing between
-    # A replay sends what was created after the client's last event, or after the stream
-    # opened: ids are time-ordered (UUIDv7).
-    sent = _Sent(after if after is not None else first_id_at(time.time()))
+    # A replay sends what was delivered after the client's last event, or after the
+    # stream opened.
+    sent = _Sent(datetime.now(UTC))
     loop = asyncio.get_running_loop()
     try:
         try:
             if after is not None:
+                sent.floor = await _resume_floor(pool, user_id, after)
+                sent.add(after, sent.floor)  # the client has that one
                 async for item in _replay(pool, subscription, sent):
                     yield item
             next_check = loop.time() + HEARTBEAT_SECONDS
@@ -287,9 +316,9 @@ async def inbox_events(
                     wanted = [i for i in subscription.pending if i not in sent]
                     subscription.pending.clear()
                     if wanted:
-                        for item in await service.stream_items(pool, user_id, ids=wanted):
+                        for item in await service.stream_items(pool, user_id, wanted):
                             if item.id not in sent:
-                                sent.add(item.id)
+                                sent.add(item.id, item.sent_at)
                                 yield item
         except DATABASE_ERRORS:
             # The database went away under this stream: end it cleanly; the client comes
@@ -303,17 +332,26 @@ async def inbox_events(
 async def _replay(
     pool: asyncpg.Pool, subscription: Subscription, sent: _Sent
 ) -> AsyncIterator[InboxItem]:
-    """What the stream has not sent of what was created after its floor, page by page;
-    a page at a time, so that a long replay still stops promptly at a shutdown."""
-    after = sent.floor
+    """What the stream has not sent of what was delivered after its floor, in order of
+    delivery, a page at a time (so that a long replay still stops promptly at a shutdown);
+    then what is being delivered at this moment."""
+    after = sent.replay_from
     while subscription.ending is None:
-        page = await service.stream_items(
+        page = await service.stream_delivered(
             pool, subscription.user_id, after=after, limit=REPLAY_PAGE
         )
         for item in page:
             if item.id not in sent:
-                sent.add(item.id)
+                sent.add(item.id, item.sent_at)
                 yield item
         if len(page) < REPLAY_PAGE:
-            return
-        after = page[-1].id
+            break
+        last = page[-1]
+        if last.sent_at is None:  # never: the page holds SENT messages only
+            break
+        after = last.sent_at, last.id
+    if subscription.ending is None:
+        for item in await service.stream_in_delivery(pool, subscription.user_id, limit=REPLAY_PAGE):
+            if item.id not in sent:
+                sent.add(item.id, item.sent_at)
+                yield item

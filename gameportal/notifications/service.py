@@ -352,22 +352,36 @@ async def inbox(
 
 
 async def stream_items(
+    pool: asyncpg.Pool, user_id: uuid.UUID, ids: list[uuid.UUID]
+) -> list[InboxItem]:
+    """For a live stream, oldest first: those of `ids` that are in this user's inbox."""
+    return _inbox_items(await inbox_repo.stream_ids(pool, user_id, ids))
+
+
+async def stream_delivered(
     pool: asyncpg.Pool,
     user_id: uuid.UUID,
     *,
-    after: uuid.UUID | None = None,
-    ids: list[uuid.UUID] | None = None,
-    limit: int = 500,
+    after: tuple[datetime, uuid.UUID],
+    limit: int,
 ) -> list[InboxItem]:
-    """For a live stream, oldest first: what was created after `after`, or those of `ids`
-    that are in this user's inbox."""
-    if ids is not None:
-        rows = await inbox_repo.stream_ids(pool, user_id, ids)
-    else:
-        rows = await inbox_repo.stream_since(
-            pool, user_id, after=after or uuid.UUID(int=0), limit=limit
-        )
+    """For a live stream's replay, in order of delivery: what was delivered after `after`
+    (sent_at, id)."""
+    rows = await inbox_repo.stream_delivered(pool, user_id, after=after, limit=limit)
     return _inbox_items(rows)
+
+
+async def stream_in_delivery(
+    pool: asyncpg.Pool, user_id: uuid.UUID, *, limit: int
+) -> list[InboxItem]:
+    """For a live stream's replay: what is being delivered at this moment."""
+    return _inbox_items(await inbox_repo.stream_in_delivery(pool, user_id, limit=limit))
+
+
+async def delivered_at(
+    pool: asyncpg.Pool, user_id: uuid.UUID, message_id: uuid.UUID
+) -> datetime | None:
+    return await inbox_repo.delivered_at(pool, user_id, message_id)
 
 
 def _inbox_items(rows: Iterable[Mapping[Any, Any]]) -> list[InboxItem]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import httpx
@@ -12,9 +14,11 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from gameportal.notifications import live
 from tests.factories import bearer, register, user_with_roles
 from tests.net import free_port
-from tests.notifications.support import running_workers
+from tests.notifications.sse import open_stream
+from tests.notifications.support import running_workers, wait_for
 
 
 @pytest.fixture
@@ -118,3 +122,106 @@ async def test_streams_need_a_live_session_and_a_sane_last_event_id(
         )
         assert bad.status_code == 422
         assert bad.json()["errors"][0]["field"] == "Last-Event-ID"
+
+
+async def _queue(
+    client: httpx.AsyncClient,
+    admin: dict[str, Any],
+    to: dict[str, Any],
+    subject: str,
+    *,
+    in_seconds: float = 0,
+) -> str:
+    """An IN_APP message for `to` (scheduled `in_seconds` from now); its id."""
+    body: dict[str, Any] = {
+        "type": "IN_APP",
+        "recipientUserId": to["user"]["id"],
+        "payload": {"subject": subject},
+    }
+    if in_seconds:
+        due = datetime.now(UTC) + timedelta(seconds=in_seconds)
+        body["scheduledAt"] = due.isoformat().replace("+00:00", "Z")
+    response = await client.post("/api/v1/admin/notifications", headers=bearer(admin), json=body)
+    assert response.status_code == 201, response.text
+    message_id: str = response.json()["id"]
+    return message_id
+
+
+async def _sent(db: asyncpg.Pool, *ids: str) -> None:
+    async def all_sent() -> bool:
+        n: int = await db.fetchval(
+            "SELECT count(*) FROM messages WHERE id = ANY($1::uuid[]) AND status = 'SENT'",
+            list(ids),
+        )
+        return n == len(ids)
+
+    await wait_for(all_sent, within=10)
+
+
+async def test_resuming_after_an_event_replays_a_scheduled_message_delivered_after_it(
+    served: str, client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    # The scheduled one is made first and delivered last: in order of creation it comes
+    # before the event the client resumes after, in order of delivery after it.
+    admin = await user_with_roles(client, db, "admin")
+    alice = await register(client)
+    scheduled = await _queue(client, admin, alice, "scheduled", in_seconds=1)
+    seen = await _queue(client, admin, alice, "now")
+    await _sent(db, seen, scheduled)
+    async with (
+        httpx.AsyncClient(base_url=served, timeout=10) as http,
+        open_stream(http, {**bearer(alice), "Last-Event-ID": seen}) as resumed,
+    ):
+        await resumed.wait(lambda s: len(s.ids) >= 1)
+        later = await _queue(client, admin, alice, "later")
+        await resumed.wait(lambda s: later in s.ids)
+    assert resumed.ids == [scheduled, later]
+
+
+async def test_resuming_after_a_late_delivered_event_does_not_resend_earlier_deliveries(
+    served: str, client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    admin = await user_with_roles(client, db, "admin")
+    alice = await register(client)
+    scheduled = await _queue(client, admin, alice, "scheduled", in_seconds=1)
+    earlier = await _queue(client, admin, alice, "earlier")
+    await _sent(db, earlier, scheduled)
+    # Delivered a minute before the scheduled one, beyond the replay's margin.
+    await db.execute(
+        "UPDATE messages SET sent_at = sent_at - interval '1 minute' WHERE id = $1", earlier
+    )
+    async with (
+        httpx.AsyncClient(base_url=served, timeout=10) as http,
+        open_stream(http, {**bearer(alice), "Last-Event-ID": scheduled}) as resumed,
+    ):
+        await asyncio.sleep(0.3)  # a replay would be here by now
+        later = await _queue(client, admin, alice, "later")
+        await resumed.wait(lambda s: later in s.ids)
+    assert resumed.ids == [later]
+
+
+async def test_an_open_stream_catching_up_gets_a_message_made_before_it_opened(
+    served: str,
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    db: asyncpg.Pool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A stream that may have missed announcements (LISTEN was down) replays from the
+    # table: a message made before the stream opened but delivered since is among them.
+    admin = await user_with_roles(client, db, "admin")
+    alice = await register(client)
+    scheduled = await _queue(client, admin, alice, "scheduled", in_seconds=1)
+    async with (
+        httpx.AsyncClient(base_url=served, timeout=10) as http,
+        open_stream(http, bearer(alice)) as stream,
+    ):
+        with monkeypatch.context() as deaf:
+            deaf.setattr(live.Subscription, "announce", lambda self, message_id: None)
+            await _sent(db, scheduled)
+        assert stream.ids == []
+        app.state.inbox_hub._listening(True)  # LISTEN is back: every stream catches up
+        await stream.wait(lambda s: len(s.ids) >= 1)
+        later = await _queue(client, admin, alice, "later")
+        await stream.wait(lambda s: later in s.ids)
+    assert stream.ids == [scheduled, later]
