@@ -19,6 +19,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    update,
 )
 from sqlalchemy.dialects.postgresql import INET
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -94,6 +95,35 @@ async def campaigns_using(
     if limit is not None:
         query = query.limit(limit)
     return list(await session.scalars(query))
+
+
+async def lock_assignments(session: AsyncSession) -> None:
+    """Until this transaction ends, no assignment is logged (the few in flight finish
+    first): for a change that must see every row of the log and leave none behind."""
+    await session.execute(text("LOCK TABLE ab_experiment_log IN SHARE MODE"))
+
+
+async def campaign_players(session: AsyncSession, campaign_id: uuid.UUID) -> int:
+    """Log rows of the campaign: players (and visitors) assigned a variant in it."""
+    count: int = (
+        await session.scalar(
+            select(func.count())
+            .select_from(ABExperimentLog)
+            .where(ABExperimentLog.campaign_id == campaign_id)
+        )
+        or 0
+    )
+    return count
+
+
+async def leave_group(session: AsyncSession, campaign_id: uuid.UUID) -> None:
+    """The campaign's log rows leave its exclusion group: its players are free to join
+    the group's other campaigns."""
+    await session.execute(
+        update(ABExperimentLog)
+        .where(ABExperimentLog.campaign_id == campaign_id)
+        .values(exclusion_group=None)
+    )
 
 
 async def players_assigned(session: AsyncSession, rule_id: uuid.UUID) -> int:

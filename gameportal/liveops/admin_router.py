@@ -287,11 +287,13 @@ async def get_campaign(
     response_model=CampaignRead,
     responses={
         200: {"headers": headers("ETag")},
-        **problem_responses(401, 403, 404, 412, 413, 422, 428),
+        **problem_responses(401, 403, 404, 409, 412, 413, 422, 428),
     },
     summary="Change a campaign; needs If-Match (marketer)",
     description="Only the fields sent change; in `targetingRules`, only the kinds sent "
-    "(null empties a kind)." + STICKY,
+    "(null empties a kind)." + STICKY + " `exclusionGroup` can change only until a player "
+    "is assigned (409 `campaign-has-players` after); leaving the group (null) is always "
+    "allowed and frees the campaign's players for the group's other campaigns.",
 )
 async def update_campaign(
     campaign_id: uuid.UUID,

@@ -55,6 +55,11 @@ class ABRuleInUse(Conflict):
     title = "The A/B rule is in use"
 
 
+class CampaignHasPlayers(Conflict):
+    slug = "campaign-has-players"
+    title = "Players are already assigned in this campaign"
+
+
 class WeightsSumToZero(Conflict):
     slug = "weights-sum-to-zero"
     title = "A campaign's variant weights would sum to 0"
@@ -305,6 +310,10 @@ async def update_campaign(
     session: AsyncSession, campaign_id: uuid.UUID, body: CampaignUpdate, if_match: str | None
 ) -> MarketingCampaign:
     await repo.serialize_writes(session)
+    if "exclusion_group" in body.model_fields_set:
+        # Before the campaign's row: an assignment in flight holds the log and waits for
+        # that row (its foreign key), so the other order could deadlock.
+        await repo.lock_assignments(session)
     row = await _found(session, MarketingCampaign, campaign_id, lock=True)
     check_if_match(row, if_match, required=True)
     changes = body.model_dump(exclude_unset=True)
@@ -327,6 +336,8 @@ async def update_campaign(
     if targeting is not None and targeting.segment is not None:
         await check_segment(session, problems, targeting.segment)
     problems.raise_any()
+    if changes.get("exclusion_group", row.exclusion_group) != row.exclusion_group:
+        await _regroup(session, row, changes["exclusion_group"])
 
     for name in (
         "name", "description", "start_at", "end_at", "active", "content_ids", "ab_variants",
@@ -357,6 +368,40 @@ async def update_campaign(
     await _save(session, row)
     log.info("campaign_changed", campaign_id=str(row.id), fields=sorted(changes))
     return row
+
+
+async def _regroup(session: AsyncSession, row: MarketingCampaign, group: str | None) -> None:
+    """A campaign's players are kept apart from the other campaigns of its exclusion group
+    by their log rows, which carry the group. Leaving the group frees them (their rows
+    leave it too). Joining a group, or moving to another, cannot take back what players
+    already assigned here got in that group's other campaigns: refused once anyone is.
+
+    Assignments wait meanwhile (the caller holds SHARE on the log), and one decided on the
+    old group that comes after the change is not written (see the evaluation's insert), so
+    no row is left with a group its campaign no longer has."""
+    assigned = await repo.campaign_players(session, row.id)
+    if not assigned:
+        return
+    if group is None:
+        await repo.leave_group(session, row.id)
+        return
+    players = "1 player is" if assigned == 1 else f"{assigned} players are"
+    message = (
+        f"{players} already assigned in this campaign, and may be in campaigns of "
+        f"{group!r} too: the group can change only before anyone is assigned. Make a new "
+        "campaign in that group instead (and deactivate this one), or leave the group (null)"
+    )
+    raise CampaignHasPlayers(
+        message,
+        errors=[
+            FieldProblem(
+                field="exclusionGroup",
+                location="body",
+                message=message,
+                code="campaign_has_players",
+            )
+        ],
+    )
 
 
 async def delete_campaign(

@@ -178,7 +178,9 @@ async def player_assignments(pool: asyncpg.Pool, user_id: uuid.UUID) -> list[asy
 
 # New assignments, each logged at most once whatever the concurrency: a row that would be
 # a second one for the campaign, or for the exclusion group, is not written (ON CONFLICT
-# DO NOTHING on every unique index), and the caller reads the winner. Rows go in campaign
+# DO NOTHING on every unique index), and the caller reads the winner. Nor is one whose
+# campaign is gone or no longer in the exclusion group this process's snapshot says (a
+# change committed a moment ago; the row would carry the wrong group). Rows go in campaign
 # order, so concurrent requests of one player take the index entries in one order.
 # For a player, the offers stored on their progress are set in the same statement where
 # they changed (an empty text is an empty list).
@@ -192,7 +194,9 @@ ins AS (
                                    exclusion_group)
     SELECT q.id, q.campaign_id, $5, CASE WHEN $5::uuid IS NULL THEN $6::uuid END,
            q.variant_id, q.grp
-    FROM q ORDER BY q.campaign_id
+    FROM q JOIN campaigns c ON c.id = q.campaign_id
+    WHERE c.exclusion_group IS NOT DISTINCT FROM q.grp
+    ORDER BY q.campaign_id
     ON CONFLICT DO NOTHING
     RETURNING campaign_id
 ),

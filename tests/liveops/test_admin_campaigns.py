@@ -473,3 +473,48 @@ async def test_activate_deactivate_and_delete(
     )
     assert await _ranges(db, campaign["id"]) == []
     assert await db.fetchval("SELECT count(*) FROM ab_experiment_log") == 0
+
+
+async def test_the_exclusion_group_changes_only_until_a_player_is_assigned(
+    client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    # The log rows keep a group's campaigns from sharing a player: players already in
+    # this campaign cannot be taken back out of the new group's other campaigns.
+    who = await marketer(client, db)
+    campaign = await new_campaign(client, who)
+    url = f"{CAMPAIGNS}/{campaign['id']}"
+
+    async def regroup(group: str | None) -> httpx.Response:
+        return await client.patch(
+            url, json={"exclusionGroup": group}, headers={**who, "If-Match": "*"}
+        )
+
+    assert (await regroup("spring")).status_code == 200  # nobody assigned yet
+    player = await assign(client, db, campaign["id"], campaign["abVariants"][0])
+    await db.execute("UPDATE ab_experiment_log SET exclusion_group = 'spring'")
+
+    async def logged_group() -> str | None:
+        group: str | None = await db.fetchval(
+            "SELECT exclusion_group FROM ab_experiment_log WHERE user_id = $1", uuid.UUID(player)
+        )
+        return group
+
+    for group in ("summer", "autumn"):
+        refused = await regroup(group)
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["type"].endswith("campaign-has-players")
+        problem = errors_by_field(refused)["exclusionGroup"]
+        assert problem["code"] == "campaign_has_players"
+        assert "1 player is already assigned" in problem["message"]
+    unchanged = await client.get(url, headers=who)
+    assert unchanged.json()["exclusionGroup"] == "spring"
+    assert unchanged.json()["version"] == campaign["version"] + 1
+    assert await logged_group() == "spring"
+
+    # Same group again: nothing to check. Leaving the group frees its players.
+    assert (await regroup("spring")).status_code == 200
+    left = await regroup(None)
+    assert left.status_code == 200, left.text
+    assert left.json()["exclusionGroup"] is None
+    assert await logged_group() is None
+    assert (await regroup("spring")).status_code == 409  # back in: players are assigned

@@ -155,6 +155,48 @@ async def test_exclusion_groups_never_share_a_player(
     assert [r["campaign_id"] for r in user_rows] == [mine]
 
 
+async def test_an_assignment_decided_on_a_stale_exclusion_group_is_not_logged(
+    app: FastAPI, client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    # A process decides on its snapshot; a group change committed since must not leave a
+    # row in the old group (it would keep the player out of, or let them into, the wrong
+    # campaigns). The request answers without the campaign; the next, with the new group.
+    made = await campaign(db, [await variant(db)], exclusion_group="spring")
+    await settle(app)
+    await db.execute("UPDATE campaigns SET exclusion_group = 'summer' WHERE id = $1", made)
+    who = visitor()
+    assert ids(await active(client, who)) == []
+    assert await log_rows(db, made) == []
+    await settle(app)
+    assert ids(await active(client, who)) == [made]
+    groups = await db.fetch(
+        "SELECT exclusion_group FROM ab_experiment_log WHERE campaign_id = $1", made
+    )
+    assert [r["exclusion_group"] for r in groups] == ["summer"]
+
+
+async def test_a_group_change_amid_assignments_leaves_every_row_in_the_campaigns_group(
+    app: FastAPI, client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    made = await campaign(db, [await variant(db)], exclusion_group="spring")
+    await settle(app)
+    marketer = bearer(await user_with_roles(client, db, "marketer"))
+
+    async def regroup() -> int:
+        changed = await client.patch(
+            f"/api/v1/admin/campaigns/{made}",
+            json={"exclusionGroup": "summer"},
+            headers={**marketer, "If-Match": "*"},
+        )
+        return changed.status_code
+
+    answers = await asyncio.gather(regroup(), *(active(client, visitor()) for _ in range(40)))
+    assert answers[0] in (200, 409)  # 409 when a player came first
+    group = await db.fetchval("SELECT exclusion_group FROM campaigns WHERE id = $1", made)
+    logged = {r["exclusion_group"] for r in await log_rows(db, made)}
+    assert logged <= {group}, (answers[0], logged)
+
+
 async def test_coverage_leaves_players_out_without_logging_them(
     app: FastAPI, client: httpx.AsyncClient, db: asyncpg.Pool
 ) -> None:
