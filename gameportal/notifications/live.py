@@ -34,6 +34,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from gameportal.errors import PortalError
 from gameportal.identity import repository as identity_repo
 from gameportal.identity.repository.sessions import SESSIONS_ENDED_CHANNEL
+from gameportal.kit.db_outage import database_unavailable
 from gameportal.kit.ids import id_time
 from gameportal.kit.listener import PgListener
 from gameportal.notifications import service
@@ -320,10 +321,14 @@ async def inbox_events(
                             if item.id not in sent:
                                 sent.add(item.id, item.sent_at)
                                 yield item
-        except DATABASE_ERRORS:
+        except DATABASE_ERRORS as exc:
             # The database went away under this stream: end it cleanly; the client comes
             # back with Last-Event-ID and is answered 503 until the server can promise it
-            # every message again, then replayed what it missed.
+            # every message again, then replayed what it missed. Any other database error
+            # ends it the same way, but is this server's fault and must not look like an
+            # outage: a client would come back to it again and again, unseen.
+            if not database_unavailable(exc):
+                log.exception("inbox_stream_failed", user_id=str(user_id))
             yield _ending("database")
     finally:
         hub.unsubscribe(subscription)

@@ -225,3 +225,31 @@ async def test_an_open_stream_catching_up_gets_a_message_made_before_it_opened(
         later = await _queue(client, admin, alice, "later")
         await stream.wait(lambda s: later in s.ids)
     assert stream.ids == [scheduled, later]
+
+
+async def test_a_database_error_that_is_no_outage_ends_the_stream_and_is_logged(
+    served: str,
+    client: httpx.AsyncClient,
+    db: asyncpg.Pool,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    # A client told "database" comes back and meets the same fault: unlike an outage,
+    # which logs itself once, this must show in the log with its traceback.
+    admin = await user_with_roles(client, db, "admin")
+    alice = await register(client)
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise asyncpg.exceptions.UndefinedColumnError('column "nope" does not exist')
+
+    monkeypatch.setattr(live.service, "stream_items", broken)
+    async with (
+        httpx.AsyncClient(base_url=served, timeout=10) as http,
+        open_stream(http, bearer(alice)) as stream,
+    ):
+        await _queue(client, admin, alice, "hello")
+        await stream.wait_ended()
+    assert stream.clean and stream.ids == [] and stream.retries[-1] >= 2000
+    failed = [line for line in capfd.readouterr().err.splitlines() if "inbox_stream_failed" in line]
+    assert len(failed) == 1, failed
+    assert "UndefinedColumnError" in failed[0] and alice["user"]["id"] in failed[0]
