@@ -5,11 +5,10 @@ reaches a player connected to any API instance.
 A NOTIFY reaches only the processes listening at that moment, so the table stays the
 truth: a stream replays from it what it has not sent whenever it may have missed an
 announcement (LISTEN was down, or the stream fell too far behind), and a client that
-reconnects with `Last-Event-ID` gets everything delivered after that event. Both replays go
-in order of delivery, not creation: a scheduled or retried message is delivered after
-messages created after it. Ending a
-session is announced the same way (SESSIONS_ENDED_CHANNEL), so its streams end
-at once in every process."""
+reconnects with `Last-Event-ID` gets everything delivered after that event. Both replays
+go in order of delivery, not creation: a scheduled or retried message is delivered after
+messages created after it. Ending a session is announced the same way
+(SESSIONS_ENDED_CHANNEL), so its streams end at once in every process."""
 
 from __future__ import annotations
 
