@@ -97,23 +97,14 @@ async def campaigns_using(
     return list(await session.scalars(query))
 
 
-async def lock_assignments(session: AsyncSession) -> None:
-    """Until this transaction ends, no assignment is logged (the few in flight finish
-    first): for a change that must see every row of the log and leave none behind."""
-    await session.execute(text("LOCK TABLE ab_experiment_log IN SHARE MODE"))
-
-
-async def campaign_players(session: AsyncSession, campaign_id: uuid.UUID) -> int:
-    """Log rows of the campaign: players (and visitors) assigned a variant in it."""
-    count: int = (
-        await session.scalar(
-            select(func.count())
-            .select_from(ABExperimentLog)
-            .where(ABExperimentLog.campaign_id == campaign_id)
+async def has_players(session: AsyncSession, campaign_id: uuid.UUID) -> bool:
+    """Whether anyone (player or visitor) was assigned a variant in the campaign."""
+    found = await session.scalar(
+        select(
+            select(ABExperimentLog.id).where(ABExperimentLog.campaign_id == campaign_id).exists()
         )
-        or 0
     )
-    return count
+    return bool(found)
 
 
 async def leave_group(session: AsyncSession, campaign_id: uuid.UUID) -> None:
@@ -121,7 +112,10 @@ async def leave_group(session: AsyncSession, campaign_id: uuid.UUID) -> None:
     the group's other campaigns."""
     await session.execute(
         update(ABExperimentLog)
-        .where(ABExperimentLog.campaign_id == campaign_id)
+        .where(
+            ABExperimentLog.campaign_id == campaign_id,
+            ABExperimentLog.exclusion_group.is_not(None),
+        )
         .values(exclusion_group=None)
     )
 

@@ -310,10 +310,6 @@ async def update_campaign(
     session: AsyncSession, campaign_id: uuid.UUID, body: CampaignUpdate, if_match: str | None
 ) -> MarketingCampaign:
     await repo.serialize_writes(session)
-    if "exclusion_group" in body.model_fields_set:
-        # Before the campaign's row: an assignment in flight holds the log and waits for
-        # that row (its foreign key), so the other order could deadlock.
-        await repo.lock_assignments(session)
     row = await _found(session, MarketingCampaign, campaign_id, lock=True)
     check_if_match(row, if_match, required=True)
     changes = body.model_dump(exclude_unset=True)
@@ -376,19 +372,18 @@ async def _regroup(session: AsyncSession, row: MarketingCampaign, group: str | N
     leave it too). Joining a group, or moving to another, cannot take back what players
     already assigned here got in that group's other campaigns: refused once anyone is.
 
-    Assignments wait meanwhile (the caller holds SHARE on the log), and one decided on the
-    old group that comes after the change is not written (see the evaluation's insert), so
+    The campaign's row is locked (FOR UPDATE), and an assignment locks it too (KEY SHARE,
+    in the evaluation's insert): one in flight is committed before this looks, and one
+    that comes after sees the new group and, decided on the old one, is not written. So
     no row is left with a group its campaign no longer has."""
-    assigned = await repo.campaign_players(session, row.id)
-    if not assigned:
+    if not await repo.has_players(session, row.id):
         return
     if group is None:
         await repo.leave_group(session, row.id)
         return
-    players = "1 player is" if assigned == 1 else f"{assigned} players are"
     message = (
-        f"{players} already assigned in this campaign, and may be in campaigns of "
-        f"{group!r} too: the group can change only before anyone is assigned. Make a new "
+        f"players are already assigned in this campaign, and may be in campaigns of "
+        f'"{group}" too: the group can change only before anyone is assigned. Make a new '
         "campaign in that group instead (and deactivate this one), or leave the group (null)"
     )
     raise CampaignHasPlayers(

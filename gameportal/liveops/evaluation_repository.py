@@ -180,8 +180,11 @@ async def player_assignments(pool: asyncpg.Pool, user_id: uuid.UUID) -> list[asy
 # a second one for the campaign, or for the exclusion group, is not written (ON CONFLICT
 # DO NOTHING on every unique index), and the caller reads the winner. Nor is one whose
 # campaign is gone or no longer in the exclusion group this process's snapshot says (a
-# change committed a moment ago; the row would carry the wrong group). Rows go in campaign
-# order, so concurrent requests of one player take the index entries in one order.
+# change committed a moment ago; the row would carry the wrong group). The campaign's row
+# is locked KEY SHARE, as the foreign key does anyway: a group change (which holds it FOR
+# UPDATE) waits for this insert, and this insert waits for a change in progress and then
+# reads the campaign as changed. Rows go in campaign order, so concurrent requests of one
+# player take the index entries in one order.
 # For a player, the offers stored on their progress are set in the same statement where
 # they changed (an empty text is an empty list).
 _ASSIGN_SQL = """
@@ -197,6 +200,7 @@ ins AS (
     FROM q JOIN campaigns c ON c.id = q.campaign_id
     WHERE c.exclusion_group IS NOT DISTINCT FROM q.grp
     ORDER BY q.campaign_id
+    FOR KEY SHARE OF c
     ON CONFLICT DO NOTHING
     RETURNING campaign_id
 ),

@@ -505,7 +505,7 @@ async def test_the_exclusion_group_changes_only_until_a_player_is_assigned(
         assert refused.json()["type"].endswith("campaign-has-players")
         problem = errors_by_field(refused)["exclusionGroup"]
         assert problem["code"] == "campaign_has_players"
-        assert "1 player is already assigned" in problem["message"]
+        assert "players are already assigned" in problem["message"]
     unchanged = await client.get(url, headers=who)
     assert unchanged.json()["exclusionGroup"] == "spring"
     assert unchanged.json()["version"] == campaign["version"] + 1

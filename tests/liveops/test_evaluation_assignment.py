@@ -175,26 +175,52 @@ async def test_an_assignment_decided_on_a_stale_exclusion_group_is_not_logged(
     assert [r["exclusion_group"] for r in groups] == ["summer"]
 
 
-async def test_a_group_change_amid_assignments_leaves_every_row_in_the_campaigns_group(
+async def test_an_assignment_waits_for_a_group_change_in_progress_and_is_not_logged(
     app: FastAPI, client: httpx.AsyncClient, db: asyncpg.Pool
 ) -> None:
     made = await campaign(db, [await variant(db)], exclusion_group="spring")
     await settle(app)
+    async with db.acquire() as admin, admin.transaction():
+        # What PATCH does: the campaign's row FOR UPDATE, then the change.
+        await admin.execute("SELECT 1 FROM campaigns WHERE id = $1 FOR UPDATE", made)
+        await admin.execute("UPDATE campaigns SET exclusion_group = 'summer' WHERE id = $1", made)
+        arriving = asyncio.create_task(active(client, visitor()))
+        await asyncio.sleep(0.3)
+        assert not arriving.done()  # it waits for the change
+    assert ids(await arriving) == []  # decided on "spring": not shown, not logged
+    assert await log_rows(db, made) == []
+
+
+async def test_a_group_change_waits_for_an_assignment_in_progress_and_sees_it(
+    app: FastAPI, client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    made = await campaign(db, [chosen := await variant(db)], exclusion_group="spring")
     marketer = bearer(await user_with_roles(client, db, "marketer"))
-
-    async def regroup() -> int:
-        changed = await client.patch(
-            f"/api/v1/admin/campaigns/{made}",
-            json={"exclusionGroup": "summer"},
-            headers={**marketer, "If-Match": "*"},
+    async with db.acquire() as player, player.transaction():
+        # What an assignment does: the campaign's row KEY SHARE, then the log row.
+        await player.execute("SELECT 1 FROM campaigns WHERE id = $1 FOR KEY SHARE", made)
+        await player.execute(
+            "INSERT INTO ab_experiment_log (id, campaign_id, anonymous_id, variant_id, "
+            "exclusion_group) VALUES ($1, $2, $3, $4, 'spring')",
+            uuid.uuid4(),
+            made,
+            uuid.uuid4(),
+            chosen,
         )
-        return changed.status_code
-
-    answers = await asyncio.gather(regroup(), *(active(client, visitor()) for _ in range(40)))
-    assert answers[0] in (200, 409)  # 409 when a player came first
-    group = await db.fetchval("SELECT exclusion_group FROM campaigns WHERE id = $1", made)
-    logged = {r["exclusion_group"] for r in await log_rows(db, made)}
-    assert logged <= {group}, (answers[0], logged)
+        changing = asyncio.create_task(
+            client.patch(
+                f"/api/v1/admin/campaigns/{made}",
+                json={"exclusionGroup": "summer"},
+                headers={**marketer, "If-Match": "*"},
+            )
+        )
+        await asyncio.sleep(0.3)
+        assert not changing.done()  # it waits for the assignment
+    refused = await changing
+    assert refused.status_code == 409, refused.text
+    assert await db.fetchval("SELECT exclusion_group FROM campaigns WHERE id = $1", made) == (
+        "spring"
+    )
 
 
 async def test_coverage_leaves_players_out_without_logging_them(
