@@ -52,8 +52,17 @@ class Message(IdMixin, CreatedAtMixin, Base):
             "id",
             postgresql_where=text("recipient_user_id IS NOT NULL"),
         ),
-        # In-app broadcasts, which every inbox shows; and in order of delivery, which a
-        # live stream's replay follows.
+        # In-app broadcasts, which every inbox shows; and a player's own in-app messages
+        # and the broadcasts in order of delivery, which a live stream's replay follows.
+        Index(
+            "ix_messages_inbox_recipient_delivered",
+            "recipient_user_id",
+            "sent_at",
+            "id",
+            postgresql_where=text(
+                "type = 'IN_APP' AND recipient_user_id IS NOT NULL AND status = 'SENT'"
+            ),
+        ),
         Index(
             "ix_messages_inbox_broadcast",
             "id",

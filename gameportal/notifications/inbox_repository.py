@@ -106,9 +106,11 @@ ORDER BY m.id
 LIMIT $2
 """  # noqa: S608 - only module constants are interpolated
 
-# When a message of this user's inbox was delivered; now() for one being delivered.
-_DELIVERED_AT_SQL = """
-SELECT COALESCE(m.sent_at, now()) FROM messages m
+# When a message of this user's inbox became due: it was claimed, announced and recorded
+# after that, however late the recording came (a worker holds what it delivered during a
+# database outage, and records it when the database is back).
+_DUE_AT_SQL = """
+SELECT GREATEST(m.created_at, m.scheduled_at) FROM messages m
 WHERE m.id = $2 AND m.type = 'IN_APP' AND m.status IN ('SENT', 'PROCESSING')
   AND (m.recipient_user_id = $1 OR m.recipient_user_id IS NULL)
 """
@@ -145,12 +147,10 @@ async def stream_in_delivery(
     return rows
 
 
-async def delivered_at(
-    pool: asyncpg.Pool, user_id: uuid.UUID, message_id: uuid.UUID
-) -> datetime | None:
-    """When a message of this user's inbox was delivered (now, while it is being
-    delivered); None when it is not in their inbox."""
-    at: datetime | None = await pool.fetchval(_DELIVERED_AT_SQL, user_id, message_id)
+async def due_at(pool: asyncpg.Pool, user_id: uuid.UUID, message_id: uuid.UUID) -> datetime | None:
+    """When a message of this user's inbox became due; None when it is not in their
+    inbox."""
+    at: datetime | None = await pool.fetchval(_DUE_AT_SQL, user_id, message_id)
     return at
 
 

@@ -46,12 +46,8 @@ log = structlog.get_logger(__name__)
 QUEUE_LIMIT = 1000
 HEARTBEAT_SECONDS = 15.0  # a keep-alive, and the session checked again (expiry, idling)
 REPLAY_PAGE = 500
-# How far before its floor a replay starts. A message's sent_at is written when its worker
-# records the delivery, a moment after the announcement the stream acted on, and those
-# writes do not land in the order of the announcements: a client that saw message A may
-# not have seen B, delivered after A yet recorded first. The API's clock (a fresh stream's
-# floor) may also run behind the database's. So a replay may repeat a message delivered
-# in the seconds before the one a client names; its `id` tells them apart.
+# How far before its floor a replay starts: a fresh stream's floor is the API's clock,
+# which may run behind the database's (sent_at).
 REPLAY_MARGIN = timedelta(seconds=5)
 # A new stream's answer while this process cannot promise it every message.
 RETRY_AFTER_SECONDS = 2
@@ -246,12 +242,20 @@ class _Sent:
 
 
 async def _resume_floor(pool: asyncpg.Pool, user_id: uuid.UUID, after: uuid.UUID) -> datetime:
-    """Where a reconnecting client's replay starts: when the event it names was delivered.
-    For an id not (or no longer) in its inbox, when that id was made, if it says (a
-    message is delivered after it is made); else now."""
-    delivered = await service.delivered_at(pool, user_id, after)
-    if delivered is not None:
-        return delivered
+    """Where a reconnecting client's replay starts: when the event it names became due.
+
+    Not when it was recorded as delivered (sent_at): a worker records deliveries a moment
+    after announcing them, not in the order it announced them, and during a database
+    outage minutes late, so a message the client never saw may have been recorded before
+    the one it names. Whatever it missed was announced after it got that one, which was
+    claimed after it became due; its sent_at is later still. So a replay may repeat what
+    was delivered between the two (its `id` tells them apart), and misses nothing.
+
+    For an id not (or no longer) in its inbox: when that id was made, if it says (a
+    message is due no earlier); else now."""
+    due = await service.due_at(pool, user_id, after)
+    if due is not None:
+        return due
     now = time.time()
     made = id_time(after)
     return datetime.fromtimestamp(min(made, now) if made is not None else now, UTC)
@@ -338,7 +342,12 @@ async def _replay(
 ) -> AsyncIterator[InboxItem]:
     """What the stream has not sent of what was delivered after its floor, in order of
     delivery, a page at a time (so that a long replay still stops promptly at a shutdown);
-    then what is being delivered at this moment."""
+    then what was being delivered when it started.
+
+    Those are read first: one being delivered then and recorded while the pages are read
+    would otherwise be in neither. One claimed after that is announced after the stream
+    subscribed (or cleared what it had heard), so it is heard."""
+    in_delivery = await service.stream_in_delivery(pool, subscription.user_id, limit=REPLAY_PAGE)
     after = sent.replay_from
     while subscription.ending is None:
         page = await service.stream_delivered(
@@ -355,7 +364,7 @@ async def _replay(
             break
         after = last.sent_at, last.id
     if subscription.ending is None:
-        for item in await service.stream_in_delivery(pool, subscription.user_id, limit=REPLAY_PAGE):
+        for item in in_delivery:
             if item.id not in sent:
                 sent.add(item.id, item.sent_at)
                 yield item

@@ -187,8 +187,8 @@ async def stream_ticket(
             "and its id as the event id; `: keep-alive` comments. Reconnect with "
             "`Last-Event-ID` to get every notification delivered after that one, in order of "
             "delivery (a scheduled one is delivered after those created after it); one "
-            "delivered in the 5 seconds before it may come again, so tell them apart by "
-            "`id`. The server "
+            "delivered shortly before it may come again, so tell them apart by `id`. The "
+            "server "
             "ends the stream when the session ends, and, with a last `retry:` saying how "
             "many milliseconds to wait before reconnecting, when it shuts down or loses "
             "its database",

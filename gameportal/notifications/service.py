@@ -378,10 +378,8 @@ async def stream_in_delivery(
     return _inbox_items(await inbox_repo.stream_in_delivery(pool, user_id, limit=limit))
 
 
-async def delivered_at(
-    pool: asyncpg.Pool, user_id: uuid.UUID, message_id: uuid.UUID
-) -> datetime | None:
-    return await inbox_repo.delivered_at(pool, user_id, message_id)
+async def due_at(pool: asyncpg.Pool, user_id: uuid.UUID, message_id: uuid.UUID) -> datetime | None:
+    return await inbox_repo.due_at(pool, user_id, message_id)
 
 
 def _inbox_items(rows: Iterable[Mapping[Any, Any]]) -> list[InboxItem]:

@@ -200,6 +200,30 @@ async def test_resuming_after_a_late_delivered_event_does_not_resend_earlier_del
     assert resumed.ids == [later]
 
 
+async def test_resuming_after_a_message_recorded_late_replays_what_came_after_it(
+    served: str, client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    # A worker that delivers during a database outage records it when the database is
+    # back: the message the client names may be recorded after one it never saw.
+    admin = await user_with_roles(client, db, "admin")
+    alice = await register(client)
+    seen = await _queue(client, admin, alice, "seen")
+    await _sent(db, seen)
+    missed = await _queue(client, admin, alice, "missed")
+    await _sent(db, missed)
+    await db.execute(
+        "UPDATE messages SET sent_at = sent_at + interval '1 minute' WHERE id = $1", seen
+    )
+    async with (
+        httpx.AsyncClient(base_url=served, timeout=10) as http,
+        open_stream(http, {**bearer(alice), "Last-Event-ID": seen}) as resumed,
+    ):
+        await resumed.wait(lambda s: len(s.ids) >= 1)
+        later = await _queue(client, admin, alice, "later")
+        await resumed.wait(lambda s: later in s.ids)
+    assert resumed.ids == [missed, later]
+
+
 async def test_an_open_stream_catching_up_gets_a_message_made_before_it_opened(
     served: str,
     app: FastAPI,

@@ -1,5 +1,6 @@
-"""in-app broadcasts by delivery: live streams replay what was delivered after a point
-(sent_at, id), not what was created after an id; broadcasts are read by every inbox
+"""in-app messages by delivery: live streams replay what was delivered after a point
+(sent_at, id), not what was created after an id; a player's own, and the broadcasts every
+inbox reads
 
 Revision ID: 0014
 Revises: 0013
@@ -19,6 +20,14 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_index(
+        "ix_messages_inbox_recipient_delivered",
+        "messages",
+        ["recipient_user_id", "sent_at", "id"],
+        postgresql_where=sa.text(
+            "type = 'IN_APP' AND recipient_user_id IS NOT NULL AND status = 'SENT'"
+        ),
+    )
+    op.create_index(
         "ix_messages_inbox_broadcast_delivered",
         "messages",
         ["sent_at", "id"],
@@ -30,3 +39,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_messages_inbox_broadcast_delivered", table_name="messages")
+    op.drop_index("ix_messages_inbox_recipient_delivered", table_name="messages")
