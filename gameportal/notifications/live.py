@@ -241,6 +241,36 @@ class _Sent:
             self._delivered = dict(ordered[-QUEUE_LIMIT:])
 
 
+class _Failures:
+    """A lasting fault of this server's (a broken statement after a bad deploy) fails
+    every stream at each of its clients' reconnects, every few seconds: one line with the
+    traceback per kind of error and minute, saying how many were left out since."""
+
+    EVERY_SECONDS = 60.0
+
+    def __init__(self) -> None:
+        self._logged_at: dict[str, float] = {}
+        self._left_out: dict[str, int] = defaultdict(int)
+
+    def failed(self, exc: BaseException, user_id: uuid.UUID) -> None:
+        kind = type(exc).__name__
+        now = time.monotonic()
+        logged_at = self._logged_at.get(kind)
+        if logged_at is not None and now - logged_at < self.EVERY_SECONDS:
+            self._left_out[kind] += 1
+            return
+        self._logged_at[kind] = now
+        log.error(
+            "inbox_stream_failed",
+            user_id=str(user_id),
+            left_out=self._left_out.pop(kind, 0),
+            exc_info=exc,
+        )
+
+
+_failures = _Failures()
+
+
 async def _resume_floor(pool: asyncpg.Pool, user_id: uuid.UUID, after: uuid.UUID) -> datetime:
     """Where a reconnecting client's replay starts: when the event it names became due.
 
@@ -331,7 +361,7 @@ async def inbox_events(
             # ends it the same way, but is this server's fault and must not look like an
             # outage: a client would come back to it again and again, unseen.
             if not database_unavailable(exc):
-                log.exception("inbox_stream_failed", user_id=str(user_id))
+                _failures.failed(exc, user_id)
             yield _ending("database")
     finally:
         hub.unsubscribe(subscription)
