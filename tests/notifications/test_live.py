@@ -158,6 +158,26 @@ async def _sent(db: asyncpg.Pool, *ids: str) -> None:
     await wait_for(all_sent, within=10)
 
 
+async def _resume(
+    served: str,
+    client: httpx.AsyncClient,
+    admin: dict[str, Any],
+    player: dict[str, Any],
+    last_event_id: str,
+) -> tuple[list[str], str]:
+    """What a stream resumed after `last_event_id` sends: its replay, then one message
+    queued once the replay is over (a marker: nothing of the replay comes after it);
+    and that message's id."""
+    async with (
+        httpx.AsyncClient(base_url=served, timeout=10) as http,
+        open_stream(http, {**bearer(player), "Last-Event-ID": last_event_id}) as resumed,
+    ):
+        await asyncio.sleep(0.3)  # the replay is sent by now
+        marker = await _queue(client, admin, player, "marker")
+        await resumed.wait(lambda s: marker in s.ids)
+    return resumed.ids, marker
+
+
 async def test_resuming_after_an_event_replays_a_scheduled_message_delivered_after_it(
     served: str, client: httpx.AsyncClient, db: asyncpg.Pool
 ) -> None:
@@ -168,14 +188,8 @@ async def test_resuming_after_an_event_replays_a_scheduled_message_delivered_aft
     scheduled = await _queue(client, admin, alice, "scheduled", in_seconds=1)
     seen = await _queue(client, admin, alice, "now")
     await _sent(db, seen, scheduled)
-    async with (
-        httpx.AsyncClient(base_url=served, timeout=10) as http,
-        open_stream(http, {**bearer(alice), "Last-Event-ID": seen}) as resumed,
-    ):
-        await resumed.wait(lambda s: len(s.ids) >= 1)
-        later = await _queue(client, admin, alice, "later")
-        await resumed.wait(lambda s: later in s.ids)
-    assert resumed.ids == [scheduled, later]
+    ids, marker = await _resume(served, client, admin, alice, seen)
+    assert ids == [scheduled, marker]
 
 
 async def test_resuming_after_a_late_delivered_event_does_not_resend_earlier_deliveries(
@@ -190,14 +204,8 @@ async def test_resuming_after_a_late_delivered_event_does_not_resend_earlier_del
     await db.execute(
         "UPDATE messages SET sent_at = sent_at - interval '1 minute' WHERE id = $1", earlier
     )
-    async with (
-        httpx.AsyncClient(base_url=served, timeout=10) as http,
-        open_stream(http, {**bearer(alice), "Last-Event-ID": scheduled}) as resumed,
-    ):
-        await asyncio.sleep(0.3)  # a replay would be here by now
-        later = await _queue(client, admin, alice, "later")
-        await resumed.wait(lambda s: later in s.ids)
-    assert resumed.ids == [later]
+    ids, marker = await _resume(served, client, admin, alice, scheduled)
+    assert ids == [marker]
 
 
 async def test_resuming_after_a_message_recorded_late_replays_what_came_after_it(
@@ -214,14 +222,8 @@ async def test_resuming_after_a_message_recorded_late_replays_what_came_after_it
     await db.execute(
         "UPDATE messages SET sent_at = sent_at + interval '1 minute' WHERE id = $1", seen
     )
-    async with (
-        httpx.AsyncClient(base_url=served, timeout=10) as http,
-        open_stream(http, {**bearer(alice), "Last-Event-ID": seen}) as resumed,
-    ):
-        await resumed.wait(lambda s: len(s.ids) >= 1)
-        later = await _queue(client, admin, alice, "later")
-        await resumed.wait(lambda s: later in s.ids)
-    assert resumed.ids == [missed, later]
+    ids, marker = await _resume(served, client, admin, alice, seen)
+    assert ids == [missed, marker]
 
 
 async def test_an_open_stream_catching_up_gets_a_message_made_before_it_opened(
