@@ -96,15 +96,19 @@ ORDER BY f.sent_at, f.id
 LIMIT $4
 """  # noqa: S608 - only module constants are interpolated
 
-_STREAM_IN_DELIVERY_SQL = f"""
+# The stream's messages with their read state for user $1, from a WHERE that follows.
+_STREAM_ITEMS = f"""
 SELECT {_STREAM_COLUMNS}, m.recipient_user_id IS NULL AS broadcast, r.read_at
 FROM messages m
 LEFT JOIN notification_reads r ON r.message_id = m.id AND r.user_id = $1
+"""  # noqa: S608 - only module constants are interpolated
+
+_STREAM_IN_DELIVERY_SQL = f"""{_STREAM_ITEMS}
 WHERE m.status = 'PROCESSING' AND m.type = 'IN_APP'
   AND (m.recipient_user_id = $1 OR m.recipient_user_id IS NULL)
 ORDER BY m.id
 LIMIT $2
-"""  # noqa: S608 - only module constants are interpolated
+"""
 
 # When a message of this user's inbox became due: it was claimed, announced and recorded
 # after that, however late the recording came (a worker holds what it delivered during a
@@ -115,14 +119,11 @@ WHERE m.id = $2 AND m.type = 'IN_APP' AND m.status IN ('SENT', 'PROCESSING')
   AND (m.recipient_user_id = $1 OR m.recipient_user_id IS NULL)
 """
 
-_STREAM_IDS_SQL = f"""
-SELECT {_STREAM_COLUMNS}, m.recipient_user_id IS NULL AS broadcast, r.read_at
-FROM messages m
-LEFT JOIN notification_reads r ON r.message_id = m.id AND r.user_id = $1
+_STREAM_IDS_SQL = f"""{_STREAM_ITEMS}
 WHERE m.id = ANY($2::uuid[]) AND m.type = 'IN_APP' AND m.status IN ('SENT', 'PROCESSING')
   AND (m.recipient_user_id = $1 OR m.recipient_user_id IS NULL)
 ORDER BY m.id
-"""  # noqa: S608 - only module constants are interpolated
+"""
 
 
 async def stream_delivered(
