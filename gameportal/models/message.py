@@ -52,8 +52,8 @@ class Message(IdMixin, CreatedAtMixin, Base):
             "id",
             postgresql_where=text("recipient_user_id IS NOT NULL"),
         ),
-        # In-app broadcasts, which every inbox shows; and a player's own in-app messages
-        # and the broadcasts in order of delivery, which a live stream's replay follows.
+        # A player's own in-app messages in order of delivery, which a live stream's
+        # replay follows.
         Index(
             "ix_messages_inbox_recipient_delivered",
             "recipient_user_id",
@@ -63,6 +63,8 @@ class Message(IdMixin, CreatedAtMixin, Base):
                 "type = 'IN_APP' AND recipient_user_id IS NOT NULL AND status = 'SENT'"
             ),
         ),
+        # In-app broadcasts, which every inbox shows; and in order of delivery, for the
+        # replay.
         Index(
             "ix_messages_inbox_broadcast",
             "id",
